@@ -1,0 +1,77 @@
+"""Entry points that run pipelines on a model: ``build_model`` and ``compile``."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import networkx as nx
+
+from .errors import CompilerError
+from .lowering import lower
+from .passes import BUILD_PIPELINE, COMPILE_PIPELINE, CompileContext, commit_weights, run_pipeline
+from .types import TensorSpec
+
+
+def _input_types(model: Any, specs: Sequence[TensorSpec]) -> list:
+    if len(specs) != model.num_inputs:
+        raise CompilerError(f"model '{model.name}' takes {model.num_inputs} input(s), received "
+                            f"{len(specs)} input spec(s)")
+    return [s.to_type(model.dtype, i) for i, s in enumerate(specs)]
+
+
+def build_graph(model: Any, specs: Sequence[TensorSpec], passes: Sequence, **ctx_args: Any
+                ) -> tuple[nx.DiGraph, CompileContext]:
+    """Lower ``model`` for ``specs`` and run ``passes``; the model itself is not modified."""
+    ctx = CompileContext(**ctx_args)
+    graph = lower(model, _input_types(model, specs))
+    return run_pipeline(graph, passes, ctx), ctx
+
+
+def build_model(model: Any, specs: Sequence[TensorSpec], seed: int | None = None) -> None:
+    """Infer shapes and initialize missing weights; all-or-nothing."""
+    graph, ctx = build_graph(model, specs, BUILD_PIPELINE, seed=seed)
+    commit_weights(ctx)
+    model._built_specs = list(specs)
+
+
+def _as_spec(item: Any) -> TensorSpec:
+    if isinstance(item, TensorSpec):
+        return item
+    if isinstance(item, tuple) and all(d is None or isinstance(d, (int, str)) for d in item):
+        return TensorSpec(item)
+    if hasattr(item, "shape") and hasattr(item, "dtype"):
+        return TensorSpec.from_array(item)
+    raise CompilerError(f"an input spec must be a TensorSpec, a shape tuple or a sample array, "
+                        f"received {item!r}")
+
+
+def compile(model: Any, *input_specs: Any, seed: int | None = None, dump_ir: bool = False,
+            disabled: Sequence[str] = (), options: dict | None = None):
+    """Compile ``model`` for the given input signature into an executable ``runtime.Plan``.
+
+    Uninitialized weights are created on the way (as ``model.build`` would). Without specs, the
+    model's own declared or built signature is used.
+
+    Args:
+        model: a ``Sequential`` or functional ``Model``.
+        input_specs: one ``TensorSpec`` (or shape tuple, or sample array) per model input.
+        seed: seed for weights created now.
+        dump_ir: keep the IR text after every pass in the plan's report.
+        disabled: names of optional passes to skip (e.g. ``"fuse"``).
+        options: pass options.
+    Returns:
+        A ``runtime.Plan``: call it with arrays.
+    """
+    from runtime.plan import Plan
+
+    specs = [_as_spec(s) for s in input_specs] or model._built_specs or model._input_specs
+    if not specs:
+        raise CompilerError(f"compile(model '{model.name}') needs input specs, e.g. "
+                            f"compile(net, TensorSpec((None, 20)))")
+    with model._lock:
+        graph, ctx = build_graph(model, specs, COMPILE_PIPELINE, seed=seed, dump_ir=dump_ir,
+                                 disabled=frozenset(disabled), options=dict(options or {}))
+        commit_weights(ctx)
+        if model._built_specs is None:
+            model._built_specs = list(specs)
+    return Plan(graph, ctx.records, model_name=model.name)

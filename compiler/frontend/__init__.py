@@ -1,0 +1,1 @@
+"""Keras-style model definitions: layers store configuration, models lower to the IR."""

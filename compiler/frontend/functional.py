@@ -1,0 +1,70 @@
+"""Functional graphs: ``Input`` + calling layers on symbolic tensors + ``Model(inputs, outputs)``."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from ..errors import CompilerError, ShapeError
+from ..ops import Unifier, get_op
+from ..types import TensorSpec, TensorType, as_model_dtype
+
+
+class SymbolicTensor:
+    """A value in a functional graph: where it comes from, and its type as far as known."""
+
+    def __init__(self, type: TensorType, layer: Any = None,
+                 inputs: Sequence["SymbolicTensor"] = (), spec: TensorSpec | None = None):
+        self.type, self.layer, self.inputs, self.spec = type, layer, tuple(inputs), spec
+
+    @property
+    def shape(self) -> tuple | None:
+        return self.type.shape
+
+    @property
+    def dtype(self):
+        return self.type.dtype
+
+    def __repr__(self) -> str:
+        src = f"from {self.layer.name}" if self.layer is not None else "input"
+        return f"<SymbolicTensor {self.type} {src}>"
+
+
+def Input(shape: Sequence, dtype: Any = None, name: str | None = None,
+          batch_size: int | None = None) -> SymbolicTensor:
+    """Keras ``Input(shape)``: ``shape`` excludes the batch axis; ``None`` entries are symbolic."""
+    if isinstance(shape, int):
+        shape = (shape,)
+    if shape is None or not isinstance(shape, (tuple, list)):
+        raise CompilerError(f"Input: shape must be a tuple excluding the batch axis, received "
+                            f"{shape!r}")
+    for axis, d in enumerate(shape, start=1):
+        if d is not None and (isinstance(d, bool) or not isinstance(d, int) or d <= 0):
+            raise CompilerError(f"Input: axis {axis} must be a positive int or None, "
+                                f"received {d!r}")
+    spec = TensorSpec((batch_size,) + tuple(shape), dtype, name)
+    return SymbolicTensor(spec.to_type(as_model_dtype(dtype)), spec=spec)
+
+
+def call_layer_symbolically(layer: Any, inputs: Sequence[Any]) -> SymbolicTensor:
+    """Record ``layer(*inputs)`` and infer its output type right away (errors surface here)."""
+    if not all(isinstance(x, SymbolicTensor) for x in inputs):
+        raise CompilerError(f"layer '{layer.name}': mix of symbolic tensors and arrays in a call")
+    op = get_op(layer.op)
+    types = [x.type for x in inputs]
+    if op.num_inputs is not None and len(types) != op.num_inputs:
+        raise CompilerError(f"layer '{layer.name}' ({type(layer).__name__}) takes "
+                            f"{op.num_inputs} input(s), received {len(types)}")
+    unify = Unifier()
+    attrs = layer.op_attrs()
+    params = {p: TensorType(s, types[0].dtype) for p, s in op.param_shapes(types, attrs).items()}
+    for p, shape in layer.param_shapes.items():
+        if p in params:
+            try:
+                params[p] = params[p].with_shape(unify.shapes(shape, params[p].shape, p))
+            except ShapeError as e:
+                raise ShapeError(f"layer '{layer.name}' ({type(layer).__name__}): {e}") from None
+    try:
+        out = op.shape_rule(types, params, attrs, unify)
+    except ShapeError as e:
+        raise ShapeError(f"layer '{layer.name}' ({type(layer).__name__}): {e}") from None
+    return SymbolicTensor(out, layer, inputs)

@@ -1,0 +1,338 @@
+"""Keras-style layers: ``__init__`` validates and stores configuration, nothing more.
+
+Weights are created by the compiler's ``initialize`` pass once shape propagation knows their
+shapes; a layer only holds them (``get_weights`` is ``[]`` until then). A layer instance used at
+several places in a model shares one set of weights (parameter tying).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections import defaultdict
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import CompilerError, DeferredInitializationError, ShapeError
+from ..ops import get_op
+from ..ops.activations import canonical_activation
+from ..symbolic import format_shape
+from ..types import TensorType
+from . import initializers
+
+_name_counters: dict[str, itertools.count] = defaultdict(itertools.count)
+_name_lock = threading.Lock()
+_epoch = itertools.count(1)
+_weights_epoch = [0]
+
+
+def weights_epoch() -> int:
+    """Bumped whenever any layer's weights change; plans compare it to refresh derived weights."""
+    return _weights_epoch[0]
+
+
+def _bump_epoch() -> None:
+    _weights_epoch[0] = next(_epoch)
+
+
+def _snake_case(name: str) -> str:
+    out = "".join("_" + c.lower() if c.isupper() and i else c.lower() for i, c in enumerate(name))
+    return out.replace("2_d", "2d").replace("__", "_")
+
+
+def _positive_int(value: Any, what: str, layer: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise CompilerError(f"{layer}: {what} must be a positive int, received {value!r}")
+    return int(value)
+
+
+class Layer:
+    """Base class. Subclasses set ``op`` and implement ``op_attrs`` (and initializers if any)."""
+
+    op: str = "identity"
+
+    def __init__(self, name: str | None = None, input_shape: Sequence | None = None,
+                 input_dim: int | None = None, dtype: Any = None, **kwargs: Any):
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}: unexpected arguments {sorted(kwargs)}")
+        if name is not None and (not isinstance(name, str) or not name):
+            raise CompilerError(f"{type(self).__name__}: name must be a non-empty string, "
+                                f"received {name!r}")
+        self._name = name
+        self._declared_input: tuple | None = None
+        if input_dim is not None:
+            self._declared_input = (None, _positive_int(input_dim, "input_dim", self._kind))
+        if input_shape is not None:
+            if isinstance(input_shape, (int, np.integer)):
+                input_shape = (input_shape,)
+            dims = tuple(None if d is None else _positive_int(d, "input_shape entry", self._kind)
+                         for d in input_shape)
+            self._declared_input = (None,) + dims
+        self.dtype = None if dtype is None else np.dtype(dtype)
+        self._weights: dict[str, np.ndarray] = {}
+        self._lock = threading.RLock()
+
+    # -- identity ---------------------------------------------------------------------------
+    @property
+    def _kind(self) -> str:
+        return type(self).__name__
+
+    @property
+    def name(self) -> str:
+        """Keras-style ``dense``, ``dense_1``...; fixed when first read or when joining a model."""
+        if self._name is None:
+            self._assign_name(set())
+        return self._name
+
+    def _assign_name(self, taken: set) -> None:
+        """Pick the first free ``base``, ``base_1``... not in ``taken`` (unless already named)."""
+        if self._name is not None:
+            return
+        base = _snake_case(self._kind)
+        with _name_lock:
+            for i in itertools.count():
+                candidate = base if i == 0 else f"{base}_{i}"
+                if candidate not in taken:
+                    self._name = candidate
+                    return
+
+    def __repr__(self) -> str:
+        return f"<{self._kind} name={self.name}>"
+
+    # -- configuration ----------------------------------------------------------------------
+    def op_attrs(self) -> dict:
+        return {}
+
+    def initializer(self, param: str) -> initializers.Initializer:
+        raise CompilerError(f"{self._kind} has no parameter {param!r}")
+
+    @property
+    def param_names(self) -> list[str]:
+        return list(get_op(self.op).param_shapes([TensorType(None)], self.op_attrs()))
+
+    # -- weights ----------------------------------------------------------------------------
+    @property
+    def built(self) -> bool:
+        return all(p in self._weights for p in self.param_names)
+
+    @property
+    def param_shapes(self) -> dict[str, tuple]:
+        """Each parameter's shape as far as known; ``None`` marks a size not inferred yet."""
+        if self.built:
+            return {p: self._weights[p].shape for p in self.param_names}
+        declared = [TensorType(self._declared_input)] if self._declared_input else [
+            TensorType(None)]
+        return dict(get_op(self.op).param_shapes(declared, self.op_attrs()))
+
+    def count_params(self) -> int | None:
+        """Number of scalars in the weights, or ``None`` while some size is unknown."""
+        total = 0
+        for shape in self.param_shapes.values():
+            if any(d is None or not isinstance(d, int) for d in shape):
+                return None
+            total += int(np.prod(shape, dtype=np.int64))
+        return total
+
+    @property
+    def weights(self) -> list[np.ndarray]:
+        """Read-only views of the weights (``[]`` before initialization)."""
+        out = []
+        for p in self.param_names:
+            if p in self._weights:
+                view = self._weights[p].view()
+                view.flags.writeable = False
+                out.append(view)
+        return out
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of the weights in Keras order, ``[]`` before initialization."""
+        if not self.built:
+            return []
+        return [self._weights[p].copy() for p in self.param_names]
+
+    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
+        """Replace all weights; shapes must match (or, before init, must fit the configuration)."""
+        names = self.param_names
+        weights = list(weights)
+        if len(weights) != len(names):
+            raise ShapeError(f"layer '{self.name}' ({self._kind}) has {len(names)} weights "
+                             f"{names}, received {len(weights)}")
+        staged = {}
+        known = self.param_shapes
+        for pname, value in zip(names, weights):
+            arr = np.asarray(value)
+            if arr.dtype.kind not in "fiu":
+                raise CompilerError(f"layer '{self.name}': weight {pname} must be numeric, "
+                                    f"received dtype {arr.dtype}")
+            expected = known[pname]
+            ok = len(expected) == arr.ndim and all(
+                e is None or e == r for e, r in zip(expected, arr.shape))
+            if not ok:
+                raise ShapeError(f"layer '{self.name}' ({self._kind}): weight {pname} expects "
+                                 f"shape {format_shape(expected)}, received {arr.shape}")
+            staged[pname] = arr
+        with self._lock:
+            for pname, arr in staged.items():
+                current = self._weights.get(pname)
+                if current is not None and current.shape == arr.shape:
+                    current[...] = arr  # in place: compiled plans keep seeing the live weights
+                else:
+                    dtype = self.dtype or (arr.dtype if arr.dtype.kind == "f" and
+                                           arr.dtype.itemsize >= 4 else np.dtype(np.float32))
+                    self._weights[pname] = np.array(arr, dtype=dtype, order="C")
+            _bump_epoch()
+
+    def _commit_weights(self, new: dict[str, np.ndarray]) -> None:
+        with self._lock:
+            self._weights.update(new)
+
+    # -- calling ----------------------------------------------------------------------------
+    def __call__(self, *inputs: Any) -> Any:
+        from .functional import SymbolicTensor, call_layer_symbolically
+
+        if any(isinstance(x, SymbolicTensor) for x in inputs):
+            return call_layer_symbolically(self, inputs)
+        from .models import Sequential
+
+        with self._lock:
+            eager = self.__dict__.get("_eager_model")
+            if eager is None:
+                eager = self.__dict__["_eager_model"] = Sequential([self])
+        return eager(*inputs)
+
+    # -- serialization ----------------------------------------------------------------------
+    def get_config(self) -> dict:
+        config = {"name": self.name}
+        if self._declared_input is not None:
+            config["input_shape"] = list(self._declared_input[1:])
+        if self.dtype is not None:
+            config["dtype"] = str(self.dtype)
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Layer":
+        return cls(**config)
+
+
+class Dense(Layer):
+    """``activation(x @ kernel + bias)``; the input width is inferred on first use."""
+
+    op = "dense"
+
+    def __init__(self, units: int, activation: Any = None, use_bias: bool = True,
+                 kernel_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros",
+                 **kwargs: Any):
+        super().__init__(**kwargs)
+        self.units = _positive_int(units, "units", "Dense")
+        self.activation = canonical_activation(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+
+    def op_attrs(self) -> dict:
+        return {"units": self.units, "activation": self.activation, "use_bias": self.use_bias}
+
+    def initializer(self, param: str) -> initializers.Initializer:
+        return {"kernel": self.kernel_initializer, "bias": self.bias_initializer}[param]
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "units": self.units, "activation": self.activation,
+                "use_bias": self.use_bias,
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer)}
+
+
+class Activation(Layer):
+    """Applies a named activation (``Activation("tanh")``)."""
+
+    op = "activation"
+
+    def __init__(self, activation: Any, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.activation = canonical_activation(activation)
+
+    def op_attrs(self) -> dict:
+        return {"activation": self.activation}
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "activation": self.activation}
+
+
+class ReLU(Activation):
+    def __init__(self, **kwargs: Any):
+        super().__init__("relu", **kwargs)
+
+    def get_config(self) -> dict:
+        return Layer.get_config(self)
+
+
+class LeakyReLU(Activation):
+    """Keras 3 default ``negative_slope=0.3``."""
+
+    def __init__(self, negative_slope: float = 0.3, **kwargs: Any):
+        super().__init__("leaky_relu", **kwargs)
+        self.negative_slope = float(negative_slope)
+
+    def op_attrs(self) -> dict:
+        return {"activation": "leaky_relu", "alpha": self.negative_slope}
+
+    def get_config(self) -> dict:
+        return {**Layer.get_config(self), "negative_slope": self.negative_slope}
+
+
+class Softmax(Activation):
+    def __init__(self, axis: int = -1, **kwargs: Any):
+        if axis != -1:
+            raise CompilerError(f"Softmax: only axis=-1 is supported, received axis={axis!r}")
+        super().__init__("softmax", **kwargs)
+
+    def get_config(self) -> dict:
+        return {**Layer.get_config(self), "axis": -1}
+
+
+class Flatten(Layer):
+    op = "flatten"
+
+
+class Reshape(Layer):
+    op = "reshape"
+
+    def __init__(self, target_shape: Sequence[int], **kwargs: Any):
+        super().__init__(**kwargs)
+        target = tuple(target_shape)
+        if sum(1 for d in target if d == -1) > 1 or any(
+                not isinstance(d, (int, np.integer)) or (d <= 0 and d != -1) for d in target):
+            raise CompilerError(f"Reshape: target_shape must hold positive ints and at most one "
+                                f"-1, received {target_shape!r}")
+        self.target_shape = tuple(int(d) for d in target)
+
+    def op_attrs(self) -> dict:
+        return {"target_shape": self.target_shape}
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "target_shape": list(self.target_shape)}
+
+
+class Dropout(Layer):
+    """Identity at inference; ``rate`` is kept for the configuration."""
+
+    op = "identity"
+
+    def __init__(self, rate: float, **kwargs: Any):
+        super().__init__(**kwargs)
+        if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0 <= rate < 1:
+            raise CompilerError(f"Dropout: rate must be in [0, 1), received {rate!r}")
+        self.rate = float(rate)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "rate": self.rate}
+
+
+def require_built(layer: Layer) -> None:
+    if not layer.built:
+        raise DeferredInitializationError(
+            f"layer '{layer.name}' has no weights yet: its input size is unknown. Call the model on"
+            " data, or build it with an input shape, e.g. net.build((None, 20)).")
+
+

@@ -1,0 +1,320 @@
+"""Models: ``Sequential`` and functional ``Model``; both lower to the same IR.
+
+A model owns no weights of its own (its layers do) and a cache of compiled plans, one per input
+signature with the batch axis symbolic, so a new batch size never recompiles.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from ..errors import CompilerError, DeferredInitializationError, ShapeError
+from ..ops import get_op
+from ..symbolic import Dim
+from ..types import TensorSpec, TensorType, as_model_dtype
+from .functional import SymbolicTensor
+from .layers import Layer, require_built
+
+
+class Model:
+    """A functional model: ``Model(inputs, outputs)`` over symbolic tensors from ``Input``."""
+
+    def __init__(self, inputs: Any, outputs: Any, name: str | None = None, dtype: Any = None):
+        ins = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        outs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+        self._single_output = not isinstance(outputs, (list, tuple))
+        for t in ins + outs:
+            if not isinstance(t, SymbolicTensor):
+                raise CompilerError(f"Model: inputs and outputs must be symbolic tensors from "
+                                    f"Input() and layer calls, received {type(t).__name__}")
+        if any(t.layer is not None for t in ins):
+            raise CompilerError("Model: every input must come straight from Input()")
+        dtypes = {t.dtype for t in ins}
+        self._init_common(name or "model", dtype if dtype is not None else
+                          (dtypes.pop() if len(dtypes) == 1 else None))
+        self._inputs, self._outputs = ins, outs
+        self._calls = _collect_calls(ins, outs)
+        self._layers = _unique(layer for layer, _, _ in self._calls)
+        self._name_layers()
+        self._input_specs = [t.spec for t in ins]
+        self._build_from(self._input_specs)
+
+    def _init_common(self, name: str, dtype: Any) -> None:
+        self.name = name
+        self.dtype = as_model_dtype(dtype)
+        self._plans: dict = {}
+        self._lock = threading.RLock()
+        self._input_specs: list[TensorSpec] | None = None
+        self._built_specs: list[TensorSpec] | None = None
+
+    def _name_layers(self) -> None:
+        taken: set = {layer._name for layer in self._layers if layer._name is not None}
+        for layer in self._layers:
+            if layer._name is None:
+                layer._assign_name(taken)
+                taken.add(layer.name)
+        names = [layer.name for layer in self._layers]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise CompilerError(f"model '{self.name}': layer names must be unique, "
+                                f"{dupes} appear more than once")
+
+    # -- structure (what lowering reads) ----------------------------------------------------
+    @property
+    def layers(self) -> list[Layer]:
+        return list(self._layers)
+
+    @property
+    def input_names(self) -> list[str]:
+        specs = self._input_specs or [None] * self.num_inputs
+        return [(s.name if s is not None and s.name else f"input_{i}")
+                for i, s in enumerate(specs)]
+
+    @property
+    def declared_inputs(self) -> list:
+        """The input shapes the model itself declares (``Input`` shapes), or Nones."""
+        if self._input_specs is None:
+            return [None]
+        return [tuple(None if isinstance(d, str) else d for d in s.shape)
+                for s in self._input_specs]
+
+    @property
+    def num_inputs(self) -> int:
+        return len(self._inputs)
+
+    def _lower_body(self, builder, input_nodes: list[int]) -> list[int]:
+        values = {id(t): n for t, n in zip(self._inputs, input_nodes)}
+        for layer, args, out in self._calls:
+            values[id(out)] = builder.call(layer, [values[id(a)] for a in args])
+        return [values[id(t)] for t in self._outputs]
+
+    # -- building ---------------------------------------------------------------------------
+    @property
+    def built(self) -> bool:
+        return all(layer.built for layer in self._layers)
+
+    def build(self, input_shape: Any = None) -> None:
+        """Infer every size from ``input_shape`` (batch axis included, e.g. ``(None, 20)``) and
+        initialize the weights. Several inputs: a list of shapes."""
+        if input_shape is None:
+            if self._input_specs is None:
+                raise DeferredInitializationError(
+                    f"model '{self.name}': build() needs an input shape, e.g. "
+                    f"net.build((None, 20))")
+            specs = self._input_specs
+        else:
+            specs = _as_specs(input_shape, self.num_inputs)
+        self._build_from(specs)
+
+    def _build_from(self, specs: Sequence[TensorSpec]) -> None:
+        from ..driver import build_model
+
+        with self._lock:
+            build_model(self, specs)
+
+    # -- running ----------------------------------------------------------------------------
+    def __call__(self, *inputs: Any, **kwargs: Any) -> Any:
+        """Run the model on arrays: compiles (and caches) a plan for this input signature."""
+        if kwargs:
+            raise TypeError(f"model '{self.name}' takes its inputs positionally, received "
+                            f"keyword arguments {sorted(kwargs)}")
+        if len(inputs) == 1 and isinstance(inputs[0], (list, tuple)) and self.num_inputs > 1:
+            inputs = tuple(inputs[0])
+        if any(isinstance(x, SymbolicTensor) for x in inputs):
+            raise CompilerError(f"model '{self.name}': calling a model on symbolic tensors "
+                                "(nesting models) is not supported; call its layers instead")
+        if len(inputs) != self.num_inputs:
+            raise CompilerError(f"model '{self.name}' takes {self.num_inputs} input(s), "
+                                f"received {len(inputs)}")
+        from runtime.inputs import as_input_array
+
+        arrays = [as_input_array(x, self.dtype, name) for x, name in
+                  zip(inputs, self.input_names)]
+        key = tuple((a.ndim,) + a.shape[1:] for a in arrays)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = self._plan_for(key, arrays)
+        return plan(*arrays)
+
+    def _plan_for(self, key: tuple, arrays: Sequence[np.ndarray]):
+        from ..driver import compile as compile_model
+
+        with self._lock:
+            plan = self._plans.get(key)
+            if plan is None:
+                specs = [TensorSpec.from_array(a) if a.ndim else TensorSpec(()) for a in arrays]
+                plan = compile_model(self, *specs)
+                self._plans[key] = plan
+        return plan
+
+    def predict(self, x: Any, batch_size: int | None = None) -> Any:
+        """Keras-compatible alias of calling the model (optionally in batches)."""
+        if batch_size is None:
+            return self(x)
+        x = np.asarray(x)
+        parts = [self(x[i:i + batch_size]) for i in range(0, max(len(x), 1), batch_size)]
+        return np.concatenate(parts) if parts else self(x)
+
+    # -- weights ----------------------------------------------------------------------------
+    def get_weights(self) -> list[np.ndarray]:
+        """All weights, layer by layer in Keras order; raises until they exist."""
+        for layer in self._layers:
+            if not layer.built:
+                raise DeferredInitializationError(
+                    f"model '{self.name}' has no weights yet: layer '{layer.name}' does not know "
+                    f"its input size. Call the model on data (net(X)), or build it with an input "
+                    f"shape, e.g. net.build((None, 20)).")
+        return [w for layer in self._layers for w in layer.get_weights()]
+
+    def set_weights(self, weights: Sequence[np.ndarray]) -> None:
+        """Set every layer's weights at once; on error no layer changes."""
+        for layer in self._layers:
+            require_built(layer)
+        weights = list(weights)
+        expected = sum(len(layer.param_names) for layer in self._layers)
+        if len(weights) != expected:
+            raise ShapeError(f"model '{self.name}' has {expected} weight arrays, received "
+                             f"{len(weights)}")
+        i = 0
+        for layer in self._layers:
+            n = len(layer.param_names)
+            for pname, w in zip(layer.param_names, weights[i:i + n]):
+                if np.shape(w) != layer._weights[pname].shape:
+                    raise ShapeError(f"layer '{layer.name}': weight {pname} expects shape "
+                                     f"{layer._weights[pname].shape}, received {np.shape(w)}")
+            i += n
+        i = 0
+        for layer in self._layers:
+            n = len(layer.param_names)
+            layer.set_weights(weights[i:i + n])
+            i += n
+
+    def count_params(self) -> int | None:
+        counts = [layer.count_params() for layer in self._layers]
+        return None if any(c is None for c in counts) else sum(counts)
+
+    # -- reporting --------------------------------------------------------------------------
+    def summary(self, print_fn: Any = print) -> str:
+        """Layer name, type, output shape (symbolic dims shown by name), parameter counts."""
+        from .summary import render_summary
+
+        text = render_summary(self)
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+    def assumed_input_types(self) -> list[TensorType]:
+        """Input types for reports: the built/declared signature, else the natural rank guess."""
+        specs = self._built_specs or self._input_specs
+        if specs is not None:
+            return [s.to_type(self.dtype, i) for i, s in enumerate(specs)]
+        rank = get_op(self._layers[0].op).natural_input_rank if self._layers else None
+        shape = None if rank is None else (Dim.symbol("N"),) + (None,) * (rank - 1)
+        return [TensorType(shape, self.dtype)]
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} '{self.name}' layers={[l.name for l in self._layers]}>"
+
+
+class Sequential(Model):
+    """A plain stack of layers; the first may be ``Input(shape)`` or declare ``input_shape``."""
+
+    def __init__(self, layers: Iterable[Any] = (), name: str | None = None, dtype: Any = None):
+        self._init_common(name or "sequential", dtype)
+        self._layers: list[Layer] = []
+        self._single_output = True
+        items = list(layers)
+        if items and isinstance(items[0], SymbolicTensor):
+            self._input_specs = [items[0].spec]
+            if dtype is None:
+                self.dtype = items[0].dtype
+            items = items[1:]
+        for layer in items:
+            self._append(layer)
+        self._name_layers()
+        if self._input_specs is None and self._layers and self._layers[0]._declared_input:
+            self._input_specs = [TensorSpec(self._layers[0]._declared_input)]
+        if self._input_specs is not None:
+            self._build_from(self._input_specs)
+
+    def _append(self, layer: Any) -> None:
+        if isinstance(layer, SymbolicTensor):
+            raise CompilerError("Sequential: Input(...) may only be the first element")
+        if not isinstance(layer, Layer):
+            raise CompilerError(f"Sequential: expected a layer, received {layer!r}")
+        self._layers.append(layer)
+
+    def add(self, layer: Layer) -> None:
+        """Append a layer (Keras ``add``); an already built model builds the new layer now."""
+        with self._lock:
+            self._append(layer)
+            try:
+                self._name_layers()
+                if self._input_specs is not None:
+                    self._build_from(self._input_specs)
+            except Exception:
+                self._layers.pop()
+                raise
+            self._plans.clear()
+
+    @property
+    def num_inputs(self) -> int:
+        return 1
+
+    def _lower_body(self, builder, input_nodes: list[int]) -> list[int]:
+        (node,) = input_nodes
+        for layer in self._layers:
+            node = builder.call(layer, [node])
+        return [node]
+
+
+def _collect_calls(inputs, outputs) -> list:
+    """Layer calls between ``inputs`` and ``outputs`` in a valid execution order."""
+    order: list = []
+    seen: set = set()
+    input_ids = {id(t) for t in inputs}
+
+    def visit(t: SymbolicTensor, path: tuple) -> None:
+        if id(t) in seen or id(t) in input_ids:
+            return
+        if t.layer is None:
+            raise CompilerError(f"Model: output depends on an Input that is not among the "
+                                f"model's inputs ({t.type})")
+        for a in t.inputs:
+            visit(a, path + (t,))
+        seen.add(id(t))
+        order.append((t.layer, t.inputs, t))
+
+    for out in outputs:
+        visit(out, ())
+    return order
+
+
+def _unique(layers: Iterable[Layer]) -> list[Layer]:
+    seen: set = set()
+    out = []
+    for layer in layers:
+        if id(layer) not in seen:
+            seen.add(id(layer))
+            out.append(layer)
+    return out
+
+
+def _as_specs(input_shape: Any, num_inputs: int) -> list[TensorSpec]:
+    """Accept ``(None, 20)``, a ``TensorSpec``, or a list of them for several inputs."""
+    if isinstance(input_shape, TensorSpec):
+        items = [input_shape]
+    elif (isinstance(input_shape, (list, tuple)) and input_shape
+          and all(isinstance(s, (list, tuple, TensorSpec)) for s in input_shape)):
+        items = list(input_shape)
+    else:
+        items = [input_shape]
+    if len(items) != num_inputs:
+        raise CompilerError(f"expected {num_inputs} input shape(s), received {len(items)}: "
+                            f"{input_shape!r}")
+    return [s if isinstance(s, TensorSpec) else TensorSpec(tuple(s)) for s in items]
+
+

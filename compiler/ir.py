@@ -1,0 +1,106 @@
+"""The IR: a ``networkx.DiGraph`` with one node per op, plus small helpers over it.
+
+Node attributes: ``op`` (registered op name, or ``"input"`` / ``"param"``), ``attrs`` (dict),
+``type`` (``TensorType`` of the node's value), ``layer`` (the frontend layer that produced it, for
+error messages; ``None`` for inputs). Param nodes also carry ``param`` (its name in the layer) and,
+once initialized, ``value``. An edge ``u -> v`` carries ``positions``: the operand slots of ``v``
+that read ``u`` (a tuple, since one value may feed several slots). ``graph.graph`` holds
+``inputs`` and ``outputs`` (node lists) and ``name``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import networkx as nx
+
+from .symbolic import format_shape
+
+SOURCE_OPS = ("input", "param")
+
+
+def new_graph(name: str = "model") -> nx.DiGraph:
+    g = nx.DiGraph(name=name, inputs=[], outputs=[], next_id=0)
+    return g
+
+
+def add_node(g: nx.DiGraph, op: str, operands: Iterable[int] = (), *, attrs: dict | None = None,
+             layer: Any = None, type=None, **extra) -> int:
+    """Append a node reading ``operands`` (in order); returns its id."""
+    node = g.graph["next_id"]
+    g.graph["next_id"] = node + 1
+    g.add_node(node, op=op, attrs=dict(attrs or {}), layer=layer, type=type, **extra)
+    for pos, src in enumerate(operands):
+        if g.has_edge(src, node):
+            g.edges[src, node]["positions"] += (pos,)
+        else:
+            g.add_edge(src, node, positions=(pos,))
+    return node
+
+
+def operands(g: nx.DiGraph, node: int) -> list[int]:
+    """The nodes ``node`` reads, in operand order."""
+    slots: dict[int, int] = {}
+    for src, _, data in g.in_edges(node, data=True):
+        for pos in data["positions"]:
+            slots[pos] = src
+    return [slots[i] for i in range(len(slots))]
+
+
+def data_operands(g: nx.DiGraph, node: int) -> list[int]:
+    return [n for n in operands(g, node) if g.nodes[n]["op"] != "param"]
+
+
+def param_operands(g: nx.DiGraph, node: int) -> dict[str, int]:
+    return {g.nodes[n]["param"]: n for n in operands(g, node) if g.nodes[n]["op"] == "param"}
+
+
+def topo_nodes(g: nx.DiGraph) -> list[int]:
+    """Nodes in a deterministic topological order (ties broken by creation order)."""
+    return list(nx.lexicographical_topological_sort(g))
+
+
+def layer_name(g: nx.DiGraph, node: int) -> str:
+    layer = g.nodes[node].get("layer")
+    return getattr(layer, "name", None) or f"%{node}"
+
+
+def format_node(g: nx.DiGraph, node: int) -> str:
+    """One line: ``%3 = dense[units=256](%0, %1, %2) : (N, 256) float32  # dense``."""
+    data = g.nodes[node]
+    attrs = ", ".join(f"{k}={v}" for k, v in data["attrs"].items())
+    op = data["op"] + (f"[{attrs}]" if attrs else "")
+    if data["op"] == "param":
+        op += f" {data['param']}"
+    args = ", ".join(f"%{n}" for n in operands(g, node))
+    t = data.get("type")
+    ty = f" : {format_shape(t.shape)} {t.dtype}" if t is not None else ""
+    where = f"  # {layer_name(g, node)}" if data.get("layer") is not None else ""
+    return f"%{node} = {op}({args}){ty}{where}"
+
+
+def dump(g: nx.DiGraph) -> str:
+    """The whole graph, one node per line, then its outputs."""
+    lines = [format_node(g, n) for n in topo_nodes(g)]
+    lines.append("return " + ", ".join(f"%{n}" for n in g.graph["outputs"]))
+    return "\n".join(lines)
+
+
+def verify(g: nx.DiGraph) -> None:
+    """Structural invariants every pass must keep; raises ``AssertionError`` naming the node."""
+    from .ops.registry import registered_ops
+
+    ops = registered_ops()
+    assert nx.is_directed_acyclic_graph(g), "IR has a cycle"
+    for node, data in g.nodes(data=True):
+        op = data.get("op")
+        if op in SOURCE_OPS:
+            assert g.in_degree(node) == 0, f"{format_node(g, node)}: a source node has operands"
+            continue
+        assert op in ops, f"{format_node(g, node)}: unknown op {op!r}"
+        slots = sorted(p for _, _, d in g.in_edges(node, data=True) for p in d["positions"])
+        assert slots == list(range(len(slots))), f"{format_node(g, node)}: operand slots {slots}"
+    for n in g.graph["inputs"]:
+        assert g.nodes[n]["op"] == "input", f"graph input %{n} is not an input node"
+    for n in g.graph["outputs"]:
+        assert n in g, f"graph output %{n} is not in the graph"

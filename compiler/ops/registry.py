@@ -1,0 +1,134 @@
+"""The op registry: every op is defined once, as one ``OpDef``.
+
+An op bundles its shape rule, the shapes of the parameters it owns (Keras' ``build``), its NumPy
+reference (the living definition of what it computes) and the name of its runtime kernel.
+``compiler/`` never imports the kernels themselves, so shapes can be inferred without numba.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import ShapeError
+from ..symbolic import DimLike, definitely_equal, format_dim, format_shape
+from ..types import TensorType
+
+Attrs = Mapping[str, Any]
+#: ``shape_rule(inputs, params, attrs, unify) -> output type``
+ShapeRule = Callable[[Sequence[TensorType], Mapping[str, TensorType], Attrs, "Unifier"], TensorType]
+#: ``param_spec(inputs, attrs) -> {name: shape}``; dims may be ``None`` while unknown.
+ParamSpec = Callable[[Sequence[TensorType], Attrs], dict]
+#: ``reference(inputs, params, attrs) -> ndarray``
+Reference = Callable[[Sequence[np.ndarray], Mapping[str, np.ndarray], Attrs], np.ndarray]
+
+
+class Unifier:
+    """What shape rules use to demand that two dims agree.
+
+    Equal dims pass; a symbol meeting a known size is bound to it; a provable conflict raises
+    ``ShapeError`` quoting both sizes; anything undecidable becomes a run-time check.
+    """
+
+    def __init__(self) -> None:
+        self.substitutions: dict[str, DimLike] = {}
+        self.runtime_checks: list[tuple[DimLike, DimLike, str]] = []
+
+    def resolve(self, dim: DimLike | None) -> DimLike | None:
+        from ..symbolic import Dim
+
+        while isinstance(dim, Dim) and dim.free_symbols & self.substitutions.keys():
+            dim = dim.substitute(self.substitutions)
+        return dim
+
+    def dims(self, a: DimLike | None, b: DimLike | None, what: str) -> DimLike | None:
+        """Unify two sizes; returns the more precise one. ``what`` names them in errors."""
+        from ..symbolic import Dim
+
+        a, b = self.resolve(a), self.resolve(b)
+        if a is None:
+            return b
+        if b is None:
+            return a
+        verdict = definitely_equal(a, b)
+        if verdict is True:
+            return a
+        if verdict is False:
+            raise ShapeError(f"{what}: expected {format_dim(a)}, received {format_dim(b)}")
+        # Undecided: bind a bare symbol, preferring to keep the more informative side.
+        for sym, other in ((a, b), (b, a)):
+            if isinstance(sym, Dim) and sym.is_symbol and sym.name not in _free(other):
+                self.substitutions[sym.name] = other
+                return other
+        self.runtime_checks.append((a, b, what))
+        return a
+
+    def shapes(self, expected: Sequence[DimLike | None] | None,
+               received: Sequence[DimLike | None] | None, what: str) -> tuple | None:
+        if expected is None:
+            return None if received is None else tuple(self.resolve(d) for d in received)
+        if received is None:
+            return tuple(self.resolve(d) for d in expected)
+        if len(expected) != len(received):
+            raise ShapeError(f"{what}: expected rank {len(expected)} {format_shape(tuple(expected))},"
+                             f" received rank {len(received)} {format_shape(tuple(received))}")
+        return tuple(self.dims(e, r, f"{what} axis {i}")
+                     for i, (e, r) in enumerate(zip(expected, received)))
+
+
+def _free(dim: DimLike) -> frozenset:
+    return getattr(dim, "free_symbols", frozenset())
+
+
+@dataclass(frozen=True)
+class OpDef:
+    """One op, in one place."""
+
+    name: str
+    shape_rule: ShapeRule
+    reference: Reference
+    kernel: str
+    param_spec: ParamSpec | None = None
+    num_inputs: int | None = 1  # None: variadic
+    doc: str = ""
+    #: rank the op expects when nothing is known (lets summary() show ``(N, 256)`` pre-build)
+    natural_input_rank: int | None = None
+    elementwise: bool = False
+    extras: dict = field(default_factory=dict)
+
+    def param_shapes(self, inputs: Sequence[TensorType], attrs: Attrs) -> dict:
+        return dict(self.param_spec(inputs, attrs)) if self.param_spec else {}
+
+
+_REGISTRY: dict[str, OpDef] = {}
+
+
+def register(op: OpDef) -> OpDef:
+    if op.name in _REGISTRY:
+        raise ValueError(f"op {op.name!r} is registered twice")
+    _REGISTRY[op.name] = op
+    return op
+
+
+def get_op(name: str) -> OpDef:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown op {name!r}; registered: {sorted(_REGISTRY)}") from None
+
+
+def registered_ops() -> dict[str, OpDef]:
+    return dict(_REGISTRY)
+
+
+def require_rank(t: TensorType, minimum: int, what: str, exact: bool = False) -> None:
+    """Raise ``ShapeError`` when a known rank is too small (or not exact)."""
+    if t.shape is None:
+        return
+    bad = len(t.shape) != minimum if exact else len(t.shape) < minimum
+    if bad:
+        need = f"rank {minimum}" if exact else f"rank >= {minimum}"
+        raise ShapeError(f"{what} expects {need}, received rank {len(t.shape)} "
+                         f"{format_shape(t.shape)}")

@@ -1,0 +1,18 @@
+"""Compiler passes: plain functions ``pass(graph, ctx) -> graph``, each a module with one job."""
+
+from .initialize import initialize
+from .pipeline import CompileContext, PassRecord, commit_weights, run_pipeline
+from .propagate_shapes import propagate_shapes
+from .validate import validate
+
+#: What ``model.build`` runs: infer every size, check the result, create missing weights.
+BUILD_PIPELINE = [propagate_shapes, validate, initialize]
+
+__all__ = ["BUILD_PIPELINE", "CompileContext", "PassRecord", "commit_weights", "initialize",
+           "propagate_shapes", "run_pipeline", "validate"]
+
+from .schedule import schedule  # noqa: E402
+
+#: What ``compile`` runs before handing the graph to the runtime.
+COMPILE_PIPELINE = [*BUILD_PIPELINE, schedule]
+__all__ += ["COMPILE_PIPELINE", "schedule"]

@@ -1,0 +1,79 @@
+"""Runs passes in order, recording name, time and (on request) the IR after each one."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import networkx as nx
+
+from ..ir import dump, verify
+from ..ops import Unifier
+
+Pass = Callable[[nx.DiGraph, "CompileContext"], nx.DiGraph]
+
+
+@dataclass
+class PassRecord:
+    name: str
+    seconds: float
+    nodes_before: int
+    nodes_after: int
+    ir: str | None = None
+
+    def __str__(self) -> str:
+        return (f"{self.name:<18} {self.seconds * 1e3:8.2f} ms  "
+                f"{self.nodes_before:>5} -> {self.nodes_after:<5} nodes")
+
+
+@dataclass
+class CompileContext:
+    """State shared by one pipeline run.
+
+    ``new_weights`` collects the arrays ``initialize`` created; they reach the layers only when
+    the whole pipeline succeeded (``commit_weights``), so a failing build changes nothing.
+    """
+
+    seed: int | None = None
+    options: dict = field(default_factory=dict)
+    disabled: frozenset = frozenset()
+    dump_ir: bool = False
+    verify_each: bool = False
+    unifier: Unifier = field(default_factory=Unifier)
+    new_weights: dict = field(default_factory=dict)
+    records: list = field(default_factory=list)
+
+    def option(self, name: str, default: Any = None) -> Any:
+        return self.options.get(name, default)
+
+
+def run_pipeline(graph: nx.DiGraph, passes: Sequence[Pass], ctx: CompileContext) -> nx.DiGraph:
+    """Apply ``passes`` in order, skipping disabled ones by name."""
+    for p in passes:
+        name = p.__name__
+        if name in ctx.disabled:
+            continue
+        before = graph.number_of_nodes()
+        start = time.perf_counter()
+        graph = p(graph, ctx)
+        elapsed = time.perf_counter() - start
+        if ctx.verify_each:
+            verify(graph)
+        ctx.records.append(PassRecord(name, elapsed, before, graph.number_of_nodes(),
+                                      dump(graph) if ctx.dump_ir else None))
+    return graph
+
+
+def commit_weights(ctx: CompileContext) -> None:
+    """Hand freshly initialized weights to their layers, all at once."""
+    from ..frontend.layers import _bump_epoch
+
+    by_layer: dict = {}
+    for (layer, pname), value in ctx.new_weights.items():
+        by_layer.setdefault(layer, {})[pname] = value
+    for layer, new in by_layer.items():
+        layer._commit_weights(new)
+    if by_layer:
+        _bump_epoch()
+    ctx.new_weights.clear()

@@ -1,0 +1,6 @@
+"""The deferc runtime: numba kernels and the executable ``Plan`` that runs them."""
+
+from .plan import Plan
+from .threads import get_num_threads, set_num_threads
+
+__all__ = ["Plan", "get_num_threads", "set_num_threads"]

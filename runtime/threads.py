@@ -1,0 +1,37 @@
+"""Thread settings for the kernels.
+
+numba's threading layer is chosen before the first parallel kernel runs: we ask for a layer that
+is safe when plans are called from several Python threads at once (TBB or OpenMP, never
+``workqueue``). ``DEFERC_NUM_THREADS`` sets the default thread count.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numba
+
+numba.config.THREADING_LAYER = os.environ.get("NUMBA_THREADING_LAYER", "threadsafe")
+
+
+def set_num_threads(n: int) -> None:
+    """Use ``n`` threads in parallel kernels (at most the cores numba found)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"thread count must be a positive int, received {n!r}")
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+
+
+def get_num_threads() -> int:
+    return numba.get_num_threads()
+
+
+def threading_layer() -> str:
+    """The layer in use (only known after a parallel kernel ran)."""
+    try:
+        return numba.threading_layer()
+    except ValueError:
+        return "not started"
+
+
+if os.environ.get("DEFERC_NUM_THREADS"):
+    set_num_threads(int(os.environ["DEFERC_NUM_THREADS"]))
