@@ -98,7 +98,7 @@ class TensorSpec:
         dims: list[DimLike] = []
         for axis, d in enumerate(self.shape):
             if d is None:
-                base = names[axis] if axis < len(names) else f"d{axis}"
+                base = names[axis] if axis < len(names) else ("N" if axis == 0 else f"d{axis}")
                 dims.append(Dim.symbol(base if index == 0 else f"{base}{index}"))
             elif isinstance(d, str):
                 dims.append(Dim.symbol(d))

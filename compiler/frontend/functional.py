@@ -1,4 +1,4 @@
-"""Functional graphs: ``Input`` + calling layers on symbolic tensors + ``Model(inputs, outputs)``."""
+"""Functional graphs: ``Input``, layers called on symbolic tensors, ``Model(inputs, outputs)``."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any, Sequence
 
 from ..errors import CompilerError, ShapeError
 from ..ops import Unifier, get_op
+from ..symbolic import format_shape
 from ..types import TensorSpec, TensorType, as_model_dtype
 
 
@@ -62,7 +63,10 @@ def call_layer_symbolically(layer: Any, inputs: Sequence[Any]) -> SymbolicTensor
             try:
                 params[p] = params[p].with_shape(unify.shapes(shape, params[p].shape, p))
             except ShapeError as e:
-                raise ShapeError(f"layer '{layer.name}' ({type(layer).__name__}): {e}") from None
+                raise ShapeError(
+                    f"layer '{layer.name}' ({type(layer).__name__}) already has {p} "
+                    f"{format_shape(shape)}, which does not fit this call's input "
+                    f"{format_shape(types[0].shape)}: {e}") from None
     try:
         out = op.shape_rule(types, params, attrs, unify)
     except ShapeError as e:

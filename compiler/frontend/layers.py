@@ -178,6 +178,7 @@ class Layer:
                 if current is not None and current.shape == arr.shape:
                     current[...] = arr  # in place: compiled plans keep seeing the live weights
                 else:
+                    # Until a model fixes the dtype, keep float precision; ints become float32.
                     dtype = self.dtype or (arr.dtype if arr.dtype.kind == "f" and
                                            arr.dtype.itemsize >= 4 else np.dtype(np.float32))
                     self._weights[pname] = np.array(arr, dtype=dtype, order="C")

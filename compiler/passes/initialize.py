@@ -30,6 +30,9 @@ def initialize(g: nx.DiGraph, ctx) -> nx.DiGraph:
             if tuple(existing.shape) != tuple(t.shape):
                 raise ShapeError(f"layer '{layer.name}': weight {pname} has shape "
                                  f"{existing.shape}, the model needs {format_shape(t.shape)}")
+            if existing.dtype != t.dtype:  # weights set before the model's dtype was known
+                existing = existing.astype(t.dtype)
+                ctx.new_weights[(layer, pname)] = existing
             data["value"] = existing
             continue
         _require_concrete(g, node, layer, pname, t)

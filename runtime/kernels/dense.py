@@ -47,7 +47,8 @@ def dense_2d(x, kernel, bias, out, code, alpha):
 
 def dense(x, kernel, bias, out, code, alpha):
     """N-d launcher: folds leading axes into rows (views, no copies for C-order arrays)."""
-    dense_2d(x.reshape(-1, x.shape[-1]), kernel, bias, out.reshape(-1, out.shape[-1]),
+    rows = out.size // out.shape[-1]
+    dense_2d(x.reshape(rows, x.shape[-1]), kernel, bias, out.reshape(rows, out.shape[-1]),
              code, alpha)
 
 
