@@ -55,6 +55,21 @@ def param_operands(g: nx.DiGraph, node: int) -> dict[str, int]:
     return {g.nodes[n]["param"]: n for n in operands(g, node) if g.nodes[n]["op"] == "param"}
 
 
+def replace_uses(g: nx.DiGraph, old: int, new: int) -> None:
+    """Make every reader of ``old`` (and the graph outputs) read ``new`` instead."""
+    for _, dst, data in list(g.out_edges(old, data=True)):
+        if g.has_edge(new, dst):
+            g.edges[new, dst]["positions"] += data["positions"]
+        else:
+            g.add_edge(new, dst, positions=data["positions"])
+        g.remove_edge(old, dst)
+    g.graph["outputs"] = [new if n == old else n for n in g.graph["outputs"]]
+
+
+def users(g: nx.DiGraph, node: int) -> list[int]:
+    return list(g.successors(node))
+
+
 def topo_nodes(g: nx.DiGraph) -> list[int]:
     """Nodes in a deterministic topological order (ties broken by creation order)."""
     return list(nx.lexicographical_topological_sort(g))

@@ -1,19 +1,58 @@
-"""The executable plan: binds dims from the actual inputs, validates, runs kernels in order."""
+"""The executable plan: binds dims from the actual inputs, validates, runs the kernels.
+
+Two executors share one memory layout: generated code (the whole forward pass as one jitted
+call, see ``codegen``) and a kernel-by-kernel loop (for debugging, for plans codegen declines,
+and selectable with ``executor="steps"``). Intermediate values live in one arena allocated per
+call (offsets from ``plan_memory``), so concurrent calls never share buffers.
+"""
 
 from __future__ import annotations
 
+import os
 import threading
-from typing import Any, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import networkx as nx
+import numba
 import numpy as np
 
+from compiler.errors import CompilerError
+from compiler.frontend.layers import weights_epoch
 from compiler.ir import dump, layer_name
 from compiler.passes.pipeline import PassRecord
+from compiler.passes.plan_memory import assign_offsets
 
+from . import codegen
+from .cache import compile_lock
 from .binding import InputSignature, concrete_shape
 from .inputs import as_input_array
 from .kernels.registry import empty_param, get_kernel
+
+
+@dataclass(frozen=True)
+class PlanStep:
+    node: int
+    kernel: str
+    fn: Any
+    inputs: tuple
+    params: tuple      # param node ids in the kernel's order (None: absent optional param)
+    scalars: tuple
+    alias: bool
+    shape: tuple       # symbolic output shape
+    where: str
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Everything that depends on the concrete input shapes; cached per shape signature."""
+
+    step_shapes: tuple
+    offsets: np.ndarray   # per step: arena offset (elements), -1 when not in the arena
+    array: np.ndarray     # what generated code reads: [arena size, offsets..., shapes...]
+    arena_elements: int
+    naive_elements: int   # the arena's buffers laid end to end, without sharing
 
 
 class Plan:
@@ -22,92 +61,188 @@ class Plan:
     Attributes:
         graph: the final IR (``networkx.DiGraph``); ``ir`` renders it as text.
         report: one ``PassRecord`` per pass that ran (name, seconds, node counts).
+        executor: ``"codegen"`` (one jitted call) or ``"steps"`` (kernel by kernel).
     """
 
-    def __init__(self, graph: nx.DiGraph, records: Sequence[PassRecord], model_name: str = ""):
+    def __init__(self, graph: nx.DiGraph, records: Sequence[PassRecord], model_name: str = "",
+                 executor: str | None = None):
         self.graph = graph
         self.report = list(records)
         self.model_name = model_name
         g = graph
         self._input_nodes = list(g.graph["inputs"])
         self._output_nodes = list(g.graph["outputs"])
-        self.dtype = g.nodes[self._input_nodes[0]]["type"].dtype if self._input_nodes else (
-            np.dtype(np.float32))
+        self.dtype = g.nodes[self._input_nodes[0]]["type"].dtype
         self.signature = InputSignature(
             [g.nodes[n]["type"] for n in self._input_nodes],
             [g.nodes[n]["attrs"]["name"] for n in self._input_nodes],
             [_first_consumer(g, n) for n in self._input_nodes],
             g.graph.get("runtime_checks", ()))
+        self.memory = g.graph["memory"]
         self._steps = [self._prepare_step(s) for s in g.graph["schedule"]]
-        self._shape_cache: dict = {}
+        self._step_index = {s.node: i for i, s in enumerate(self._steps)}
+        self._output_roots = [n for n in dict.fromkeys(self.memory.root[o] for o in
+                                                       self._output_nodes)
+                              if n not in self._input_nodes]
+        self._copy_outputs = [self.memory.root[o] in self._input_nodes
+                              for o in self._output_nodes]
+        self._layouts: dict = {}
         self._lock = threading.Lock()
+        self._epoch = weights_epoch()
+        self.executor = "steps"
+        self._forward = None
+        self._generated = None
+        self._wbuf = None
+        self._steps_warm = False
+        wanted = executor or os.environ.get("DEFERC_EXECUTOR", "codegen")
+        if wanted not in ("codegen", "steps"):
+            raise CompilerError(f"executor must be 'codegen' or 'steps', received {wanted!r}")
+        if wanted == "codegen":
+            self._compile_forward()
 
     # -- construction -----------------------------------------------------------------------
-    def _prepare_step(self, step) -> tuple:
+    def _prepare_step(self, step) -> PlanStep:
         g = self.graph
-        data = g.nodes[step.node]
         kernel = get_kernel(step.kernel)
         params = dict(step.params)
-        out_type = data["type"]
-        param_values = tuple(
-            g.nodes[params[p]]["value"] if p in params else empty_param(out_type.dtype)
-            for p in kernel.param_names)
+        out_type = g.nodes[step.node]["type"]
         in_shapes = [g.nodes[n]["type"].shape for n in step.inputs]
-        scalars = tuple(kernel.scalars(step.attr_dict, in_shapes, out_type.shape))
-        where = f"layer '{layer_name(g, step.node)}'"
-        return (step.node, kernel.fn, step.inputs, param_values, scalars, step.alias,
-                out_type.shape, where)
+        return PlanStep(
+            node=step.node, kernel=step.kernel, fn=kernel.fn, inputs=step.inputs,
+            params=tuple(params.get(p) for p in kernel.param_names),
+            scalars=tuple(kernel.scalars(step.attr_dict, in_shapes, out_type.shape)),
+            alias=step.alias, shape=out_type.shape,
+            where=f"layer '{layer_name(g, step.node)}'")
+
+    def _weights(self, step: PlanStep) -> list[np.ndarray]:
+        return [self.graph.nodes[p]["value"] if p is not None else empty_param(self.dtype)
+                for p in step.params]
+
+    def _param_shapes(self, step: PlanStep) -> list:
+        return [(p, self.graph.nodes[p]["value"].shape) if p is not None else (None, (0,))
+                for p in step.params]
+
+    def _compile_forward(self) -> None:
+        gen = codegen.generate(self._steps, self._input_nodes, self._output_nodes,
+                               set(self._output_roots), self._param_shapes)
+        if gen is None:
+            return
+        self._generated = gen
+        self._wbuf = self._pack()
+        with compile_lock():
+            forward = codegen.load(gen)
+            forward.compile(tuple(numba.typeof(np.empty((0,) * len(t.shape), self.dtype))
+                                  for t in self.signature.types)
+                            + (numba.typeof(self._wbuf), numba.typeof(np.empty(1, np.int64))))
+        self._forward = forward
+        self.executor = "codegen"
+
+    def _pack(self) -> np.ndarray:
+        return codegen.pack_weights(self._generated, lambda n: self.graph.nodes[n]["value"],
+                                    self.dtype)
+
+    # -- layout -----------------------------------------------------------------------------
+    def layout(self, *inputs: Any) -> Layout:
+        """The memory layout for inputs of these shapes (arena size vs the naive sum)."""
+        arrays = [np.empty(np.shape(x), self.dtype) if not hasattr(x, "shape") else x
+                  for x in inputs]
+        return self._layout_for(arrays)
+
+    def _layout_for(self, arrays: Sequence[np.ndarray]) -> Layout:
+        key = tuple(a.shape for a in arrays)
+        layout = self._layouts.get(key)
+        if layout is not None:
+            return layout
+        bindings = self.signature.bind(arrays)
+        shapes = tuple(concrete_shape(s.shape, bindings, s.where) for s in self._steps)
+        sizes = self.memory.sizes(bindings)
+        offsets_by_node, arena = assign_offsets(self.memory.buffers, sizes)
+        offsets = np.array([offsets_by_node.get(s.node, -1) for s in self._steps], np.int64)
+        array = np.array([arena, *offsets, *(d for shape in shapes for d in shape)], np.int64)
+        layout = Layout(shapes, offsets, array, arena, sum(sizes.values()))
+        with self._lock:
+            if len(self._layouts) > 256:
+                self._layouts.clear()
+            self._layouts[key] = layout
+        return layout
 
     # -- running ----------------------------------------------------------------------------
-    def _shapes_for(self, arrays: Sequence[np.ndarray]) -> tuple:
-        key = tuple(a.shape for a in arrays)
-        shapes = self._shape_cache.get(key)
-        if shapes is None:
-            bindings = self.signature.bind(arrays)
-            shapes = tuple(concrete_shape(s[6], bindings, s[7]) for s in self._steps)
-            with self._lock:
-                if len(self._shape_cache) > 256:
-                    self._shape_cache.clear()
-                self._shape_cache[key] = shapes
-        return shapes
-
     def __call__(self, *inputs: Any) -> Any:
-        names = self.signature.names
-        if len(inputs) != len(names):
-            from compiler.errors import CompilerError
-
-            raise CompilerError(f"plan for model '{self.model_name}' takes {len(names)} "
-                                f"input(s), received {len(inputs)}")
-        arrays = [as_input_array(x, self.dtype, n) for x, n in zip(inputs, names)]
-        shapes = self._shapes_for(arrays)
-        values: dict[int, np.ndarray] = dict(zip(self._input_nodes, arrays))
-        for (node, fn, ins, params, scalars, alias, _, _), shape in zip(self._steps, shapes):
-            if alias:
-                values[node] = values[ins[0]].reshape(shape)
-                continue
-            out = np.empty(shape, self.dtype)
-            fn(*[values[i] for i in ins], *params, out, *scalars)
-            values[node] = out
-        outs = [values[n] for n in self._output_nodes]
-        outs = [np.array(o) if any(o is a or np.shares_memory(o, a) for a in arrays) else o
-                for o in outs]
+        if len(inputs) != len(self._input_nodes):
+            raise CompilerError(f"plan for model '{self.model_name}' takes "
+                                f"{len(self._input_nodes)} input(s), received {len(inputs)}")
+        dtype = self.dtype
+        arrays = [x if (type(x) is np.ndarray and x.dtype == dtype and x.flags.c_contiguous)
+                  else as_input_array(x, dtype, name)
+                  for x, name in zip(inputs, self.signature.names)]
+        key = arrays[0].shape if len(arrays) == 1 else tuple(a.shape for a in arrays)
+        layout = self._layouts.get(key) or self._layout_for(arrays)
+        if self._epoch != weights_epoch():
+            self._refresh_weights()
+        if self._forward is not None:
+            result = self._forward(*arrays, self._wbuf, layout.array)
+            outs = [result] if len(self._output_nodes) == 1 else list(result)
+        elif self._steps_warm:
+            outs = self._run_steps(arrays, layout)
+        else:
+            with compile_lock():  # the first run compiles (or loads) the kernels
+                outs = self._run_steps(arrays, layout)
+            self._steps_warm = True
+        for i, copy in enumerate(self._copy_outputs):
+            if copy:  # the output is (a view of) an input: never hand the caller's array back
+                outs[i] = outs[i].copy()
         return outs[0] if len(outs) == 1 else outs
+
+    def _run_steps(self, arrays: Sequence[np.ndarray], layout: Layout) -> list:
+        """The kernel-by-kernel executor (same kernels, same layout, a Python loop)."""
+        values: dict[int, np.ndarray] = dict(zip(self._input_nodes, arrays))
+        fresh = set(self._output_roots)
+        arena = np.empty(max(layout.arena_elements, 1), self.dtype)
+        for step, shape, offset in zip(self._steps, layout.step_shapes, layout.offsets):
+            if step.alias:
+                values[step.node] = values[step.inputs[0]].reshape(shape)
+                continue
+            if step.node in fresh:
+                out = np.empty(shape, self.dtype)
+            else:
+                size = int(np.prod(shape, dtype=np.int64))
+                out = arena[offset:offset + size].reshape(shape)
+            step.fn(*[values[i] for i in step.inputs], *self._weights(step), out, *step.scalars)
+            values[step.node] = out
+        return [values[n] for n in self._output_nodes]
+
+    def _refresh_weights(self) -> None:
+        """Some layer's weights were replaced: re-read the param values the plan passes."""
+        self._epoch = weights_epoch()
+        for node, data in self.graph.nodes(data=True):
+            if data["op"] == "param" and data["layer"] is not None:
+                live = data["layer"]._weights.get(data["param"])
+                if live is not None and live.shape == data["value"].shape:
+                    data["value"] = live if live.dtype == self.dtype else live.astype(self.dtype)
+        if self._generated is not None:
+            self._wbuf = self._pack()
 
     # -- introspection ----------------------------------------------------------------------
     @property
     def ir(self) -> str:
         return dump(self.graph)
 
+    @property
+    def source(self) -> str | None:
+        """The generated Python/numba source, when the codegen executor is in use."""
+        return self._generated.source if self._generated is not None else None
+
     def describe(self) -> str:
         """The passes that ran, with timings, then the final IR."""
-        lines = [f"plan for model '{self.model_name}'", "passes:"]
+        lines = [f"plan for model '{self.model_name}' (executor: {self.executor})", "passes:"]
         lines += [f"  {r}" for r in self.report]
         lines += ["IR:", *("  " + line for line in self.ir.splitlines())]
         return "\n".join(lines)
 
     def __repr__(self) -> str:
         sig = ", ".join(str(t) for t in self.signature.types)
-        return f"<Plan '{self.model_name}' ({sig}) steps={len(self._steps)}>"
+        return (f"<Plan '{self.model_name}' ({sig}) steps={len(self._steps)} "
+                f"executor={self.executor}>")
 
 
 def _first_consumer(g: nx.DiGraph, node: int) -> str:

@@ -35,3 +35,32 @@ def threading_layer() -> str:
 
 if os.environ.get("DEFERC_NUM_THREADS"):
     set_num_threads(int(os.environ["DEFERC_NUM_THREADS"]))
+
+
+def _single_threaded_blas() -> bool:
+    """Run the BLAS numba calls (scipy's OpenBLAS) on the calling thread only.
+
+    Our kernels parallelise with numba's threads; OpenBLAS threads on top of them oversubscribe
+    the cores, and their spin-waiting starves numba's workers (measured: a batch-256 MLP ran
+    ~50x slower). numpy's own BLAS is a separate library and keeps its threads.
+    """
+    import ctypes
+    import glob
+
+    import scipy
+
+    libs = glob.glob(os.path.join(os.path.dirname(scipy.__file__), os.pardir, "scipy.libs",
+                                  "libscipy_openblas*.so*"))
+    for path in libs:
+        try:
+            lib = ctypes.CDLL(path)
+            setter = getattr(lib, "scipy_openblas_set_num_threads", None)
+            if setter is not None:
+                setter(1)
+                return True
+        except OSError:
+            continue
+    return False
+
+
+BLAS_SINGLE_THREADED = _single_threaded_blas()

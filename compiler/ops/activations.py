@@ -93,3 +93,20 @@ register(OpDef(
     kernel="identity",
     doc="Passes its input through (Dropout at inference).",
 ))
+
+
+def _chain_reference(inputs, params, attrs):
+    x = inputs[0]
+    for name, alpha in attrs["chain"]:
+        x = apply_activation(x, name, alpha)
+    return x
+
+
+register(OpDef(
+    name="activation_chain",
+    shape_rule=_same_type,
+    reference=_chain_reference,
+    kernel="activation_chain",
+    elementwise=True,
+    doc="Several elementwise activations applied in one pass (made by the fuse pass).",
+))

@@ -45,5 +45,6 @@ register(OpDef(
     reference=dense_reference,
     kernel="dense",
     natural_input_rank=2,
+    extras={"fuses_activation": True},
     doc="Fully connected layer with fused bias and activation.",
 ))

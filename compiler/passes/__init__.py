@@ -11,8 +11,10 @@ BUILD_PIPELINE = [propagate_shapes, validate, initialize]
 __all__ = ["BUILD_PIPELINE", "CompileContext", "PassRecord", "commit_weights", "initialize",
            "propagate_shapes", "run_pipeline", "validate"]
 
+from .fuse import fuse  # noqa: E402
+from .plan_memory import plan_memory  # noqa: E402
 from .schedule import schedule  # noqa: E402
 
-#: What ``compile`` runs before handing the graph to the runtime.
-COMPILE_PIPELINE = [*BUILD_PIPELINE, schedule]
-__all__ += ["COMPILE_PIPELINE", "schedule"]
+#: What ``compile`` runs before handing the graph to the runtime (which then generates code).
+COMPILE_PIPELINE = [*BUILD_PIPELINE, fuse, validate, schedule, plan_memory]
+__all__ += ["COMPILE_PIPELINE", "fuse", "plan_memory", "schedule"]

@@ -2,7 +2,6 @@
 
 import math
 
-import numpy as np
 from numba import njit, prange
 
 from .flags import FASTMATH, JIT, PARALLEL_MIN_ELEMENTS
@@ -82,11 +81,16 @@ def activate_rows(x2d, code, alpha):
         _activate_rows_serial(x2d, code, alpha)
 
 
-def activation_kernel(x: np.ndarray, out: np.ndarray, code: int, alpha: float) -> None:
-    """``out = act(x)`` for C-contiguous arrays; the last axis is the row axis."""
-    if out is not x:
-        np.copyto(out, x)
-    if out.size == 0 or code == LINEAR:
+@njit(**JIT)
+def activation_kernel(x, out, code, alpha):
+    """``out = act(x)`` for C-contiguous arrays (``out`` may be ``x``); rows are the last axis."""
+    if out.size == 0:
         return
-    cols = out.shape[-1] if out.ndim else 1
-    activate_rows(out.reshape(-1, cols), code, out.dtype.type(alpha))
+    cols = out.shape[-1]
+    rows = out.size // cols
+    src = x.reshape((rows, cols))
+    dst = out.reshape((rows, cols))
+    for i in range(rows):
+        dst[i, :] = src[i]
+    if code != LINEAR:
+        activate_rows(dst, code, alpha)

@@ -1,8 +1,10 @@
 """Elementwise kernels: activations as standalone ops, and the alias kernels (no data moves)."""
 
 import numpy as np
+from numba import njit
 
-from .activations import CODES, activation_kernel
+from .activations import CODES, activate_row, activation_kernel
+from .flags import JIT
 from .registry import Kernel, register_kernel
 
 
@@ -22,3 +24,27 @@ def _alias(x: np.ndarray, out: np.ndarray) -> None:
 register_kernel(Kernel("activation", activation_kernel, _activation_scalars))
 register_kernel(Kernel("identity", _alias, _no_scalars, alias_input=True))
 register_kernel(Kernel("reshape", _alias, _no_scalars, alias_input=True))
+
+
+@njit(**JIT)
+def activation_chain_kernel(x, out, codes, alphas):
+    """``out = f_k(...f_1(x))`` in one pass over the rows."""
+    if out.size == 0:
+        return
+    cols = out.shape[-1] if out.ndim else 1
+    src = x.reshape((out.size // cols, cols))
+    dst = out.reshape((out.size // cols, cols))
+    for i in range(dst.shape[0]):
+        row = dst[i]
+        row[:] = src[i]
+        for c in range(codes.shape[0]):
+            activate_row(row, codes[c], alphas[c])
+
+
+def _chain_scalars(attrs, input_shapes, out_shape):
+    chain = attrs["chain"]
+    return (np.array([CODES[name] for name, _ in chain], np.int64),
+            np.array([alpha for _, alpha in chain], np.float64))
+
+
+register_kernel(Kernel("activation_chain", activation_chain_kernel, _chain_scalars))
