@@ -1,0 +1,130 @@
+"""W1-W4: one model, one batch size; ours and every peer are checked, then timed in-process.
+
+Every peer must reproduce our output before anything is timed. Timing then goes in rounds of
+contiguous blocks (``timing.measure_rounds``) rather than call-by-call interleaving: ORT's and
+OpenMP's worker threads spin for a while after a call, and on 2 cores that spinning would be
+charged to whoever runs next; rounds still spread drifting background load over everyone.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .check import OutputMismatch, check_matches
+from .context import RunContext
+from .modelspec import DenseConfig, ModelSpec
+from .peers import numpy_peer
+from .records import Row, Target
+from .timing import measure_rounds
+
+#: Pause between timing blocks so the previous library's spinning threads go to sleep.
+SETTLE_S = 0.05
+OURS = "ours"
+
+
+@dataclass(frozen=True)
+class InferenceWorkload:
+    """A model (``input_dim`` + layer configs) run at one ``batch`` size against ``peers``."""
+
+    id: str
+    title: str
+    input_dim: int
+    configs: tuple[DenseConfig, ...]
+    batch: int
+    peers: tuple[str, ...] = ("numpy", "torch", "onnxruntime")
+    targets: dict[str, Target] = field(default_factory=dict)  # peer name -> target
+    sgemm_baseline: Target | None = None  # W3: compare GFLOP/s with bare NumPy matmuls
+    rss_peers: tuple[str, ...] = ()  # peers whose peak RSS is measured (subprocess) vs ours
+
+    def steps(self) -> int:
+        return 2 + len(self.peers) + 2 * bool(self.rss_peers)
+
+
+def run_inference(ctx: RunContext, wl: InferenceWorkload) -> list[Row]:
+    """Build ours, check every peer against it, then time all of them in shared rounds."""
+    bar = ctx.progress
+    bar.describe(f"{wl.id}: build ours ({ctx.ours.name})")
+    built = ctx.ours.build(wl.input_dim, wl.configs, ctx.seed)
+    x = np.random.default_rng(ctx.seed).standard_normal((wl.batch, wl.input_dim)).astype(
+        np.float32)
+    expected = np.array(built.run(x), copy=True)  # ours may reuse its output buffer
+    flops = built.spec.flops(wl.batch)
+    bar.step()
+
+    contenders: dict[str, Callable[[], object]] = {OURS: lambda: built.run(x)}
+    statuses: dict[str, str] = {}
+    for name in wl.peers:
+        bar.describe(f"{wl.id}: build + check {name}")
+        run = _checked_peer(ctx, wl, name, built.spec, x, expected, statuses)
+        if run is not None:
+            contenders[name] = lambda run=run: run(x)
+        bar.step()
+    if wl.sgemm_baseline is not None:
+        matmuls = numpy_peer.build_matmul_only(built.spec)
+        contenders[numpy_peer.MATMUL_ONLY_NAME] = lambda: matmuls(x)
+
+    bar.describe(f"{wl.id}: timing {len(contenders)} implementations")
+    gc.collect()
+    timings = measure_rounds(contenders, ctx.repeat, ctx.warmup, ctx.min_rep_s,
+                             between=lambda: time.sleep(SETTLE_S))
+    bar.step()
+
+    ours = timings[OURS]
+    rows = []
+    for name in wl.peers:
+        row = Row(wl.id, f"batch {wl.batch}", peer=name, ours=ours.median, ours_iqr=ours.iqr,
+                  flops=flops, target=wl.targets.get(name), status=statuses.get(name, "ok"))
+        if name in timings:
+            row.peer_value, row.peer_iqr, row.checked = timings[name].median, timings[name].iqr, True
+            row.extra = {"ours_timing": ours.to_json(), "peer_timing": timings[name].to_json()}
+        rows.append(row)
+    if wl.sgemm_baseline is not None:
+        base = timings[numpy_peer.MATMUL_ONLY_NAME]
+        rows.append(Row(wl.id, f"batch {wl.batch}", peer=numpy_peer.MATMUL_ONLY_NAME,
+                        ours=ours.median, ours_iqr=ours.iqr, peer_value=base.median,
+                        peer_iqr=base.iqr, flops=flops, target=wl.sgemm_baseline,
+                        extra={"note": "matmuls only (no bias/activation); output not checked",
+                               "peer_timing": base.to_json(), "ours_timing": ours.to_json()}))
+    if wl.rss_peers:
+        from .startup import peak_rss_rows
+
+        rows += peak_rss_rows(ctx, wl.id, wl.input_dim, wl.configs, wl.batch, wl.rss_peers)
+    return rows
+
+
+def _checked_peer(ctx: RunContext, wl: InferenceWorkload, name: str, spec: ModelSpec,
+                  x: np.ndarray, expected: np.ndarray,
+                  statuses: dict[str, str]) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The peer's ``run`` if it is available and agrees with ours; else record why not."""
+    if name in ctx.unavailable:
+        statuses[name] = f"skipped: {ctx.unavailable[name]}"
+        return None
+    try:
+        run = ctx.peers[name].build(spec)
+        check_matches(expected, run(x), f"{wl.id} {name}")
+    except OutputMismatch as exc:
+        message = f"MISMATCH in {wl.id} vs {name}: {exc}"
+        ctx.progress.note("!" * 72 + f"\n{message}\n" + "!" * 72)
+        ctx.failures.append(message)
+        statuses[name] = f"MISMATCH: {str(exc).strip().splitlines()[0]}"
+        return None
+    # A peer that cannot even run is reported (and fails the run), not fatal to the suite.
+    except Exception as exc:  # noqa: BLE001
+        message = f"{wl.id} {name} failed: {type(exc).__name__}: {exc}"
+        ctx.progress.note(message)
+        ctx.failures.append(message)
+        statuses[name] = f"error: {type(exc).__name__}: {exc}"
+        return None
+    return run
+
+
+def describe(configs: Sequence[DenseConfig], input_dim: int) -> str:
+    """``20->256(relu)->10`` style summary for table captions."""
+    parts = [str(input_dim)] + [
+        f"{c.units}({c.activation})" if c.activation != "linear" else str(c.units) for c in configs]
+    return "->".join(parts)

@@ -1,0 +1,105 @@
+"""Where the numbers came from: CPU, thread settings and library versions.
+
+Recorded with every run because a ratio is only comparable with one taken on the same machine
+and the same threading configuration.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from datetime import datetime, timezone
+from typing import Any
+
+from .context import REPO_ROOT
+
+
+def cpu_model() -> str | None:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def _version(module: str) -> str | None:
+    try:
+        return __import__(module).__version__
+    except (ImportError, AttributeError):  # missing: not part of this run
+        return None
+
+
+def _numba_info() -> dict[str, Any]:
+    try:
+        import numba
+    except ImportError:
+        return {}
+    info: dict[str, Any] = {"configured_threading_layer": numba.config.THREADING_LAYER,
+                            "num_threads": numba.get_num_threads()}
+    try:
+        info["threading_layer"] = numba.threading_layer()
+    except ValueError:  # only known once a parallel kernel has run
+        info["threading_layer"] = None
+    return info
+
+
+def _blas() -> str | None:
+    try:
+        import numpy as np
+
+        config = np.show_config(mode="dicts")
+        blas = config["Build Dependencies"]["blas"]
+        return f"{blas.get('name')} {blas.get('version', '')}".strip()
+    except (KeyError, TypeError, AttributeError):  # show_config's layout varies by version
+        return None
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, check=False,
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None
+
+
+def machine_info() -> dict[str, Any]:
+    """Collect after the workloads ran, so numba's threading layer is known."""
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except AttributeError:
+        affinity = None
+    # Only if a workload imported torch: importing it here would cost seconds and memory.
+    get_threads = getattr(sys.modules.get("torch"), "get_num_threads", None)
+    torch_threads = get_threads() if get_threads else None
+    return {
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": affinity,
+        "cpu_model": cpu_model(),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "versions": {m: _version(m) for m in
+                     ("numpy", "numba", "torch", "onnxruntime", "onnx", "matplotlib")},
+        "numpy_blas": _blas(),
+        "numba": _numba_info(),
+        "torch_num_threads": torch_threads,
+        "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS",
+                                           "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+                if k in os.environ},
+        "git_commit": _git_commit(),
+        "load_average_end": load_average(),
+    }
+
+
+def load_average() -> list[float] | None:
+    """1/5/15-minute load: above the CPU count, other processes were competing with the run."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None

@@ -1,0 +1,62 @@
+"""The registry of workloads: ids, what they run, and the targets from the performance spec.
+
+To add a workload (e.g. the conv workloads C1-C3), describe its model with ``modelspec`` configs
+and register an ``InferenceWorkload``, or register any ``run(ctx) -> list[Row]`` function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .build_time import SIZES, run_w6
+from .context import RunContext
+from .inference import InferenceWorkload, describe, run_inference
+from .modelspec import DenseConfig, mlp
+from .records import Row, Target
+from .startup import run_w5
+
+
+@dataclass(frozen=True)
+class Workload:
+    id: str
+    title: str
+    steps: Callable[[RunContext], int]
+    run: Callable[[RunContext], list[Row]]
+
+
+def _faster(bound: float, peer: str) -> Target:
+    return Target("time_ratio", "<=", bound, f"<= {bound:g}x {peer}")
+
+
+SEED_IN, SEED_LAYERS = mlp(20, [256], 10)
+
+_INFERENCE = [
+    InferenceWorkload(
+        "W1", "seed MLP, latency per call", SEED_IN, SEED_LAYERS, batch=2,
+        targets={"onnxruntime": _faster(0.25, "ONNX Runtime"),
+                 "torch": _faster(0.10, "PyTorch eager")}),
+    InferenceWorkload(
+        "W2", "seed MLP, batch 256", SEED_IN, SEED_LAYERS, batch=256,
+        targets={"onnxruntime": _faster(0.8, "ONNX Runtime")}),
+    InferenceWorkload(
+        "W3", "wide MLP, throughput", *mlp(784, [1024, 1024], 10), batch=4096,
+        targets={"onnxruntime": Target("gflops_ratio", ">=", 1.0, ">= 1.0x ORT GFLOP/s")},
+        sgemm_baseline=Target("gflops_ratio", ">=", 0.95, ">= 0.95x NumPy sgemm GFLOP/s"),
+        rss_peers=("torch",)),
+    InferenceWorkload(
+        "W4", "50 x Dense(64, relu)", 64, tuple([DenseConfig(64, "relu")] * 50), batch=32,
+        targets={"onnxruntime": _faster(0.3, "ONNX Runtime")}),
+]
+
+WORKLOADS: dict[str, Workload] = {
+    wl.id: Workload(wl.id, f"{wl.title}: {describe(wl.configs, wl.input_dim)}, batch {wl.batch}",
+                    lambda ctx, wl=wl: wl.steps(), lambda ctx, wl=wl: run_inference(ctx, wl))
+    for wl in _INFERENCE
+}
+WORKLOADS["W5"] = Workload(
+    "W5", f"time to first result, seed example ({describe(SEED_LAYERS, SEED_IN)}, batch 2) in a "
+    "fresh process", lambda ctx: 3, lambda ctx: run_w5(ctx, SEED_IN, SEED_LAYERS, 2))
+WORKLOADS["W6"] = Workload(
+    "W6", f"net.build((None, 32)) of {' and '.join(f'{n:,}' for n in SIZES)}-layer MLPs "
+    "(width 32)", lambda ctx: len(SIZES), run_w6)
