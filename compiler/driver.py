@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import threading
 from typing import Any, Sequence
 
 import networkx as nx
 
-from .errors import CompilerError
+from .errors import CompilerError, ShapeError
 from .lowering import lower
 from .passes import BUILD_PIPELINE, COMPILE_PIPELINE, CompileContext, commit_weights, run_pipeline
 from .types import TensorSpec
+
+#: Held while weights are created and committed. Process-wide, not per model: a layer may be
+#: shared by several models, and two of them initializing it at once must not both create it.
+BUILD_LOCK = threading.RLock()
 
 
 def _input_types(model: Any, specs: Sequence[TensorSpec]) -> list:
     if len(specs) != model.num_inputs:
         raise CompilerError(f"model '{model.name}' takes {model.num_inputs} input(s), received "
                             f"{len(specs)} input spec(s)")
+    for name, spec in zip(model.input_names, specs):
+        if not spec.shape:  # every input has a batch axis; kernels index the last axis
+            raise ShapeError(f"model '{model.name}': input '{name}' needs a batch axis (rank >= "
+                             f"1), received rank 0 (a scalar)")
     return [s.to_type(model.dtype, i) for i, s in enumerate(specs)]
 
 
@@ -23,15 +34,30 @@ def build_graph(model: Any, specs: Sequence[TensorSpec], passes: Sequence, **ctx
                 ) -> tuple[nx.DiGraph, CompileContext]:
     """Lower ``model`` for ``specs`` and run ``passes``; the model itself is not modified."""
     ctx = CompileContext(**ctx_args)
-    graph = lower(model, _input_types(model, specs))
-    return run_pipeline(graph, passes, ctx), ctx
+    with _gc_paused():
+        graph = lower(model, _input_types(model, specs))
+        return run_pipeline(graph, passes, ctx), ctx
+
+
+@contextlib.contextmanager
+def _gc_paused():
+    """Building allocates many small objects and frees few; the cyclic collector would rescan
+    them again and again (superlinear on 10,000-layer models), so it waits until we are done."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def build_model(model: Any, specs: Sequence[TensorSpec], seed: int | None = None) -> None:
     """Infer shapes and initialize missing weights; all-or-nothing."""
-    graph, ctx = build_graph(model, specs, BUILD_PIPELINE, seed=seed)
-    commit_weights(ctx)
-    model._built_specs = list(specs)
+    with BUILD_LOCK:
+        _graph, ctx = build_graph(model, specs, BUILD_PIPELINE, seed=seed)
+        commit_weights(ctx)
+        model._built_specs = list(specs)
 
 
 def _as_spec(item: Any) -> TensorSpec:
@@ -46,7 +72,8 @@ def _as_spec(item: Any) -> TensorSpec:
 
 
 def compile(model: Any, *input_specs: Any, seed: int | None = None, dump_ir: bool = False,
-            disabled: Sequence[str] = (), options: dict | None = None):
+            disabled: Sequence[str] = (), options: dict | None = None,
+            executor: str | None = None):
     """Compile ``model`` for the given input signature into an executable ``runtime.Plan``.
 
     Uninitialized weights are created on the way (as ``model.build`` would). Without specs, the
@@ -59,6 +86,8 @@ def compile(model: Any, *input_specs: Any, seed: int | None = None, dump_ir: boo
         dump_ir: keep the IR text after every pass in the plan's report.
         disabled: names of optional passes to skip (e.g. ``"fuse"``).
         options: pass options.
+        executor: ``"codegen"`` (default: the whole plan as one jitted call) or ``"steps"``
+            (kernel by kernel); ``$DEFERC_EXECUTOR`` sets the default.
     Returns:
         A ``runtime.Plan``: call it with arrays.
     """
@@ -68,10 +97,10 @@ def compile(model: Any, *input_specs: Any, seed: int | None = None, dump_ir: boo
     if not specs:
         raise CompilerError(f"compile(model '{model.name}') needs input specs, e.g. "
                             f"compile(net, TensorSpec((None, 20)))")
-    with model._lock:
+    with model._lock, BUILD_LOCK:
         graph, ctx = build_graph(model, specs, COMPILE_PIPELINE, seed=seed, dump_ir=dump_ir,
                                  disabled=frozenset(disabled), options=dict(options or {}))
         commit_weights(ctx)
         if model._built_specs is None:
             model._built_specs = list(specs)
-    return Plan(graph, ctx.records, model_name=model.name)
+    return Plan(graph, ctx.records, model_name=model.name, executor=executor)

@@ -16,7 +16,7 @@ class GraphBuilder:
     def __init__(self, name: str, dtype):
         self.graph = new_graph(name)
         self.dtype = dtype
-        self._params: dict[tuple[int, str], int] = {}
+        self._params: dict[int, list[int]] = {}
 
     def input(self, type: TensorType, name: str, expects: tuple | None = None) -> int:
         node = add_node(self.graph, "input", attrs={"name": name}, type=type)
@@ -25,17 +25,18 @@ class GraphBuilder:
         self.graph.graph["inputs"].append(node)
         return node
 
-    def param(self, layer: Any, pname: str) -> int:
-        """The node holding ``layer``'s parameter ``pname``: created once, shared by all uses."""
-        key = (id(layer), pname)
+    def params(self, layer: Any) -> list[int]:
+        """The nodes holding ``layer``'s parameters: created once, shared by all its uses."""
+        key = id(layer)
         if key not in self._params:
-            shape = layer.param_shapes[pname]
-            self._params[key] = add_node(self.graph, "param", layer=layer, param=pname,
-                                         type=TensorType(tuple(shape), self.dtype))
+            self._params[key] = [
+                add_node(self.graph, "param", layer=layer, param=pname,
+                         type=TensorType(tuple(shape), self.dtype))
+                for pname, shape in layer.param_shapes.items()]
         return self._params[key]
 
     def call(self, layer: Any, inputs: Sequence[int]) -> int:
-        params = [self.param(layer, p) for p in layer.param_names]
+        params = self.params(layer)
         node = add_node(self.graph, layer.op, list(inputs) + params, attrs=layer.op_attrs(),
                         layer=layer)
         if layer._declared_input is not None:

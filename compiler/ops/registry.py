@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ..errors import ShapeError
-from ..symbolic import DimLike, definitely_equal, format_dim, format_shape
+from ..symbolic import Dim, DimLike, definitely_equal, format_dim, format_shape
 from ..types import TensorType
 
 Attrs = Mapping[str, Any]
@@ -37,16 +37,16 @@ class Unifier:
         self.runtime_checks: list[tuple[DimLike, DimLike, str]] = []
 
     def resolve(self, dim: DimLike | None) -> DimLike | None:
-        from ..symbolic import Dim
-
+        if not self.substitutions or not isinstance(dim, Dim):
+            return dim
         while isinstance(dim, Dim) and dim.free_symbols & self.substitutions.keys():
             dim = dim.substitute(self.substitutions)
         return dim
 
     def dims(self, a: DimLike | None, b: DimLike | None, what: str) -> DimLike | None:
         """Unify two sizes; returns the more precise one. ``what`` names them in errors."""
-        from ..symbolic import Dim
-
+        if a is b or (type(a) is int and a == b):
+            return a
         a, b = self.resolve(a), self.resolve(b)
         if a is None:
             return b

@@ -6,9 +6,12 @@ only after the whole pipeline succeeded (``commit_weights``).
 
 from __future__ import annotations
 
-import networkx as nx
+import os
 
-from ..errors import DeferredInitializationError, ShapeError
+import networkx as nx
+import numpy as np
+
+from ..errors import CompilerError, DeferredInitializationError, ShapeError
 from ..frontend.initializers import parameter_rng
 from ..ir import layer_name
 from ..symbolic import Dim, format_shape
@@ -21,6 +24,7 @@ def initialize(g: nx.DiGraph, ctx) -> nx.DiGraph:
     """Attach a ``value`` to every param node, allocating the missing ones (seeded)."""
     from .. import random as deferc_random
 
+    unseeded = None  # one generator for every unseeded parameter of this run
     for node, data in g.nodes(data=True):
         if data["op"] != "param":
             continue
@@ -36,10 +40,15 @@ def initialize(g: nx.DiGraph, ctx) -> nx.DiGraph:
             data["value"] = existing
             continue
         _require_concrete(g, node, layer, pname, t)
+        _require_allocatable(layer, pname, t.shape, np.dtype(layer.dtype or t.dtype))
         init = layer.initializer(pname)
         seed = init.seed if init.seed is not None else (
             ctx.seed if ctx.seed is not None else deferc_random.get_seed())
-        rng = parameter_rng(seed, layer.name, pname)
+        if seed is None:
+            unseeded = unseeded or np.random.default_rng()
+            rng = unseeded
+        else:
+            rng = parameter_rng(seed, layer.name, pname)
         value = init(t.shape, layer.dtype or t.dtype, rng)
         ctx.new_weights[(layer, pname)] = value
         data["value"] = value
@@ -61,3 +70,30 @@ def _require_concrete(g, node, layer, pname, t) -> None:
             f"layer '{layer.name}'{where}: {pname} would have shape {format_shape(t.shape)}, which"
             f" depends on input dims {', '.join(symbolic)} that are only known at run time. "
             f"Give those dims concrete sizes in the input shape{hint}.")
+
+
+def _memory_bytes() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _require_allocatable(layer, pname, shape, dtype: np.dtype) -> None:
+    """Refuse empty weights and weights larger than the machine's memory before allocating.
+
+    An input width of 0 would otherwise build a model that can never take real data, and a huge
+    declared size would die in the allocator (or the OOM killer) instead of raising.
+    """
+    if any(d == 0 for d in shape):
+        raise ShapeError(f"layer '{layer.name}': {pname} would have shape {format_shape(shape)}; "
+                         f"a weight cannot have a size-0 axis (does an input have a size-0 "
+                         f"feature axis?)")
+    nbytes = dtype.itemsize
+    for d in shape:
+        nbytes *= int(d)  # Python ints: no overflow for absurd sizes
+    limit = _memory_bytes()
+    if limit is not None and nbytes > limit:
+        raise CompilerError(f"layer '{layer.name}': {pname} {format_shape(shape)} {dtype} needs "
+                            f"{nbytes / 2**30:.3g} GiB, more than this machine's "
+                            f"{limit / 2**30:.3g} GiB of memory")
