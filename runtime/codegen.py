@@ -65,14 +65,16 @@ def _aligned(n: int) -> int:
 
 
 def generate(steps: Sequence, input_nodes: Sequence[int], outputs: Sequence[int],
-             fresh: Collection[int], param_shapes) -> GeneratedPlan | None:
+             fresh: Collection[int], param_shapes, parallel: bool = False
+             ) -> GeneratedPlan | None:
     """Source of ``forward(inputs..., wbuf, layout) -> output(s)``.
 
     ``wbuf`` holds every weight, packed at offsets fixed here; ``layout`` (int64) holds the
     arena size, then each step's arena offset, then every step's shape, flattened (see
     ``Plan._layout_for``). Steps in ``fresh`` (the graph outputs' buffers) get new arrays, not
     arena space, as they are handed to the caller. ``param_shapes(step)`` gives
-    ``(param node or None, shape)`` per weight the step's kernel takes. Returns ``None`` when a kernel cannot be called from numba.
+    ``(param node or None, shape)`` per weight the step's kernel takes. ``parallel`` selects the
+    kernels' threaded variants. Returns ``None`` when a kernel cannot be called from numba.
     """
     if len(steps) > MAX_CODEGEN_STEPS:
         return None
@@ -92,7 +94,8 @@ def generate(steps: Sequence, input_nodes: Sequence[int], outputs: Sequence[int]
         if step.alias:
             body.append(f"    {var} = {names[step.inputs[0]]}.reshape({shape})")
             continue
-        fn = get_kernel(step.kernel).fn
+        kernel = get_kernel(step.kernel)
+        fn = (kernel.parallel_fn or kernel.fn) if parallel else kernel.fn
         if not _is_jitted(fn):
             return None
         if step.node in fresh:

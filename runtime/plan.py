@@ -19,15 +19,17 @@ import numba
 import numpy as np
 
 from compiler.errors import CompilerError
+from compiler.frontend.layers import _weights_epoch as _EPOCH
 from compiler.frontend.layers import weights_epoch
 from compiler.ir import dump, layer_name
 from compiler.passes.pipeline import PassRecord
 from compiler.passes.plan_memory import assign_offsets
 
 from . import codegen
-from .cache import compile_lock
 from .binding import InputSignature, concrete_shape
+from .cache import compile_lock
 from .inputs import as_input_array
+from .kernels.flags import PARALLEL_MIN_ELEMENTS
 from .kernels.registry import empty_param, get_kernel
 
 
@@ -36,6 +38,7 @@ class PlanStep:
     node: int
     kernel: str
     fn: Any
+    parallel_fn: Any   # the kernel's threaded variant (``fn`` when it has none)
     inputs: tuple
     params: tuple      # param node ids in the kernel's order (None: absent optional param)
     scalars: tuple
@@ -53,6 +56,7 @@ class Layout:
     array: np.ndarray     # what generated code reads: [arena size, offsets..., shapes...]
     arena_elements: int
     naive_elements: int   # the arena's buffers laid end to end, without sharing
+    parallel: bool        # some step is big enough that threads may pay off
 
 
 class Plan:
@@ -84,6 +88,7 @@ class Plan:
         self._output_roots = [n for n in dict.fromkeys(self.memory.root[o] for o in
                                                        self._output_nodes)
                               if n not in self._input_nodes]
+        self._single_io = len(self._input_nodes) == 1 and len(self._output_nodes) == 1
         self._copy_outputs = [self.memory.root[o] in self._input_nodes
                               for o in self._output_nodes]
         self._layouts: dict = {}
@@ -93,12 +98,14 @@ class Plan:
         self._forward = None
         self._generated = None
         self._wbuf = None
-        self._steps_warm = False
+        self._forward_parallel = None
+        self._steps_warm: set = set()  # kernel variants (serial/parallel) already compiled
         wanted = executor or os.environ.get("DEFERC_EXECUTOR", "codegen")
         if wanted not in ("codegen", "steps"):
             raise CompilerError(f"executor must be 'codegen' or 'steps', received {wanted!r}")
         if wanted == "codegen":
-            self._compile_forward()
+            self._forward = self._compile_forward()
+            self.executor = "codegen" if self._forward is not None else "steps"
 
     # -- construction -----------------------------------------------------------------------
     def _prepare_step(self, step) -> PlanStep:
@@ -108,7 +115,8 @@ class Plan:
         out_type = g.nodes[step.node]["type"]
         in_shapes = [g.nodes[n]["type"].shape for n in step.inputs]
         return PlanStep(
-            node=step.node, kernel=step.kernel, fn=kernel.fn, inputs=step.inputs,
+            node=step.node, kernel=step.kernel, fn=kernel.fn,
+            parallel_fn=kernel.parallel_fn or kernel.fn, inputs=step.inputs,
             params=tuple(params.get(p) for p in kernel.param_names),
             scalars=tuple(kernel.scalars(step.attr_dict, in_shapes, out_type.shape)),
             alias=step.alias, shape=out_type.shape,
@@ -122,20 +130,28 @@ class Plan:
         return [(p, self.graph.nodes[p]["value"].shape) if p is not None else (None, (0,))
                 for p in step.params]
 
-    def _compile_forward(self) -> None:
+    def _compile_forward(self, parallel: bool = False) -> Any:
+        """Generate, load and compile the forward function (serial or parallel variant)."""
         gen = codegen.generate(self._steps, self._input_nodes, self._output_nodes,
-                               set(self._output_roots), self._param_shapes)
+                               set(self._output_roots), self._param_shapes, parallel)
         if gen is None:
-            return
-        self._generated = gen
-        self._wbuf = self._pack()
+            return None
+        if self._generated is None:
+            self._generated = gen  # both variants pack weights identically
+            self._wbuf = self._pack()
         with compile_lock():
             forward = codegen.load(gen)
             forward.compile(tuple(numba.typeof(np.empty((0,) * len(t.shape), self.dtype))
                                   for t in self.signature.types)
                             + (numba.typeof(self._wbuf), numba.typeof(np.empty(1, np.int64))))
-        self._forward = forward
-        self.executor = "codegen"
+        return forward
+
+    def _parallel_forward(self) -> Any:
+        """The threaded variant, compiled the first time an input is large enough to need it."""
+        with self._lock:
+            if self._forward_parallel is None:
+                self._forward_parallel = self._compile_forward(parallel=True)
+        return self._forward_parallel
 
     def _pack(self) -> np.ndarray:
         return codegen.pack_weights(self._generated, lambda n: self.graph.nodes[n]["value"],
@@ -159,7 +175,10 @@ class Plan:
         offsets_by_node, arena = assign_offsets(self.memory.buffers, sizes)
         offsets = np.array([offsets_by_node.get(s.node, -1) for s in self._steps], np.int64)
         array = np.array([arena, *offsets, *(d for shape in shapes for d in shape)], np.int64)
-        layout = Layout(shapes, offsets, array, arena, sum(sizes.values()))
+        parallel = any(not s.alias and s.parallel_fn is not s.fn and
+                       int(np.prod(shape, dtype=np.int64)) >= PARALLEL_MIN_ELEMENTS
+                       for s, shape in zip(self._steps, shapes))
+        layout = Layout(shapes, offsets, array, arena, sum(sizes.values()), parallel)
         with self._lock:
             if len(self._layouts) > 256:
                 self._layouts.clear()
@@ -168,6 +187,19 @@ class Plan:
 
     # -- running ----------------------------------------------------------------------------
     def __call__(self, *inputs: Any) -> Any:
+        if self._forward is not None and len(inputs) == 1 and self._single_io:
+            # Fast path (one input, one output, generated code): a few attribute reads, a dict
+            # lookup and one jitted call; everything else is precomputed.
+            x = inputs[0]
+            if type(x) is not np.ndarray or x.dtype != self.dtype or not x.flags.c_contiguous:
+                x = as_input_array(x, self.dtype, self.signature.names[0])
+            layout = self._layouts.get(x.shape) or self._layout_for([x])
+            if self._epoch != _EPOCH[0]:
+                self._refresh_weights()
+            forward = self._forward_parallel or self._parallel_forward() if layout.parallel \
+                else self._forward
+            out = forward(x, self._wbuf, layout.array)
+            return out.copy() if self._copy_outputs[0] else out
         if len(inputs) != len(self._input_nodes):
             raise CompilerError(f"plan for model '{self.model_name}' takes "
                                 f"{len(self._input_nodes)} input(s), received {len(inputs)}")
@@ -177,17 +209,18 @@ class Plan:
                   for x, name in zip(inputs, self.signature.names)]
         key = arrays[0].shape if len(arrays) == 1 else tuple(a.shape for a in arrays)
         layout = self._layouts.get(key) or self._layout_for(arrays)
-        if self._epoch != weights_epoch():
+        if self._epoch != _EPOCH[0]:
             self._refresh_weights()
         if self._forward is not None:
-            result = self._forward(*arrays, self._wbuf, layout.array)
+            forward = self._parallel_forward() if layout.parallel else self._forward
+            result = forward(*arrays, self._wbuf, layout.array)
             outs = [result] if len(self._output_nodes) == 1 else list(result)
-        elif self._steps_warm:
+        elif layout.parallel in self._steps_warm:
             outs = self._run_steps(arrays, layout)
         else:
             with compile_lock():  # the first run compiles (or loads) the kernels
                 outs = self._run_steps(arrays, layout)
-            self._steps_warm = True
+            self._steps_warm.add(layout.parallel)
         for i, copy in enumerate(self._copy_outputs):
             if copy:  # the output is (a view of) an input: never hand the caller's array back
                 outs[i] = outs[i].copy()
@@ -207,7 +240,8 @@ class Plan:
             else:
                 size = int(np.prod(shape, dtype=np.int64))
                 out = arena[offset:offset + size].reshape(shape)
-            step.fn(*[values[i] for i in step.inputs], *self._weights(step), out, *step.scalars)
+            fn = step.parallel_fn if layout.parallel else step.fn
+            fn(*[values[i] for i in step.inputs], *self._weights(step), out, *step.scalars)
             values[step.node] = out
         return [values[n] for n in self._output_nodes]
 

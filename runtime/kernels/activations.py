@@ -4,7 +4,7 @@ import math
 
 from numba import njit, prange
 
-from .flags import FASTMATH, JIT, PARALLEL_MIN_ELEMENTS
+from .flags import JIT, PARALLEL_MIN_ELEMENTS
 
 LINEAR, RELU, SIGMOID, TANH, GELU, LEAKY_RELU, SOFTMAX = range(7)
 CODES = {"linear": LINEAR, "relu": RELU, "sigmoid": SIGMOID, "tanh": TANH, "gelu": GELU,
@@ -13,7 +13,7 @@ CODES = {"linear": LINEAR, "relu": RELU, "sigmoid": SIGMOID, "tanh": TANH, "gelu
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(**JIT)
 def scalar_activation(v, code, alpha):
     """One element; SOFTMAX is row-wise and handled by ``activate_row``."""
     if code == RELU:
@@ -29,7 +29,7 @@ def scalar_activation(v, code, alpha):
     return v
 
 
-@njit(inline="always", fastmath=FASTMATH)
+@njit(**JIT)
 def activate_row(row, code, alpha):
     """Apply an activation in place to one row (the last axis)."""
     n = row.shape[0]
@@ -67,18 +67,15 @@ def _activate_rows_parallel(x2d, code, alpha):
 
 
 @njit(**JIT)
-def _activate_rows_serial(x2d, code, alpha):
-    for i in range(x2d.shape[0]):
-        activate_row(x2d[i], code, alpha)
-
-
-@njit(**JIT)
-def activate_rows(x2d, code, alpha):
-    """In place over a C-contiguous 2-D view, in parallel when the work is large enough."""
-    if x2d.size >= PARALLEL_MIN_ELEMENTS and x2d.shape[0] > 1:
-        _activate_rows_parallel(x2d, code, alpha)
-    else:
-        _activate_rows_serial(x2d, code, alpha)
+def _copy_rows(x, out):
+    """2-D views of ``x`` and ``out`` (rows = all but the last axis), ``x`` copied into ``out``."""
+    cols = out.shape[-1]
+    rows = out.size // cols
+    src = x.reshape((rows, cols))
+    dst = out.reshape((rows, cols))
+    for i in range(rows):
+        dst[i, :] = src[i]
+    return dst
 
 
 @njit(**JIT)
@@ -86,11 +83,22 @@ def activation_kernel(x, out, code, alpha):
     """``out = act(x)`` for C-contiguous arrays (``out`` may be ``x``); rows are the last axis."""
     if out.size == 0:
         return
-    cols = out.shape[-1]
-    rows = out.size // cols
-    src = x.reshape((rows, cols))
-    dst = out.reshape((rows, cols))
-    for i in range(rows):
-        dst[i, :] = src[i]
+    dst = _copy_rows(x, out)
     if code != LINEAR:
-        activate_rows(dst, code, alpha)
+        for i in range(dst.shape[0]):
+            activate_row(dst[i], code, alpha)
+
+
+@njit(**JIT)
+def activation_kernel_parallel(x, out, code, alpha):
+    """``activation_kernel`` with rows spread over threads when there are enough elements."""
+    if out.size == 0:
+        return
+    dst = _copy_rows(x, out)
+    if code == LINEAR:
+        return
+    if out.size >= PARALLEL_MIN_ELEMENTS and dst.shape[0] > 1:
+        _activate_rows_parallel(dst, code, alpha)
+    else:
+        for i in range(dst.shape[0]):
+            activate_row(dst[i], code, alpha)

@@ -3,7 +3,8 @@
 import numpy as np
 from numba import njit
 
-from .activations import CODES, activate_row, activation_kernel
+from .activations import (CODES, activate_row, activation_kernel,
+                          activation_kernel_parallel)
 from .flags import JIT
 from .registry import Kernel, register_kernel
 
@@ -21,7 +22,8 @@ def _alias(x: np.ndarray, out: np.ndarray) -> None:
     np.copyto(out, x.reshape(out.shape))
 
 
-register_kernel(Kernel("activation", activation_kernel, _activation_scalars))
+register_kernel(Kernel("activation", activation_kernel, _activation_scalars,
+                       parallel_fn=activation_kernel_parallel))
 register_kernel(Kernel("identity", _alias, _no_scalars, alias_input=True))
 register_kernel(Kernel("reshape", _alias, _no_scalars, alias_input=True))
 

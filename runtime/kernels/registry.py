@@ -6,6 +6,7 @@ Every kernel has the calling convention ``fn(*inputs, *params, out, *scalars)`` 
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
@@ -24,6 +25,9 @@ class Kernel:
     param_names: tuple = ()
     #: a kernel that can be skipped by aliasing its output to its first input
     alias_input: bool = False
+    #: same convention, spreads large work over threads; ``fn`` must never start threads, so
+    #: plans that only see small inputs never pay for compiling a parallel region
+    parallel_fn: Callable | None = None
 
 
 _KERNELS: dict[str, Kernel] = {}
@@ -55,18 +59,24 @@ def empty_param(dtype) -> np.ndarray:
 
 
 _loaded = False
+_load_lock = threading.RLock()
 
 
 def _load_all() -> None:
+    # The flag is set only once every module is imported: a thread arriving meanwhile waits on
+    # the lock instead of seeing a half-filled table (first calls from several threads at once).
     global _loaded
     if _loaded:
         return
-    _loaded = True
-    import importlib
-    import pkgutil
+    with _load_lock:
+        if _loaded:
+            return
+        import importlib
+        import pkgutil
 
-    from .. import kernels
+        from .. import kernels
 
-    for info in pkgutil.iter_modules(kernels.__path__):
-        if info.name not in ("registry", "flags"):
-            importlib.import_module(f"{kernels.__name__}.{info.name}")
+        for info in pkgutil.iter_modules(kernels.__path__):
+            if info.name not in ("registry", "flags"):
+                importlib.import_module(f"{kernels.__name__}.{info.name}")
+        _loaded = True
