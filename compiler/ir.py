@@ -71,13 +71,16 @@ def users(g: nx.DiGraph, node: int) -> list[int]:
 
 
 def topo_nodes(g: nx.DiGraph) -> list[int]:
-    """Nodes in topological order.
+    """Nodes in topological order: sources (inputs, params) first, then ops by id.
 
-    Node ids grow in creation order and a node is only ever created after its operands (an
-    invariant ``verify`` checks), so sorting the ids is a topological sort: linear-time and
-    deterministic, which matters for 10,000-layer models.
+    An op node is only ever created after the ops it reads (an invariant ``verify`` checks;
+    passes that rewrite may add new *param* nodes freely), so sorting is a topological sort:
+    near-linear and deterministic, which matters for 10,000-layer models.
     """
-    return sorted(g.nodes)
+    nodes = g.nodes
+    ordered = sorted(nodes)
+    return ([n for n in ordered if nodes[n]["op"] in SOURCE_OPS]
+            + [n for n in ordered if nodes[n]["op"] not in SOURCE_OPS])
 
 
 def layer_name(g: nx.DiGraph, node: int) -> str:
@@ -111,8 +114,9 @@ def verify(g: nx.DiGraph) -> None:
     from .ops.registry import registered_ops
 
     ops = registered_ops()
-    for src, dst in g.edges:  # also proves the graph acyclic
-        assert src < dst, f"{format_node(g, dst)}: reads %{src}, created after it"
+    for src, dst in g.edges:  # with sources having no operands, this proves the graph acyclic
+        assert src < dst or g.nodes[src]["op"] in SOURCE_OPS, \
+            f"{format_node(g, dst)}: reads %{src}, created after it"
     for node, data in g.nodes(data=True):
         op = data.get("op")
         if op in SOURCE_OPS:

@@ -182,7 +182,8 @@ class _FloorDiv:
 
     def __init__(self, numerator: Dim, divisor: int):
         self.numerator, self.divisor = numerator, divisor
-        self.key = f"({numerator})//{divisor}"
+        text = str(numerator)
+        self.key = f"{text}//{divisor}" if numerator.is_symbol else f"({text})//{divisor}"
 
     @property
     def sort_key(self) -> tuple:

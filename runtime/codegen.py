@@ -84,6 +84,7 @@ def generate(steps: Sequence, input_nodes: Sequence[int], outputs: Sequence[int]
     names = {n: f"i{k}" for k, n in enumerate(input_nodes)}
     body = ["    arena = np.empty(layout[0], wbuf.dtype)"]
     dim_base = 1 + len(steps)
+    scalar_base = dim_base + sum(len(step.shape) for step in steps)
     for index, step in enumerate(steps):
         rank = len(step.shape)
         dims = [f"layout[{dim_base + a}]" for a in range(rank)]
@@ -116,7 +117,11 @@ def generate(steps: Sequence, input_nodes: Sequence[int], outputs: Sequence[int]
             slots.append((node, packed, tuple(wshape)))
             packed += _aligned(size)
         args.append(var)
-        args += [_literal(s) for s in step.scalars]
+        if step.scalars is not None:
+            args += [_literal(v) for v in step.scalars]
+        else:  # sizes-dependent scalars sit after the shapes in the layout array
+            args += [f"layout[{scalar_base} + {slot}]" if isinstance(slot, int)
+                     else _literal(slot[1]) for slot in step.dynamic]
         body.append(f"    {alias}({', '.join(args)})")
     results = [names[n] for n in outputs]
     body.append("    return " + (results[0] if len(results) == 1 else

@@ -22,6 +22,7 @@ from compiler.errors import CompilerError
 from compiler.frontend.layers import _weights_epoch as _EPOCH
 from compiler.frontend.layers import weights_epoch
 from compiler.ir import dump, layer_name
+from compiler.symbolic import Dim
 from compiler.passes.pipeline import PassRecord
 from compiler.passes.plan_memory import assign_offsets
 
@@ -41,7 +42,8 @@ class PlanStep:
     parallel_fn: Any   # the kernel's threaded variant (``fn`` when it has none)
     inputs: tuple
     params: tuple      # param node ids in the kernel's order (None: absent optional param)
-    scalars: tuple
+    scalars: tuple     # the kernel's scalar arguments, when they do not depend on input sizes
+    dynamic: tuple     # else: per argument, an index into the layout array (ints) or a literal
     alias: bool
     shape: tuple       # symbolic output shape
     where: str
@@ -57,6 +59,7 @@ class Layout:
     arena_elements: int
     naive_elements: int   # the arena's buffers laid end to end, without sharing
     parallel: bool        # some step is big enough that threads may pay off
+    scalars: tuple        # every step's scalar arguments for these sizes
 
 
 class Plan:
@@ -83,6 +86,7 @@ class Plan:
             [_first_consumer(g, n) for n in self._input_nodes],
             g.graph.get("runtime_checks", ()))
         self.memory = g.graph["memory"]
+        self._dynamic_slots = 0  # scalar arguments that each layout computes
         self._steps = [self._prepare_step(s) for s in g.graph["schedule"]]
         self._step_index = {s.node: i for i, s in enumerate(self._steps)}
         self._output_roots = [n for n in dict.fromkeys(self.memory.root[o] for o in
@@ -114,13 +118,35 @@ class Plan:
         params = dict(step.params)
         out_type = g.nodes[step.node]["type"]
         in_shapes = [g.nodes[n]["type"].shape for n in step.inputs]
+        scalars, dynamic = self._static_scalars(kernel, step, in_shapes, out_type.shape)
         return PlanStep(
             node=step.node, kernel=step.kernel, fn=kernel.fn,
             parallel_fn=kernel.parallel_fn or kernel.fn, inputs=step.inputs,
             params=tuple(params.get(p) for p in kernel.param_names),
-            scalars=tuple(kernel.scalars(step.attr_dict, in_shapes, out_type.shape)),
+            scalars=scalars, dynamic=dynamic,
             alias=step.alias, shape=out_type.shape,
             where=f"layer '{layer_name(g, step.node)}'")
+
+    def _static_scalars(self, kernel, step, in_shapes, out_shape) -> tuple:
+        """The kernel's scalars, or, when they depend on symbolic sizes (TF's 'same' padding
+        with strides), slots in the layout array that each call's sizes fill in."""
+        try:
+            scalars = tuple(kernel.scalars(step.attr_dict, in_shapes, out_shape))
+            if not any(isinstance(v, Dim) for v in scalars):
+                return scalars, ()
+        except TypeError:
+            pass
+        probe = {name: 61 for name in _free_symbols(in_shapes)}
+        sample = kernel.scalars(step.attr_dict, [_concrete(s, probe) for s in in_shapes],
+                                _concrete(out_shape, probe))
+        dynamic = []
+        for value in sample:
+            if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+                dynamic.append(self._dynamic_slots)
+                self._dynamic_slots += 1
+            else:
+                dynamic.append(("literal", value))
+        return None, tuple(dynamic)
 
     def _weights(self, step: PlanStep) -> list[np.ndarray]:
         return [self.graph.nodes[p]["value"] if p is not None else empty_param(self.dtype)
@@ -164,6 +190,13 @@ class Plan:
                   for x in inputs]
         return self._layout_for(arrays)
 
+    def _concrete_scalars(self, step: PlanStep, value_shapes: dict, out_shape: tuple) -> tuple:
+        if step.scalars is not None:
+            return step.scalars
+        kernel = get_kernel(step.kernel)
+        return tuple(kernel.scalars(self.graph.nodes[step.node]["attrs"],
+                                    [value_shapes[n] for n in step.inputs], out_shape))
+
     def _layout_for(self, arrays: Sequence[np.ndarray]) -> Layout:
         key = tuple(a.shape for a in arrays)
         layout = self._layouts.get(key)
@@ -174,11 +207,21 @@ class Plan:
         sizes = self.memory.sizes(bindings)
         offsets_by_node, arena = assign_offsets(self.memory.buffers, sizes)
         offsets = np.array([offsets_by_node.get(s.node, -1) for s in self._steps], np.int64)
-        array = np.array([arena, *offsets, *(d for shape in shapes for d in shape)], np.int64)
+        value_shapes = {n: a.shape for n, a in zip(self._input_nodes, arrays)}
+        value_shapes.update((s.node, shape) for s, shape in zip(self._steps, shapes))
+        scalars = tuple(self._concrete_scalars(s, value_shapes, shape)
+                        for s, shape in zip(self._steps, shapes))
+        dynamic = [0] * self._dynamic_slots
+        for step, values in zip(self._steps, scalars):
+            for slot, value in zip(step.dynamic, values):
+                if isinstance(slot, int):
+                    dynamic[slot] = value
+        array = np.array([arena, *offsets, *(d for shape in shapes for d in shape), *dynamic],
+                         np.int64)
         parallel = any(not s.alias and s.parallel_fn is not s.fn and
                        int(np.prod(shape, dtype=np.int64)) >= PARALLEL_MIN_ELEMENTS
                        for s, shape in zip(self._steps, shapes))
-        layout = Layout(shapes, offsets, array, arena, sum(sizes.values()), parallel)
+        layout = Layout(shapes, offsets, array, arena, sum(sizes.values()), parallel, scalars)
         with self._lock:
             if len(self._layouts) > 256:
                 self._layouts.clear()
@@ -231,7 +274,8 @@ class Plan:
         values: dict[int, np.ndarray] = dict(zip(self._input_nodes, arrays))
         fresh = set(self._output_roots)
         arena = np.empty(max(layout.arena_elements, 1), self.dtype)
-        for step, shape, offset in zip(self._steps, layout.step_shapes, layout.offsets):
+        for step, shape, offset, scalars in zip(self._steps, layout.step_shapes, layout.offsets,
+                                                layout.scalars):
             if step.alias:
                 values[step.node] = values[step.inputs[0]].reshape(shape)
                 continue
@@ -241,7 +285,7 @@ class Plan:
                 size = int(np.prod(shape, dtype=np.int64))
                 out = arena[offset:offset + size].reshape(shape)
             fn = step.parallel_fn if layout.parallel else step.fn
-            fn(*[values[i] for i in step.inputs], *self._weights(step), out, *step.scalars)
+            fn(*[values[i] for i in step.inputs], *self._weights(step), out, *scalars)
             values[step.node] = out
         return [values[n] for n in self._output_nodes]
 
@@ -249,7 +293,9 @@ class Plan:
         """Some layer's weights were replaced: re-read the param values the plan passes."""
         self._epoch = weights_epoch()
         for node, data in self.graph.nodes(data=True):
-            if data["op"] == "param" and data["layer"] is not None:
+            if data["op"] == "param" and "derive" in data:  # e.g. BatchNorm folded into a conv
+                data["value"] = data["derive"]()
+            elif data["op"] == "param" and data["layer"] is not None:
                 live = data["layer"]._weights.get(data["param"])
                 if live is not None and live.shape == data["value"].shape:
                     data["value"] = live if live.dtype == self.dtype else live.astype(self.dtype)
@@ -277,6 +323,15 @@ class Plan:
         sig = ", ".join(str(t) for t in self.signature.types)
         return (f"<Plan '{self.model_name}' ({sig}) steps={len(self._steps)} "
                 f"executor={self.executor}>")
+
+
+def _free_symbols(shapes) -> set:
+    return {name for shape in shapes for d in shape if isinstance(d, Dim)
+            for name in d.free_symbols}
+
+
+def _concrete(shape: tuple, bindings: dict) -> tuple:
+    return tuple(d if isinstance(d, int) else d.evaluate(bindings) for d in shape)
 
 
 def _first_consumer(g: nx.DiGraph, node: int) -> str:

@@ -52,6 +52,9 @@ def call_layer_symbolically(layer: Any, inputs: Sequence[Any]) -> SymbolicTensor
         raise CompilerError(f"layer '{layer.name}': mix of symbolic tensors and arrays in a call")
     op = get_op(layer.op)
     types = [x.type for x in inputs]
+    if len(types) < getattr(layer, "min_inputs", 1):
+        raise CompilerError(f"layer '{layer.name}' ({type(layer).__name__}) takes at least "
+                            f"{layer.min_inputs} inputs, received {len(types)}")
     if op.num_inputs is not None and len(types) != op.num_inputs:
         raise CompilerError(f"layer '{layer.name}' ({type(layer).__name__}) takes "
                             f"{op.num_inputs} input(s), received {len(types)}")

@@ -8,17 +8,18 @@ several places in a model shares one set of weights (parameter tying).
 from __future__ import annotations
 
 import itertools
+import re
 import threading
 from collections import defaultdict
 from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import CompilerError, DeferredInitializationError, ShapeError
+from ..errors import CompilerError, DeferredInitializationError, DTypeError, ShapeError
 from ..ops import get_op
 from ..ops.activations import canonical_activation
 from ..symbolic import format_shape
-from ..types import TensorType
+from ..types import TensorType, as_model_dtype
 from . import initializers
 
 _name_counters: dict[str, itertools.count] = defaultdict(itertools.count)
@@ -37,8 +38,10 @@ def _bump_epoch() -> None:
 
 
 def _snake_case(name: str) -> str:
-    out = "".join("_" + c.lower() if c.isupper() and i else c.lower() for i, c in enumerate(name))
-    return out.replace("2_d", "2d").replace("__", "_")
+    """Keras' rule: ``Conv2D`` -> ``conv2d``, ``ReLU`` -> ``re_lu``, ``MaxPooling2D`` ->
+    ``max_pooling2d``."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def _positive_int(value: Any, what: str, layer: str) -> int:
@@ -66,10 +69,16 @@ class Layer:
         if input_shape is not None:
             if isinstance(input_shape, (int, np.integer)):
                 input_shape = (input_shape,)
+            if not isinstance(input_shape, (tuple, list)):
+                raise CompilerError(f"{self._kind}: input_shape must be a tuple of sizes "
+                                    f"excluding the batch axis, received {input_shape!r}")
             dims = tuple(None if d is None else _positive_int(d, "input_shape entry", self._kind)
                          for d in input_shape)
             self._declared_input = (None,) + dims
-        self.dtype = None if dtype is None else np.dtype(dtype)
+        try:
+            self.dtype = None if dtype is None else as_model_dtype(dtype)
+        except DTypeError as e:
+            raise DTypeError(f"{self._kind}: {e}") from None
         self._weights: dict[str, np.ndarray] = {}
         self._lock = threading.RLock()
 
@@ -190,16 +199,26 @@ class Layer:
 
     # -- calling ----------------------------------------------------------------------------
     def __call__(self, *inputs: Any) -> Any:
-        from .functional import SymbolicTensor, call_layer_symbolically
+        """On symbolic tensors: record a call in a functional graph. On arrays: run the layer
+        (a one-layer model, built on first use). Several inputs may come as one list."""
+        from .functional import Input, SymbolicTensor, call_layer_symbolically
 
+        if len(inputs) == 1 and isinstance(inputs[0], (list, tuple)) and inputs[0] and \
+                all(isinstance(x, SymbolicTensor) or hasattr(x, "shape") for x in inputs[0]):
+            inputs = tuple(inputs[0])
         if any(isinstance(x, SymbolicTensor) for x in inputs):
             return call_layer_symbolically(self, inputs)
-        from .models import Sequential
+        from .models import Model, Sequential
 
         with self._lock:
             eager = self.__dict__.get("_eager_model")
-            if eager is None:
-                eager = self.__dict__["_eager_model"] = Sequential([self])
+            if eager is None or eager.num_inputs != len(inputs):
+                if len(inputs) == 1:
+                    eager = Sequential([self])
+                else:
+                    tensors = [Input(np.shape(x)[1:]) for x in inputs]
+                    eager = Model(tensors, self(tensors))
+                self.__dict__["_eager_model"] = eager
         return eager(*inputs)
 
     # -- serialization ----------------------------------------------------------------------
@@ -273,6 +292,11 @@ class LeakyReLU(Activation):
 
     def __init__(self, negative_slope: float = 0.3, **kwargs: Any):
         super().__init__("leaky_relu", **kwargs)
+        if isinstance(negative_slope, bool) or not isinstance(
+                negative_slope, (int, float, np.integer, np.floating)) or not np.isfinite(
+                negative_slope):
+            raise CompilerError(f"LeakyReLU: negative_slope must be a finite number, received "
+                                f"{negative_slope!r}")
         self.negative_slope = float(negative_slope)
 
     def op_attrs(self) -> dict:
@@ -283,13 +307,22 @@ class LeakyReLU(Activation):
 
 
 class Softmax(Activation):
+    """Softmax over ``axis`` (the last by default, which fuses like any activation)."""
+
     def __init__(self, axis: int = -1, **kwargs: Any):
-        if axis != -1:
-            raise CompilerError(f"Softmax: only axis=-1 is supported, received axis={axis!r}")
         super().__init__("softmax", **kwargs)
+        if isinstance(axis, bool) or not isinstance(axis, int) or axis == 0:
+            raise CompilerError(f"Softmax: axis must be a non-batch axis (an int other than 0), "
+                                f"received axis={axis!r}")
+        self.axis = axis
+        if axis != -1:
+            self.op = "softmax"
+
+    def op_attrs(self) -> dict:
+        return {"activation": "softmax"} if self.axis == -1 else {"axis": self.axis}
 
     def get_config(self) -> dict:
-        return {**Layer.get_config(self), "axis": -1}
+        return {**Layer.get_config(self), "axis": self.axis}
 
 
 class Flatten(Layer):
@@ -301,6 +334,9 @@ class Reshape(Layer):
 
     def __init__(self, target_shape: Sequence[int], **kwargs: Any):
         super().__init__(**kwargs)
+        if not isinstance(target_shape, (tuple, list)):
+            raise CompilerError(f"Reshape: target_shape must be a tuple of sizes excluding the "
+                                f"batch axis, received {target_shape!r}")
         target = tuple(target_shape)
         if sum(1 for d in target if d == -1) > 1 or any(
                 not isinstance(d, (int, np.integer)) or (d <= 0 and d != -1) for d in target):

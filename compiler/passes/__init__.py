@@ -11,10 +11,11 @@ BUILD_PIPELINE = [propagate_shapes, validate, initialize]
 __all__ = ["BUILD_PIPELINE", "CompileContext", "PassRecord", "commit_weights", "initialize",
            "propagate_shapes", "run_pipeline", "validate"]
 
+from .fold_batch_norm import fold_batch_norm  # noqa: E402
 from .fuse import fuse  # noqa: E402
 from .plan_memory import plan_memory  # noqa: E402
 from .schedule import schedule  # noqa: E402
 
 #: What ``compile`` runs before handing the graph to the runtime (which then generates code).
-COMPILE_PIPELINE = [*BUILD_PIPELINE, fuse, validate, schedule, plan_memory]
-__all__ += ["COMPILE_PIPELINE", "fuse", "plan_memory", "schedule"]
+COMPILE_PIPELINE = [*BUILD_PIPELINE, fold_batch_norm, fuse, validate, schedule, plan_memory]
+__all__ += ["COMPILE_PIPELINE", "fold_batch_norm", "fuse", "plan_memory", "schedule"]

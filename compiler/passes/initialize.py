@@ -64,7 +64,8 @@ def _require_concrete(g, node, layer, pname, t) -> None:
     symbolic = sorted({s for d in t.shape if isinstance(d, Dim) for s in d.free_symbols})
     if symbolic:
         user = next(iter(g.successors(node)), None)
-        where = f" (used by '{layer_name(g, user)}')" if user is not None else ""
+        where = (f" (used by '{layer_name(g, user)}')"
+                 if user is not None and g.nodes[user]["layer"] is not layer else "")
         hint = _SPATIAL_HINT if any(s[0] in "HW" for s in symbolic) else ""
         raise DeferredInitializationError(
             f"layer '{layer.name}'{where}: {pname} would have shape {format_shape(t.shape)}, which"

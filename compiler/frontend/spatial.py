@@ -1,0 +1,198 @@
+"""Image layers (NHWC, Keras names and defaults): convolutions, pooling, padding.
+
+Like every layer, they only validate and store configuration; the kernel shape
+``(kh, kw, in/groups, filters)`` is inferred from the input's channel count at build time, and
+every spatial size downstream follows from the image resolution by shape propagation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import CompilerError
+from ..ops.activations import canonical_activation
+from . import initializers
+from .layers import Layer, _positive_int
+
+_PADDINGS = ("valid", "same")
+
+
+def _pair(value: Any, what: str, layer: str) -> tuple[int, int]:
+    """Keras accepts ``3`` or ``(3, 3)``; both entries must be positive ints."""
+    items = (value, value) if not isinstance(value, (tuple, list)) else tuple(value)
+    if len(items) != 2:
+        raise CompilerError(f"{layer}: {what} must be an int or a pair of ints, received "
+                            f"{value!r}")
+    return tuple(_positive_int(v, what, layer) for v in items)  # type: ignore[return-value]
+
+
+def _padding(value: Any, layer: str) -> str:
+    if not isinstance(value, str) or value.lower() not in _PADDINGS:
+        raise CompilerError(f"{layer}: padding must be 'valid' or 'same', received {value!r}")
+    return value.lower()
+
+
+class Conv2D(Layer):
+    """2-D convolution over NHWC images; kernel ``(kh, kw, in/groups, filters)``."""
+
+    op = "conv2d"
+
+    def __init__(self, filters: int, kernel_size: Any, strides: Any = 1, padding: str = "valid",
+                 dilation_rate: Any = 1, groups: int = 1, activation: Any = None,
+                 use_bias: bool = True, kernel_initializer: Any = "glorot_uniform",
+                 bias_initializer: Any = "zeros", **kwargs: Any):
+        super().__init__(**kwargs)
+        kind = type(self).__name__
+        self.filters = _positive_int(filters, "filters", kind)
+        self.kernel_size = _pair(kernel_size, "kernel_size", kind)
+        self.strides = _pair(strides, "strides", kind)
+        self.padding = _padding(padding, kind)
+        self.dilation_rate = _pair(dilation_rate, "dilation_rate", kind)
+        self.groups = _positive_int(groups, "groups", kind)
+        if self.filters % self.groups:
+            raise CompilerError(f"{kind}: filters ({self.filters}) must be a multiple of groups "
+                                f"({self.groups})")
+        if self.strides != (1, 1) and self.dilation_rate != (1, 1):
+            raise CompilerError(f"{kind}: strides {self.strides} and dilation_rate "
+                                f"{self.dilation_rate} cannot both exceed 1 (as in Keras)")
+        self.activation = canonical_activation(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+
+    def op_attrs(self) -> dict:
+        return {"filters": self.filters, "kernel_size": self.kernel_size,
+                "strides": self.strides, "padding": self.padding,
+                "dilation": self.dilation_rate, "groups": self.groups,
+                "activation": self.activation, "use_bias": self.use_bias}
+
+    def initializer(self, param: str) -> initializers.Initializer:
+        return {"kernel": self.kernel_initializer, "bias": self.bias_initializer}[param]
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "filters": self.filters,
+                "kernel_size": list(self.kernel_size), "strides": list(self.strides),
+                "padding": self.padding, "dilation_rate": list(self.dilation_rate),
+                "groups": self.groups, "activation": self.activation, "use_bias": self.use_bias,
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer)}
+
+
+class DepthwiseConv2D(Layer):
+    """One filter bank per input channel; kernel ``(kh, kw, in, depth_multiplier)``."""
+
+    op = "depthwise_conv2d"
+
+    def __init__(self, kernel_size: Any, strides: Any = 1, padding: str = "valid",
+                 depth_multiplier: int = 1, dilation_rate: Any = 1, activation: Any = None,
+                 use_bias: bool = True, depthwise_initializer: Any = "glorot_uniform",
+                 bias_initializer: Any = "zeros", **kwargs: Any):
+        super().__init__(**kwargs)
+        kind = type(self).__name__
+        self.kernel_size = _pair(kernel_size, "kernel_size", kind)
+        self.strides = _pair(strides, "strides", kind)
+        self.padding = _padding(padding, kind)
+        self.depth_multiplier = _positive_int(depth_multiplier, "depth_multiplier", kind)
+        self.dilation_rate = _pair(dilation_rate, "dilation_rate", kind)
+        self.activation = canonical_activation(activation)
+        self.use_bias = bool(use_bias)
+        self.depthwise_initializer = initializers.get(depthwise_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+
+    def op_attrs(self) -> dict:
+        return {"kernel_size": self.kernel_size, "strides": self.strides,
+                "padding": self.padding, "depth_multiplier": self.depth_multiplier,
+                "dilation": self.dilation_rate, "activation": self.activation,
+                "use_bias": self.use_bias}
+
+    def initializer(self, param: str) -> initializers.Initializer:
+        return {"kernel": self.depthwise_initializer, "bias": self.bias_initializer}[param]
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "kernel_size": list(self.kernel_size),
+                "strides": list(self.strides), "padding": self.padding,
+                "depth_multiplier": self.depth_multiplier,
+                "dilation_rate": list(self.dilation_rate), "activation": self.activation,
+                "use_bias": self.use_bias,
+                "depthwise_initializer": initializers.serialize(self.depthwise_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer)}
+
+
+class _Pooling2D(Layer):
+    def __init__(self, pool_size: Any = (2, 2), strides: Any = None, padding: str = "valid",
+                 **kwargs: Any):
+        super().__init__(**kwargs)
+        kind = type(self).__name__
+        self.pool_size = _pair(pool_size, "pool_size", kind)
+        self.strides = self.pool_size if strides is None else _pair(strides, "strides", kind)
+        self.padding = _padding(padding, kind)
+
+    def op_attrs(self) -> dict:
+        return {"pool_size": self.pool_size, "strides": self.strides, "padding": self.padding}
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "pool_size": list(self.pool_size),
+                "strides": list(self.strides), "padding": self.padding}
+
+
+class MaxPooling2D(_Pooling2D):
+    op = "max_pool2d"
+
+
+class AveragePooling2D(_Pooling2D):
+    op = "avg_pool2d"
+
+
+class GlobalAveragePooling2D(Layer):
+    """Mean over H and W: the layer that makes later sizes independent of the resolution."""
+
+    op = "global_avg_pool2d"
+
+    def __init__(self, keepdims: bool = False, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.keepdims = bool(keepdims)
+
+    def op_attrs(self) -> dict:
+        return {"keepdims": self.keepdims}
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "keepdims": self.keepdims}
+
+
+class GlobalMaxPooling2D(GlobalAveragePooling2D):
+    op = "global_max_pool2d"
+
+
+class ZeroPadding2D(Layer):
+    """Pads H and W with zeros: ``padding`` is ``p``, ``(ph, pw)`` or ``((t, b), (l, r))``."""
+
+    op = "zero_padding2d"
+
+    def __init__(self, padding: Any = (1, 1), **kwargs: Any):
+        super().__init__(**kwargs)
+        self.padding = _padding_pairs(padding)
+
+    def op_attrs(self) -> dict:
+        return {"padding": self.padding}
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "padding": [list(p) for p in self.padding]}
+
+
+def _padding_pairs(value: Any) -> tuple:
+    def amount(v: Any) -> int:
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise CompilerError(f"ZeroPadding2D: padding amounts must be non-negative ints, "
+                                f"received {value!r}")
+        return v
+
+    if isinstance(value, int):
+        p = amount(value)
+        return ((p, p), (p, p))
+    items = tuple(value) if isinstance(value, (tuple, list)) else ()
+    if len(items) == 2 and all(isinstance(v, int) for v in items):
+        return tuple((amount(v), amount(v)) for v in items)
+    if len(items) == 2 and all(isinstance(v, (tuple, list)) and len(v) == 2 for v in items):
+        return tuple((amount(a), amount(b)) for a, b in items)
+    raise CompilerError(f"ZeroPadding2D: padding must be an int, (ph, pw) or ((top, bottom), "
+                        f"(left, right)), received {value!r}")
