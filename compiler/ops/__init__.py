@@ -2,3 +2,4 @@
 
 from . import activations, dense, reshape  # noqa: F401
 from .registry import OpDef, Unifier, get_op, register, registered_ops  # noqa: F401
+from . import conv, merge, normalization, pooling, softmax  # noqa: F401,E402

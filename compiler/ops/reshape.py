@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from ..errors import ShapeError
 from ..symbolic import DimLike, definitely_equal, floordiv, format_shape, mul
 from .registry import OpDef, register, require_rank
@@ -28,7 +30,8 @@ def flatten_shape_rule(inputs, params, attrs, unify):
 
 def flatten_reference(inputs, params, attrs):
     x = inputs[0]
-    return x.reshape(x.shape[0], -1) if x.ndim > 1 else x.reshape(-1, 1)
+    # explicit sizes, not -1: NumPy cannot infer a -1 next to an empty batch axis
+    return x.reshape(x.shape[0], math.prod(x.shape[1:]) if x.ndim > 1 else 1)
 
 
 register(OpDef(
@@ -72,7 +75,11 @@ def reshape_shape_rule(inputs, params, attrs, unify):
 
 def reshape_reference(inputs, params, attrs):
     x = inputs[0]
-    return x.reshape((x.shape[0],) + tuple(attrs["target_shape"]))
+    target = tuple(attrs["target_shape"])
+    if -1 in target:  # resolved here: NumPy cannot infer it next to an empty batch axis
+        known = math.prod(d for d in target if d != -1)
+        target = tuple(math.prod(x.shape[1:]) // known if d == -1 else d for d in target)
+    return x.reshape((x.shape[0],) + target)
 
 
 register(OpDef(

@@ -1,0 +1,85 @@
+"""Strided, accumulating GEMM callable from inside numba kernels, sized to stay single-threaded.
+
+``np.dot`` in numba wants contiguous operands and cannot accumulate, and the BLAS behind it
+(scipy's OpenBLAS) spawns its own threads for large products. Inside a ``prange`` body that
+oversubscribes the cores and, worse, its spinning workers starve numba's threads (measured: a
+1M-flop product from two numba threads ran ~50x slower than serially). So kernels parallelise
+with ``prange`` and call ``gemm`` here, which splits every product into BLAS calls small enough
+(``m*n*k <= GEMM_CALL_MAX_MNK``) that BLAS runs them on the calling thread.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, types
+from numba.extending import overload
+from numba.np.linalg import _BLAS, get_blas_kind
+
+from .flags import JIT
+
+_INLINE = {k: v for k, v in JIT.items() if k != "cache"}
+
+#: OpenBLAS runs products up to 2**18 multiply-adds on the calling thread (measured threshold).
+GEMM_CALL_MAX_MNK = 1 << 18
+
+_NO_TRANSPOSE = ord("N")
+# numba's own BLAS bridge (the one ``np.dot`` uses): resolved by symbol name, so kernels that
+# call it can still be cached on disk, unlike ctypes function pointers.
+_XXGEMM = {dt: _BLAS().numba_xxgemm(dt) for dt in (types.float32, types.float64)}
+
+
+def _gemm_call(m, n, k, a, lda, b, ldb, c, ldc, beta):
+    """``c = a @ b + beta * c`` on row-major views (leading dims ``ld*``); jit-only."""
+    raise NotImplementedError
+
+
+@overload(_gemm_call, jit_options=_INLINE)
+def _gemm_call_impl(m, n, k, a, lda, b, ldb, c, ldc, beta):
+    xxgemm = _XXGEMM[c.dtype]
+    kind = ord(get_blas_kind(c.dtype))
+
+    def impl(m, n, k, a, lda, b, ldb, c, ldc, beta):
+        scal = np.empty(2, c.dtype)
+        scal[0], scal[1] = 1.0, beta
+        # Row-major C = A @ B is column-major C^T = B^T @ A^T: swap operands, no transposes.
+        xxgemm(kind, _NO_TRANSPOSE, _NO_TRANSPOSE, n, m, k, scal[0:].ctypes, b.ctypes, ldb,
+               a.ctypes, lda, scal[1:].ctypes, c.ctypes, ldc)
+
+    return impl
+
+
+@njit(**JIT)
+def gemm(a, b, c, accumulate):
+    """``c = a @ b`` (or ``c += a @ b``) for 2-D views whose last axis is contiguous.
+
+    The views may be column slices of larger arrays (their leading strides become ``ld*``),
+    so a kernel can write one group's or panel's result straight into its output.
+    """
+    m, k = a.shape
+    n = b.shape[1]
+    if m == 0 or n == 0:
+        return
+    if k == 0:
+        if not accumulate:
+            c[:, :] = 0
+        return
+    item = c.itemsize
+    # a one-row view may report any leading stride; BLAS only needs ld >= the row length
+    lda = max(a.strides[0] // item, k) if m > 1 else k
+    ldb = max(b.strides[0] // item, n) if k > 1 else n
+    ldc = max(c.strides[0] // item, n) if m > 1 else n
+    nb = min(n, 64)
+    kb = max(16, min(k, GEMM_CALL_MAX_MNK // max(1, m * nb)))
+    if m * nb * kb > GEMM_CALL_MAX_MNK:  # very tall blocks: split the rows as well
+        mb = max(1, GEMM_CALL_MAX_MNK // (nb * kb))
+    else:
+        mb = m
+    for i0 in range(0, m, mb):
+        i1 = min(m, i0 + mb)
+        for j0 in range(0, n, nb):
+            j1 = min(n, j0 + nb)
+            for k0 in range(0, k, kb):
+                k1 = min(k, k0 + kb)
+                beta = 1.0 if (accumulate or k0 > 0) else 0.0
+                _gemm_call(i1 - i0, j1 - j0, k1 - k0, a[i0:i1, k0:k1], lda,
+                           b[k0:k1, j0:j1], ldb, c[i0:i1, j0:j1], ldc, beta)

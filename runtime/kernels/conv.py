@@ -1,0 +1,467 @@
+"""2-D convolutions in NHWC with fused bias, residual and activation.
+
+Three algorithms, picked per call from the shapes:
+
+* 3x3, stride 1, dilation 1, ungrouped with enough channels: Winograd F(2x2, 3x3). It does 2.25x
+  fewer multiplications than a direct convolution and turns the rest into 16 BLAS GEMMs, which is
+  what lets a numba runtime match oneDNN/MLAS on the common ResNet/VGG layer.
+* 1x1 stride 1 without padding: the convolution *is* a GEMM over the ``(N*H*W, C)`` view.
+* everything else: im2col over chunks of output rows (patches stay in cache) + one GEMM per chunk
+  and group, written straight into ``out``.
+
+The epilogue ``act(y + bias + residual)`` runs on each chunk while it is still in cache.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from .activations import CODES, LINEAR, RELU, activate_row, scalar_activation
+from .blas import gemm
+from .flags import JIT, PARALLEL_MIN_ELEMENTS
+from .registry import Kernel, register_kernel
+
+_INLINE = {k: v for k, v in JIT.items() if k != "cache"}
+#: Output pixels per parallel im2col block and tiles per Winograd block: small enough that a
+#: block's patches/transforms stay in L2 and that there are many blocks to balance over threads.
+_GEMM_ROWS = 64
+_WINOGRAD_TILES = 64
+#: Winograd only pays once the GEMMs dominate the transforms.
+_WINOGRAD_MIN_CHANNELS = 16
+
+
+# -- epilogue ------------------------------------------------------------------------------------
+@njit(inline="always", **_INLINE)
+def _finish_row(row, bias, residual_row, has_bias, has_residual, code, alpha):
+    if has_bias:
+        for j in range(row.shape[0]):
+            row[j] += bias[j]
+    if has_residual:
+        for j in range(row.shape[0]):
+            row[j] += residual_row[j]
+    activate_row(row, code, alpha)
+
+
+
+# -- im2col + GEMM -------------------------------------------------------------------------------
+@njit(inline="always", **_INLINE)
+def _fill_patch_row(x, prow, n, oh, ow, c0, cg, kh, kw, sh, sw, pt, pl, dh, dw):
+    """One im2col row: the receptive field of output pixel (n, oh, ow), channels c0..c0+cg."""
+    h, w = x.shape[1], x.shape[2]
+    col = 0
+    for ky in range(kh):
+        ih = oh * sh - pt + ky * dh
+        for kx in range(kw):
+            iw = ow * sw - pl + kx * dw
+            if 0 <= ih < h and 0 <= iw < w:
+                src = x[n, ih, iw]
+                for c in range(cg):
+                    prow[col + c] = src[c0 + c]
+            else:
+                for c in range(cg):
+                    prow[col + c] = 0.0
+            col += cg
+
+
+@njit(inline="always", **_INLINE)
+def _im2col_block(x, kmats, bias, res2d, out2d, r0, r1, oh_n, ow_n, sh, sw, pt, pl, dh, dw,
+                  kh, kw, direct, code, alpha):
+    """Output rows ``r0..r1`` (flattened ``n, oh, ow``): patches, one GEMM per group, epilogue."""
+    groups, kdim, og = kmats.shape
+    cg = kdim // (kh * kw)
+    m = r1 - r0
+    if direct:  # 1x1 stride-1 unpadded: the input rows are the patches
+        gemm(x.reshape(-1, x.shape[3])[r0:r1], kmats[0], out2d[r0:r1], False)
+    else:
+        patches = np.empty((m, kdim), dtype=x.dtype)
+        for g in range(groups):
+            for i in range(m):
+                r = r0 + i
+                ow = r % ow_n
+                oh = (r // ow_n) % oh_n
+                n = r // (ow_n * oh_n)
+                _fill_patch_row(x, patches[i], n, oh, ow, g * cg, cg, kh, kw, sh, sw, pt, pl,
+                                dh, dw)
+            gemm(patches, kmats[g], out2d[r0:r1, g * og:(g + 1) * og], False)
+    has_bias = bias.shape[0] > 0
+    has_res = res2d.shape[0] > 0
+    for r in range(r0, r1):
+        rr = res2d[r] if has_res else res2d[0:0].ravel()
+        _finish_row(out2d[r], bias, rr, has_bias, has_res, code, alpha)
+
+
+@njit(parallel=True, **JIT)
+def _conv_gemm_parallel(x, kmats, bias, res2d, out2d, block, oh_n, ow_n, sh, sw, pt, pl,
+                        dh, dw, kh, kw, direct, code, alpha):
+    rows = out2d.shape[0]
+    for b in prange((rows + block - 1) // block):
+        _im2col_block(x, kmats, bias, res2d, out2d, b * block, min(rows, (b + 1) * block),
+                      oh_n, ow_n, sh, sw, pt, pl, dh, dw, kh, kw, direct, code, alpha)
+
+
+@njit(**JIT)
+def _conv_gemm_serial(x, kmats, bias, res2d, out2d, block, oh_n, ow_n, sh, sw, pt, pl,
+                      dh, dw, kh, kw, direct, code, alpha):
+    rows = out2d.shape[0]
+    for b in range((rows + block - 1) // block):
+        _im2col_block(x, kmats, bias, res2d, out2d, b * block, min(rows, (b + 1) * block),
+                      oh_n, ow_n, sh, sw, pt, pl, dh, dw, kh, kw, direct, code, alpha)
+
+
+# -- Winograd F(2x2, 3x3) ------------------------------------------------------------------------
+@njit(**JIT)
+def _winograd_weights(kernel):
+    """``U[e] = (G g G^T)`` flattened over the 4x4 tile: ``(16, C, O)``."""
+    c_n, o_n = kernel.shape[2], kernel.shape[3]
+    u = np.empty((16, c_n, o_n), dtype=kernel.dtype)
+    t = np.empty((4, 3), dtype=np.float64)
+    for c in range(c_n):
+        for o in range(o_n):
+            for j in range(3):
+                g0, g1, g2 = kernel[0, j, c, o], kernel[1, j, c, o], kernel[2, j, c, o]
+                t[0, j] = g0
+                t[1, j] = 0.5 * (g0 + g1 + g2)
+                t[2, j] = 0.5 * (g0 - g1 + g2)
+                t[3, j] = g2
+            for i in range(4):
+                u[4 * i + 0, c, o] = t[i, 0]
+                u[4 * i + 1, c, o] = 0.5 * (t[i, 0] + t[i, 1] + t[i, 2])
+                u[4 * i + 2, c, o] = 0.5 * (t[i, 0] - t[i, 1] + t[i, 2])
+                u[4 * i + 3, c, o] = t[i, 2]
+    return u
+
+
+@njit(inline="always", **_INLINE)
+def _winograd_rows(src, r0, r1, r2, r3, t, lo, width):
+    """``t = B^T d`` along H for one tile row: four contiguous row combinations.
+
+    ``src`` rows ``r0..r3`` are the tile row's input rows flattened to ``W*C``; they land in
+    ``t[:, lo:lo + width]`` (``lo`` = left padding * C). Returns NaN iff a cell is NaN/inf.
+    One loop per output keeps each loop at two loads and a store, which LLVM vectorises.
+    """
+    for j in range(width):
+        t[0, lo + j] = src[r0, j] - src[r2, j]
+    for j in range(width):
+        t[1, lo + j] = src[r1, j] + src[r2, j]
+    for j in range(width):
+        t[2, lo + j] = src[r2, j] - src[r1, j]
+    for j in range(width):
+        t[3, lo + j] = src[r1, j] - src[r3, j]
+    # t0 and t3 read all four rows; (sum) * 0 is NaN iff one was NaN/inf (an overflowing sum
+    # only costs a fallback). Not ``v - v``: the reassoc flag folds that to 0.
+    probe = t.dtype.type(0)
+    for j in range(width):
+        probe += (t[0, lo + j] + t[3, lo + j]) * 0
+    return probe
+
+
+@njit(inline="always", **_INLINE)
+def _winograd_cols(t, v, k0, tiles_w, c_n):
+    """``V = (B^T d) B`` along W for every tile of the row: ``v[e, k0 + tw, :]``."""
+    for tw in range(tiles_w):
+        k = k0 + tw
+        b = 2 * tw * c_n
+        for i in range(4):
+            for c in range(c_n):
+                v[4 * i, k, c] = t[i, b + c] - t[i, b + 2 * c_n + c]
+            for c in range(c_n):
+                v[4 * i + 1, k, c] = t[i, b + c_n + c] + t[i, b + 2 * c_n + c]
+            for c in range(c_n):
+                v[4 * i + 2, k, c] = t[i, b + 2 * c_n + c] - t[i, b + c_n + c]
+            for c in range(c_n):
+                v[4 * i + 3, k, c] = t[i, b + c_n + c] - t[i, b + 3 * c_n + c]
+
+
+@njit(inline="always", **_INLINE)
+def _winograd_input_row(x2, edge, t, v, k0, n, th, h, w, c_n, tiles_w, pt, pl):
+    """Transform tile row ``th`` of image ``n`` into ``v[:, k0:k0 + tiles_w]``; NaN if bad."""
+    h0 = 2 * th - pt
+    base = n * h
+    t[:, :] = 0  # zero columns are the left/right padding
+    width = min(w, t.shape[1] // c_n - pl) * c_n
+    if h0 >= 0 and h0 + 3 < h:
+        probe = _winograd_rows(x2, base + h0, base + h0 + 1, base + h0 + 2, base + h0 + 3, t,
+                               pl * c_n, width)
+    else:  # top/bottom padding: gather the in-image rows next to zero rows
+        for i in range(4):
+            if 0 <= h0 + i < h:
+                edge[i, :] = x2[base + h0 + i]
+            else:
+                edge[i, :] = 0
+        probe = _winograd_rows(edge, 0, 1, 2, 3, t, pl * c_n, width)
+    _winograd_cols(t, v, k0, tiles_w, c_n)
+    return probe
+
+
+@njit(inline="always", **_INLINE)
+def _act(y, code, alpha):
+    if code == RELU:
+        return y if (y > 0 or math.isnan(y)) else 0.0
+    if code == LINEAR:
+        return y
+    return scalar_activation(y, code, alpha)
+
+
+@njit(inline="always", **_INLINE)
+def _winograd_output_tile(m, k, out, res, bias, n, th, tw, code, alpha):
+    """One 2x2 output tile: ``act(A^T M A + bias + residual)`` (edges clipped)."""
+    oh_n, ow_n, o_n = out.shape[1], out.shape[2], out.shape[3]
+    y0, x0 = 2 * th, 2 * tw
+    y1, x1 = min(y0 + 1, oh_n - 1), min(x0 + 1, ow_n - 1)
+    has_bias = bias.shape[0] > 0
+    has_res = res.shape[0] > 0
+    o00, o01, o10, o11 = out[n, y0, x0], out[n, y0, x1], out[n, y1, x0], out[n, y1, x1]
+    ry = res[n] if has_res else res[0:0].reshape(res.shape[1:])
+    # Clipped cells alias a real one; they are written first, so the real value wins.
+    for o in range(o_n):
+        s0 = m[0, k, o] + m[4, k, o] + m[8, k, o]
+        s1 = m[1, k, o] + m[5, k, o] + m[9, k, o]
+        s2 = m[2, k, o] + m[6, k, o] + m[10, k, o]
+        s3 = m[3, k, o] + m[7, k, o] + m[11, k, o]
+        p0 = m[4, k, o] - m[8, k, o] - m[12, k, o]
+        p1 = m[5, k, o] - m[9, k, o] - m[13, k, o]
+        p2 = m[6, k, o] - m[10, k, o] - m[14, k, o]
+        p3 = m[7, k, o] - m[11, k, o] - m[15, k, o]
+        bb = bias[o] if has_bias else 0.0
+        y00 = s0 + s1 + s2 + bb
+        y01 = s1 - s2 - s3 + bb
+        y10 = p0 + p1 + p2 + bb
+        y11 = p1 - p2 - p3 + bb
+        if has_res:
+            y00 += ry[y0, x0, o]
+            y01 += ry[y0, x1, o]
+            y10 += ry[y1, x0, o]
+            y11 += ry[y1, x1, o]
+        o11[o] = _act(y11, code, alpha)
+        o10[o] = _act(y10, code, alpha)
+        o01[o] = _act(y01, code, alpha)
+        o00[o] = _act(y00, code, alpha)
+
+
+@njit(inline="always", **_INLINE)
+def _direct_pixel(x, kernel, bias, res, out, n, oy, ox, sh, sw, pt, pl, dh, dw, code, alpha):
+    """Plain convolution of one output pixel (all channels); the exact path for NaN/inf tiles."""
+    h, w = x.shape[1], x.shape[2]
+    kh, kw, c_n, o_n = kernel.shape
+    for o in range(o_n):
+        acc = 0.0
+        for ky in range(kh):
+            ih = oy * sh - pt + ky * dh
+            if ih < 0 or ih >= h:
+                continue
+            for kx in range(kw):
+                iw = ox * sw - pl + kx * dw
+                if iw < 0 or iw >= w:
+                    continue
+                for c in range(c_n):
+                    acc += x[n, ih, iw, c] * kernel[ky, kx, c, o]
+        if bias.shape[0] > 0:
+            acc += bias[o]
+        if res.shape[0] > 0:
+            acc += res[n, oy, ox, o]
+        out[n, oy, ox, o] = _act(acc, code, alpha)
+
+
+@njit(inline="always", **_INLINE)
+def _winograd_block(x, kernel, u, bias, res, out, row0, row1, tiles_h, tiles_w, pt, pl, code,
+                    alpha):
+    """Tile rows ``row0..row1`` (over ``n * tiles_h``): transform, 16 GEMMs, inverse + epilogue."""
+    n_img, h, w, c_n = x.shape
+    o_n = out.shape[3]
+    nb = (row1 - row0) * tiles_w
+    x2 = x.reshape(n_img * h, w * c_n)
+    t = np.empty((4, max(2 * tiles_w + 2, w + pl) * c_n), dtype=x.dtype)
+    edge = np.empty((4, w * c_n), dtype=x.dtype)
+    v = np.empty((16, nb, c_n), dtype=x.dtype)
+    m = np.empty((16, nb, o_n), dtype=x.dtype)
+    bad = np.zeros(row1 - row0, dtype=np.bool_)
+    for r in range(row0, row1):
+        probe = _winograd_input_row(x2, edge, t, v, (r - row0) * tiles_w, r // tiles_h,
+                                    r % tiles_h, h, w, c_n, tiles_w, pt, pl)
+        bad[r - row0] = math.isnan(probe)
+    for e in range(16):
+        gemm(v[e], u[e], m[e], False)
+    oh_n, ow_n = out.shape[1], out.shape[2]
+    for r in range(row0, row1):
+        n, th = r // tiles_h, r % tiles_h
+        for tw in range(tiles_w):
+            if bad[r - row0]:
+                # Winograd mixes neighbouring cells (inf - inf = NaN): recompute exactly.
+                for oy in range(2 * th, min(2 * th + 2, oh_n)):
+                    for ox in range(2 * tw, min(2 * tw + 2, ow_n)):
+                        _direct_pixel(x, kernel, bias, res, out, n, oy, ox, 1, 1, pt, pl, 1,
+                                      1, code, alpha)
+            else:
+                _winograd_output_tile(m, (r - row0) * tiles_w + tw, out, res, bias, n, th, tw,
+                                      code, alpha)
+
+
+@njit(parallel=True, **JIT)
+def _conv_winograd_parallel(x, kernel, u, bias, res, out, block, pt, pl, code, alpha):
+    tiles_h, tiles_w = (out.shape[1] + 1) // 2, (out.shape[2] + 1) // 2
+    rows = x.shape[0] * tiles_h
+    per = max(1, block // tiles_w)  # tile rows per block
+    for b in prange((rows + per - 1) // per):
+        _winograd_block(x, kernel, u, bias, res, out, b * per, min(rows, (b + 1) * per),
+                        tiles_h, tiles_w, pt, pl, code, alpha)
+
+
+@njit(**JIT)
+def _conv_winograd_serial(x, kernel, u, bias, res, out, block, pt, pl, code, alpha):
+    tiles_h, tiles_w = (out.shape[1] + 1) // 2, (out.shape[2] + 1) // 2
+    rows = x.shape[0] * tiles_h
+    per = max(1, block // tiles_w)
+    for b in range((rows + per - 1) // per):
+        _winograd_block(x, kernel, u, bias, res, out, b * per, min(rows, (b + 1) * per),
+                        tiles_h, tiles_w, pt, pl, code, alpha)
+
+
+# -- launchers -----------------------------------------------------------------------------------
+def _empty(dtype, ndim: int) -> np.ndarray:
+    return np.zeros((0,) * ndim, dtype=dtype)
+
+
+def conv2d_nhwc(x, kernel, bias, residual, out, sh, sw, pt, pl, dh, dw, groups, code, alpha):
+    """``out = act(conv(x, kernel) + bias + residual)``; ``residual`` may be empty."""
+    if out.size == 0:
+        return
+    kh, kw, cg, o_n = kernel.shape
+    alpha = out.dtype.type(alpha)
+    parallel = out.size >= PARALLEL_MIN_ELEMENTS
+    if (kh == 3 and kw == 3 and sh == 1 and sw == 1 and dh == 1 and dw == 1 and groups == 1
+            and cg >= _WINOGRAD_MIN_CHANNELS and o_n >= _WINOGRAD_MIN_CHANNELS
+            and np.isfinite(kernel).all()):
+        res4 = residual if residual.size else _empty(out.dtype, 4)
+        u = _winograd_weights(kernel)
+        run = _conv_winograd_parallel if parallel else _conv_winograd_serial
+        run(x, kernel, u, bias, res4, out, _WINOGRAD_TILES, pt, pl, code, alpha)
+        return
+    og = o_n // groups
+    kmats = np.ascontiguousarray(kernel.reshape(kh * kw * cg, groups, og).transpose(1, 0, 2))
+    direct = (kh == 1 and kw == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0
+              and groups == 1 and x.shape[1:3] == out.shape[1:3])
+    run = _conv_gemm_parallel if parallel else _conv_gemm_serial
+    run(x, kmats, bias, _res2d(residual, o_n), out.reshape(-1, o_n), _GEMM_ROWS,
+        out.shape[1], out.shape[2], sh, sw, pt, pl, dh, dw, kh, kw, direct, code, alpha)
+
+
+def _res2d(residual: np.ndarray, channels: int) -> np.ndarray:
+    return residual.reshape(-1, channels) if residual.size else _empty(residual.dtype, 2)
+
+
+_N_CONV_SCALARS = 9
+
+
+def conv2d(*args):
+    """Kernel-convention launcher: ``(x, [residual], kernel, bias, out, *scalars)``."""
+    arrays, scalars = args[:-_N_CONV_SCALARS], args[-_N_CONV_SCALARS:]
+    if len(arrays) == 5:
+        x, residual, kernel, bias, out = arrays
+    else:
+        x, kernel, bias, out = arrays
+        residual = _empty(out.dtype, 4)
+    conv2d_nhwc(x, kernel, bias, residual, out, *scalars)
+
+
+def same_padding(size: int, out: int, k: int, stride: int, dilation: int) -> int:
+    """TF ``SAME``: the leading (top/left) pad; the extra odd cell goes to the bottom/right."""
+    total = max((out - 1) * stride + (k - 1) * dilation + 1 - size, 0)
+    return total // 2
+
+
+def as_pair(value) -> tuple[int, int]:
+    if isinstance(value, (int, np.integer)):
+        return int(value), int(value)
+    return int(value[0]), int(value[1])
+
+
+def window_scalars(attrs, x_shape, out_shape, k) -> tuple:
+    """``(sh, sw, pad_top, pad_left, dh, dw)`` for a sliding window over NHWC."""
+    sh, sw = as_pair(attrs.get("strides", (1, 1)))
+    dh, dw = as_pair(attrs.get("dilation", (1, 1)))
+    if attrs.get("padding", "valid") == "same":
+        pt = same_padding(x_shape[1], out_shape[1], k[0], sh, dh)
+        pl = same_padding(x_shape[2], out_shape[2], k[1], sw, dw)
+    else:
+        pt = pl = 0
+    return sh, sw, pt, pl, dh, dw
+
+
+def _conv_scalars(attrs, input_shapes, out_shape):
+    geometry = window_scalars(attrs, input_shapes[0], out_shape, as_pair(attrs["kernel_size"]))
+    return geometry + (int(attrs.get("groups", 1)), CODES[attrs.get("activation", "linear")],
+                       float(attrs.get("alpha", 0.2)))
+
+
+register_kernel(Kernel("conv2d", conv2d, _conv_scalars, param_names=("kernel", "bias")))
+
+
+# -- depthwise -----------------------------------------------------------------------------------
+@njit(inline="always", **_INLINE)
+def _depthwise_row(x, kernel, bias, out, n, oh, sh, sw, pt, pl, dh, dw, code, alpha):
+    """Output row (n, oh): accumulate every tap into ``out[n, oh, ow, :]`` (vectorised over C)."""
+    h, w, c_n = x.shape[1], x.shape[2], x.shape[3]
+    kh, kw, _, mult = kernel.shape
+    ow_n = out.shape[2]
+    has_bias = bias.shape[0] > 0
+    for ow in range(ow_n):
+        acc = out[n, oh, ow]
+        if has_bias:
+            acc[:] = bias
+        else:
+            acc[:] = 0.0
+        for ky in range(kh):
+            ih = oh * sh - pt + ky * dh
+            if ih < 0 or ih >= h:
+                continue
+            for kx in range(kw):
+                iw = ow * sw - pl + kx * dw
+                if iw < 0 or iw >= w:
+                    continue
+                src = x[n, ih, iw]
+                k = kernel[ky, kx].ravel()
+                if mult == 1:
+                    for c in range(c_n):
+                        acc[c] += src[c] * k[c]
+                else:
+                    for c in range(c_n):
+                        v = src[c]
+                        for m in range(mult):
+                            acc[c * mult + m] += v * k[c * mult + m]
+        activate_row(acc, code, alpha)
+
+
+@njit(parallel=True, **JIT)
+def _depthwise_parallel(x, kernel, bias, out, sh, sw, pt, pl, dh, dw, code, alpha):
+    oh_n = out.shape[1]
+    for r in prange(out.shape[0] * oh_n):
+        _depthwise_row(x, kernel, bias, out, r // oh_n, r % oh_n, sh, sw, pt, pl, dh, dw,
+                       code, alpha)
+
+
+@njit(**JIT)
+def _depthwise_serial(x, kernel, bias, out, sh, sw, pt, pl, dh, dw, code, alpha):
+    oh_n = out.shape[1]
+    for r in range(out.shape[0] * oh_n):
+        _depthwise_row(x, kernel, bias, out, r // oh_n, r % oh_n, sh, sw, pt, pl, dh, dw,
+                       code, alpha)
+
+
+def depthwise_conv2d(x, kernel, bias, out, sh, sw, pt, pl, dh, dw, code, alpha):
+    """``out[..., c*mult + m] = act(sum x[..., c] * kernel[ky, kx, c, m] + bias)``."""
+    if out.size == 0:
+        return
+    run = _depthwise_parallel if out.size >= PARALLEL_MIN_ELEMENTS else _depthwise_serial
+    run(x, kernel, bias, out, sh, sw, pt, pl, dh, dw, code, out.dtype.type(alpha))
+
+
+def _depthwise_scalars(attrs, input_shapes, out_shape):
+    geometry = window_scalars(attrs, input_shapes[0], out_shape, as_pair(attrs["kernel_size"]))
+    return geometry + (CODES[attrs.get("activation", "linear")], float(attrs.get("alpha", 0.2)))
+
+
+register_kernel(Kernel("depthwise_conv2d", depthwise_conv2d, _depthwise_scalars,
+                       param_names=("kernel", "bias")))
