@@ -7,7 +7,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .errors import DTypeError
+from .errors import DTypeError, ShapeError
 from .symbolic import Dim, DimLike, format_shape, is_concrete
 
 SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -78,7 +78,7 @@ class TensorSpec:
             ok = d is None or isinstance(d, str) or (
                 isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0)
             if not ok:
-                raise ValueError(
+                raise ShapeError(
                     f"TensorSpec axis {axis}: a size must be a non-negative int, None or a name, "
                     f"received {d!r}")
         object.__setattr__(self, "shape", tuple(int(d) if isinstance(d, np.integer) else d

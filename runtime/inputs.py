@@ -14,7 +14,11 @@ def as_input_array(value: Any, dtype: np.dtype, name: str) -> np.ndarray:
 
     Strings, objects and complex numbers are rejected (a cast would lose or invent data).
     """
-    if isinstance(value, np.ndarray) and value.dtype == dtype and value.flags.c_contiguous:
+    if np.ma.isMaskedArray(value) and np.ma.getmaskarray(value).any():
+        raise CompilerError(f"input '{name}' is a masked array with masked elements; fill them "
+                            f"first (e.g. x.filled(0)), deferc would otherwise read the hidden "
+                            f"values")
+    if type(value) is np.ndarray and value.dtype == dtype and value.flags.c_contiguous:
         return value
     if isinstance(value, (str, bytes)):
         raise DTypeError(f"input '{name}' must be numeric, received a {type(value).__name__}")
@@ -28,4 +32,5 @@ def as_input_array(value: Any, dtype: np.dtype, name: str) -> np.ndarray:
                          f"and will not drop the imaginary part")
     if kind not in "fiub":
         raise DTypeError(f"input '{name}' must be numeric, received dtype {arr.dtype}")
-    return np.ascontiguousarray(arr, dtype=dtype)
+    # not ascontiguousarray: it turns a 0-d input into shape (1,)
+    return np.asarray(arr, dtype=dtype, order="C")

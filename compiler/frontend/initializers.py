@@ -169,7 +169,11 @@ def get(identifier: Any) -> Initializer:
     if isinstance(identifier, str) and identifier.lower() in _BY_NAME:
         return _BY_NAME[identifier.lower()]()
     if isinstance(identifier, dict) and identifier.get("name") in _BY_NAME:
-        return _BY_NAME[identifier["name"]](**identifier.get("config", {}))
+        config = identifier.get("config") or {}
+        try:
+            return _BY_NAME[identifier["name"]](**config)
+        except (TypeError, ValueError) as e:
+            raise CompilerError(f"initializer {identifier!r}: bad configuration ({e})") from None
     raise CompilerError(f"unknown initializer {identifier!r}; choose one of {sorted(_BY_NAME)}"
                         " or pass an Initializer")
 

@@ -7,7 +7,8 @@ signature with the batch axis symbolic, so a new batch size never recompiles.
 from __future__ import annotations
 
 import threading
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -118,6 +119,12 @@ class Model:
     # -- running ----------------------------------------------------------------------------
     def __call__(self, *inputs: Any, **kwargs: Any) -> Any:
         """Run the model on arrays: compiles (and caches) a plan for this input signature."""
+        if len(inputs) == 1 and not kwargs and type(inputs[0]) is np.ndarray \
+                and inputs[0].ndim and self.num_inputs == 1:  # the common case, kept cheap
+            x = inputs[0]
+            plan = self._plans.get(((x.ndim,) + x.shape[1:],))
+            if plan is not None:
+                return plan(x)
         if kwargs:
             raise TypeError(f"model '{self.name}' takes its inputs positionally, received "
                             f"keyword arguments {sorted(kwargs)}")
@@ -195,6 +202,33 @@ class Model:
     def count_params(self) -> int | None:
         counts = [layer.count_params() for layer in self._layers]
         return None if any(c is None for c in counts) else sum(counts)
+
+    # -- saving (compiler/frontend/saving.py) ----------------------------------------------
+    def save_weights(self, path: Any) -> None:
+        """Write every weight to an ``.npz`` keyed ``layer/param``; atomic (temp file + rename)."""
+        from .saving import save_weights
+
+        save_weights(self, path)
+
+    def load_weights(self, path: Any) -> None:
+        """Read weights saved by ``save_weights``; an uninitialized model takes its shapes from
+        the file. All-or-nothing: on any error the model is unchanged."""
+        from .saving import load_weights
+
+        load_weights(self, path)
+
+    def to_config(self) -> dict:
+        """The architecture as a JSON-serializable dict (``Model.from_config`` rebuilds it)."""
+        from .saving import model_to_config
+
+        return model_to_config(self)
+
+    @classmethod
+    def from_config(cls, config: dict) -> Model:
+        """A new model (Sequential or functional) from ``to_config``'s output, fresh weights."""
+        from .saving import model_from_config
+
+        return model_from_config(config)
 
     # -- reporting --------------------------------------------------------------------------
     def summary(self, print_fn: Any = print) -> str:
@@ -315,6 +349,10 @@ def _as_specs(input_shape: Any, num_inputs: int) -> list[TensorSpec]:
     if len(items) != num_inputs:
         raise CompilerError(f"expected {num_inputs} input shape(s), received {len(items)}: "
                             f"{input_shape!r}")
+    for s in items:
+        if not isinstance(s, (TensorSpec, list, tuple)):
+            raise CompilerError(f"an input shape must be a tuple with the batch axis first, "
+                                f"e.g. (None, 20); received {s!r}")
     return [s if isinstance(s, TensorSpec) else TensorSpec(tuple(s)) for s in items]
 
 

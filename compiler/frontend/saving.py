@@ -1,0 +1,301 @@
+"""Saving and loading: weights as ``.npz`` files, architectures as JSON-ready configs.
+
+Weights are keyed ``"<layer name>/<parameter>"`` (``"dense_1/kernel"``). Loading into a model
+whose weights do not exist yet infers their shapes from the file, like PyTorch's lazy modules:
+the file's shapes are pinned on the IR's parameter nodes and shape propagation checks that they
+fit the model and each other before any layer is touched. Every load is all-or-nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..errors import CompilerError, DTypeError, ShapeError
+from ..ops import Unifier, get_op
+from ..symbolic import format_shape
+from ..types import TensorSpec
+from .layers import Layer
+
+# -- layer classes by name --------------------------------------------------------------------
+
+_REGISTERED: dict[str, type] = {}
+
+
+def register_layer(cls: type) -> type:
+    """Make a custom ``Layer`` subclass loadable by ``from_config`` (usable as a decorator)."""
+    if not (isinstance(cls, type) and issubclass(cls, Layer)):
+        raise CompilerError(f"register_layer expects a Layer subclass, received {cls!r}")
+    _REGISTERED[cls.__name__] = cls
+    return cls
+
+
+def layer_class(name: str) -> type:
+    """The ``Layer`` subclass called ``name``: registered ones first, then every imported one.
+
+    Walking ``Layer``'s subclasses means new layer types need no list to be kept up to date.
+    """
+    if name in _REGISTERED:
+        return _REGISTERED[name]
+    found: dict[str, set] = {}
+    stack = [Layer]
+    while stack:
+        cls = stack.pop()
+        found.setdefault(cls.__name__, set()).add(cls)
+        stack.extend(cls.__subclasses__())
+    matches = found.get(name, set())
+    if len(matches) == 1:
+        return next(iter(matches))
+    if matches:
+        raise CompilerError(f"layer class name {name!r} is ambiguous ({sorted(map(str, matches))});"
+                            f" pick one with compiler.frontend.saving.register_layer")
+    raise CompilerError(f"unknown layer class {name!r}; known: {sorted(found)}")
+
+
+# -- architecture -----------------------------------------------------------------------------
+
+def _spec_config(spec: TensorSpec) -> dict:
+    return {"shape": list(spec.shape[1:]), "batch_size": spec.shape[0],
+            "dtype": None if spec.dtype is None else str(np.dtype(spec.dtype)), "name": spec.name}
+
+
+def _input_from_config(cfg: Mapping) -> Any:
+    from .functional import Input
+
+    return Input(tuple(cfg["shape"]), dtype=cfg.get("dtype"), name=cfg.get("name"),
+                 batch_size=cfg.get("batch_size"))
+
+
+def _layer_config(layer: Layer) -> dict:
+    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+
+
+def model_to_config(model: Any) -> dict:
+    """A JSON-serializable description of ``model``'s architecture (no weights)."""
+    from .models import Sequential
+
+    common = {"name": model.name, "dtype": str(model.dtype),
+              "layers": [_layer_config(layer) for layer in model.layers]}
+    if isinstance(model, Sequential):
+        specs = model._input_specs
+        first_declares = bool(model.layers) and model.layers[0]._declared_input is not None
+        # An input that only repeats the first layer's input_shape is rebuilt from that layer.
+        explicit = specs is not None and not (first_declares and specs[0].dtype is None
+                                              and specs[0].name is None)
+        return {"class_name": "Sequential",
+                "config": {**common, "input": _spec_config(specs[0]) if explicit else None}}
+    refs = {id(t): ["input", i] for i, t in enumerate(model._inputs)}
+    calls = []
+    for j, (layer, args, out) in enumerate(model._calls):
+        calls.append({"layer": layer.name, "args": [refs[id(a)] for a in args]})
+        refs[id(out)] = ["call", j]
+    return {"class_name": "Model", "config": {
+        **common, "inputs": [_spec_config(s) for s in model._input_specs], "calls": calls,
+        "outputs": [refs[id(t)] for t in model._outputs],
+        "single_output": model._single_output}}
+
+
+def model_from_config(config: Mapping) -> Any:
+    """Rebuild a model from ``model_to_config``'s output (weights are created fresh)."""
+    from .models import Model, Sequential
+
+    if not isinstance(config, Mapping) or "class_name" not in config or "config" not in config:
+        raise CompilerError(f"a model config is a dict with 'class_name' and 'config', "
+                            f"received {_short(config)}")
+    kind, cfg = config["class_name"], config["config"]
+    try:
+        layers = [layer_class(c["class_name"]).from_config(dict(c["config"]))
+                  for c in cfg["layers"]]
+        if kind == "Sequential":
+            first = [] if cfg.get("input") is None else [_input_from_config(cfg["input"])]
+            return Sequential(first + layers, name=cfg["name"], dtype=cfg["dtype"])
+        if kind != "Model":
+            raise CompilerError(f"unknown model class {kind!r}; expected 'Sequential' or 'Model'")
+        by_name = {layer.name: layer for layer in layers}
+        inputs = [_input_from_config(s) for s in cfg["inputs"]]
+        produced: list = []
+
+        def resolve(ref: list) -> Any:
+            source, index = ref
+            return inputs[index] if source == "input" else produced[index]
+
+        for call in cfg["calls"]:
+            produced.append(by_name[call["layer"]](*[resolve(r) for r in call["args"]]))
+        outputs = [resolve(r) for r in cfg["outputs"]]
+        return Model(inputs, outputs[0] if cfg["single_output"] else outputs,
+                     name=cfg["name"], dtype=cfg["dtype"])
+    except (KeyError, IndexError, TypeError, ValueError) as e:
+        if isinstance(e, CompilerError):
+            raise
+        raise CompilerError(f"malformed {kind} config: {type(e).__name__}: {e}") from None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) < 80 else text[:77] + "..."
+
+
+# -- weights: files ---------------------------------------------------------------------------
+
+def weight_key(layer: Layer, pname: str) -> str:
+    return f"{layer.name}/{pname}"
+
+
+def save_weights(model: Any, path: str | os.PathLike) -> None:
+    """Write all weights to ``path`` (an ``.npz``) atomically.
+
+    The archive is written to a temporary file in the same directory, flushed to disk and then
+    renamed over ``path``, so a crash mid-save leaves the previous file intact.
+    """
+    model.get_weights()  # raises DeferredInitializationError, naming the layer, before any I/O
+    arrays = {weight_key(layer, p): w for layer in model.layers
+              for p, w in zip(layer.param_names, layer.get_weights())}
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
+                               dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def read_weights_file(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Every array in an ``.npz`` (no pickles); ``CompilerError`` for anything unreadable."""
+    where = f"weights file '{os.fspath(path)}'"
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise CompilerError(f"{where} does not exist") from None
+    except Exception as e:  # noqa: BLE001 - any parse failure means a corrupt/foreign file
+        raise CompilerError(f"{where} is not a readable .npz archive "
+                            f"({type(e).__name__}: {e})") from None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise CompilerError(f"{where} holds a single {type(loaded).__name__}, expected an .npz "
+                            f"archive of named weights as written by save_weights")
+    arrays = {}
+    with loaded:
+        for key in loaded.files:
+            try:
+                value = loaded[key]
+            except Exception as e:  # noqa: BLE001 - truncated member, bad CRC, pickles...
+                raise CompilerError(f"{where}: entry '{key}' is corrupt or unreadable "
+                                    f"({type(e).__name__}: {e})") from None
+            if not isinstance(value, np.ndarray):
+                raise CompilerError(f"{where}: entry '{key}' is not an array (not written by "
+                                    f"save_weights?)")
+            arrays[key] = value
+    return arrays
+
+
+# -- weights: loading into a model ------------------------------------------------------------
+
+def load_weights(model: Any, path: str | os.PathLike) -> None:
+    """Set every weight of ``model`` from ``path``; shapes missing so far come from the file.
+
+    Raises ``CompilerError`` (missing/extra entries, unreadable file), ``ShapeError`` (a shape
+    that contradicts the model, naming the parameter) or ``DTypeError``; the model is then
+    exactly as before.
+    """
+    from ..driver import BUILD_LOCK
+
+    arrays = read_weights_file(path)
+    with model._lock, BUILD_LOCK:
+        staged = _match_entries(model, arrays, os.fspath(path))
+        fresh = {k: v for k, v in staged.items() if k[1] not in k[0]._weights}
+        for (layer, pname), arr in staged.items():
+            if (layer, pname) not in fresh and layer._weights[pname].shape != arr.shape:
+                raise ShapeError(f"layer '{layer.name}' ({type(layer).__name__}): weight {pname} "
+                                 f"has shape {layer._weights[pname].shape}, the file has "
+                                 f"{arr.shape} ('{weight_key(layer, pname)}')")
+        specs = _check_fresh_shapes(model, staged) if fresh else None
+        _commit(model, staged, fresh)
+        if specs is not None and model._built_specs is None:
+            model._built_specs = specs
+
+
+def _match_entries(model: Any, arrays: dict, where: str) -> dict:
+    """Pair each (layer, parameter) with its array; report missing and extra entries by name."""
+    wanted = {weight_key(layer, p): (layer, p) for layer in model.layers
+              for p in layer.param_names}
+    missing = sorted(wanted.keys() - arrays.keys())
+    extra = sorted(arrays.keys() - wanted.keys())
+    if missing or extra:
+        parts = ([f"missing {missing}"] if missing else []) + ([f"unexpected {extra}"] if extra
+                                                               else [])
+        raise CompilerError(f"weights file '{where}' does not match model '{model.name}': "
+                            f"{'; '.join(parts)}")
+    staged = {}
+    for key, (layer, pname) in wanted.items():
+        arr = arrays[key]
+        if arr.dtype.kind not in "fiu":
+            raise DTypeError(f"weights file '{where}': entry '{key}' must be numeric, received "
+                             f"dtype {arr.dtype}")
+        staged[(layer, pname)] = arr
+    return staged
+
+
+def _check_fresh_shapes(model: Any, staged: dict) -> list[TensorSpec] | None:
+    """Propagate shapes with every parameter pinned to the file's shape; raise on a conflict.
+
+    Returns the input specs thereby inferred when the input rank was known (not guessed).
+    """
+    from ..lowering import lower
+    from ..passes import CompileContext, propagate_shapes, run_pipeline, validate
+
+    specs, guessed = model._built_specs or model._input_specs, False
+    if specs is None:
+        rank = get_op(model.layers[0].op).natural_input_rank if model.layers else None
+        guessed = rank is None
+        specs = [TensorSpec((None,) * (rank or 2))]
+    graph = lower(model, [s.to_type(model.dtype, i) for i, s in enumerate(specs)])
+    unify = Unifier()
+    for _, data in graph.nodes(data=True):
+        if data["op"] != "param":
+            continue
+        layer, pname = data["layer"], data["param"]
+        arr = staged[(layer, pname)]
+        try:
+            unify.shapes(data["type"].shape, arr.shape, pname)
+        except ShapeError as e:
+            raise ShapeError(f"layer '{layer.name}' ({type(layer).__name__}): weight {pname} "
+                             f"must have shape {format_shape(data['type'].shape)}, the file "
+                             f"has {arr.shape} ('{weight_key(layer, pname)}'): {e}") from None
+        data["type"] = data["type"].with_shape(arr.shape)
+    run_pipeline(graph, [propagate_shapes, validate], CompileContext())
+    if guessed:
+        return None
+    return [TensorSpec(tuple(d if isinstance(d, int) else None
+                             for d in graph.nodes[n]["type"].shape))
+            for n in graph.graph["inputs"]]
+
+
+def _commit(model: Any, staged: dict, fresh: dict) -> None:
+    """Write the checked arrays: in place where weights exist (plans keep seeing them)."""
+    from .layers import _bump_epoch
+
+    new_by_layer: dict = {}
+    for (layer, pname), arr in staged.items():
+        if (layer, pname) in fresh:
+            dtype = layer.dtype or model.dtype
+            new_by_layer.setdefault(layer, {})[pname] = np.array(arr, dtype=dtype, order="C")
+    for (layer, pname), arr in staged.items():
+        if (layer, pname) not in fresh:
+            with layer._lock:
+                layer._weights[pname][...] = arr
+    for layer, new in new_by_layer.items():
+        layer._commit_weights(new)
+    _bump_epoch()

@@ -1,0 +1,20 @@
+"""Shared test configuration: hypothesis profiles.
+
+``ci`` (the default) keeps property tests quick; ``long`` searches much harder. Pick one with
+``pytest --hypothesis-profile=long`` or the ``HYPOTHESIS_PROFILE`` environment variable.
+"""
+
+import os
+import tempfile
+
+# A fresh compiled-code cache per test session: results never depend on what an earlier run (or
+# another checkout) left in ~/.cache/deferc. Set before compiler/runtime are imported.
+os.environ.setdefault("DEFERC_CACHE_DIR", tempfile.mkdtemp(prefix="deferc-test-cache-"))
+
+from hypothesis import HealthCheck, settings
+
+_COMMON = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow]}
+
+settings.register_profile("ci", max_examples=25, derandomize=True, print_blob=True, **_COMMON)
+settings.register_profile("long", max_examples=1000, print_blob=True, **_COMMON)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
