@@ -5,6 +5,8 @@
   ``fuses_activation``) is folded into that op's epilogue: one kernel call does matmul + bias +
   activation.
 - Remaining runs of elementwise activations become one ``activation_chain`` call.
+- ``add(conv(x), r)`` becomes a conv that adds the residual ``r`` in its epilogue (then any
+  activation after the add folds in too): one pass over a ResNet block's output instead of three.
 
 Only values read by exactly one op, and not returned by the graph, are fused away.
 """
@@ -34,6 +36,37 @@ def _sole_reader(g: nx.DiGraph, node: int) -> int | None:
     return readers[0]
 
 
+def _fuse_residual_add(g: nx.DiGraph, add: int) -> bool:
+    """``add(conv(x), r)`` -> ``conv(x, residual=r)`` for ops with ``fuses_residual``.
+
+    The op that absorbs the add must come after ``r`` in creation order (ops only ever read
+    earlier ops), so of two candidate operands the later one is chosen.
+    """
+    operands = data_operands(g, add)
+    if len(operands) != 2 or operands[0] == operands[1]:
+        return False
+    for conv, residual in sorted((operands, operands[::-1]), key=lambda p: -p[0]):
+        data = g.nodes[conv]
+        if data["op"] in SOURCE_OPS or not get_op(data["op"]).extras.get("fuses_residual") \
+                or data["attrs"].get("activation") != "linear" or data["attrs"].get("residual") \
+                or _sole_reader(g, conv) != add or residual > conv \
+                or g.nodes[residual]["type"].shape != data["type"].shape:
+            continue
+        # operands become (x, residual, params...): shift the params one slot up
+        for src, _, edge in list(g.in_edges(conv, data=True)):
+            if g.nodes[src]["op"] == "param":
+                edge["positions"] = tuple(p + 1 for p in edge["positions"])
+        if g.has_edge(residual, conv):
+            g.edges[residual, conv]["positions"] += (1,)
+        else:
+            g.add_edge(residual, conv, positions=(1,))
+        data["attrs"] = {**data["attrs"], "residual": True}
+        replace_uses(g, add, conv)
+        g.remove_node(add)
+        return True
+    return False
+
+
 def fuse(g: nx.DiGraph, ctx) -> nx.DiGraph:
     """Rewrite ``g`` in place; running it twice changes nothing more."""
     for node in topo_nodes(g):
@@ -41,6 +74,9 @@ def fuse(g: nx.DiGraph, ctx) -> nx.DiGraph:
             (src,) = data_operands(g, node)
             replace_uses(g, node, src)
             g.remove_node(node)
+    for node in topo_nodes(g):
+        if node in g and g.nodes[node]["op"] == "add":
+            _fuse_residual_add(g, node)
     changed = True
     while changed:
         changed = False
