@@ -78,6 +78,59 @@ def _reshape(draw, shape):
     return layers.Reshape(target), out
 
 
+def _window_out(size: int, k: int, stride: int, dilation: int, padding: str) -> int:
+    """TF/Keras output size, written independently of the compiler's shape rules."""
+    if padding == "same":
+        return -(-size // stride)
+    return (size - dilation * (k - 1) - 1) // stride + 1
+
+
+def _window(draw, shape, allow_dilation: bool = True):
+    h, w = shape[0], shape[1]
+    padding = draw(st.sampled_from(["valid", "same"]))
+    stride = draw(st.integers(1, 2))
+    dilation = draw(st.integers(1, 2)) if allow_dilation and stride == 1 else 1
+    limit = min(h, w) if padding == "valid" else 3
+    k = draw(st.integers(1, max(1, min(3, (limit - 1) // dilation + 1))))
+    oh, ow = (_window_out(d, k, stride, dilation, padding) for d in (h, w))
+    return k, stride, dilation, padding, oh, ow
+
+
+def _image(shape) -> bool:
+    return len(shape) == 3
+
+
+def _conv2d(draw, shape):
+    k, stride, dilation, padding, oh, ow = _window(draw, shape)
+    channels = shape[2]
+    groups = draw(st.sampled_from([g for g in (1, 2, 3) if channels % g == 0]))
+    filters = groups * draw(st.integers(1, 3))
+    layer = layers.Conv2D(filters, k, strides=stride, padding=padding, dilation_rate=dilation,
+                          groups=groups, activation=draw(st.sampled_from(ACTIVATION_NAMES)),
+                          use_bias=draw(st.booleans()))
+    return layer, (oh, ow, filters)
+
+
+def _depthwise(draw, shape):
+    k, stride, dilation, padding, oh, ow = _window(draw, shape)
+    mult = draw(st.integers(1, 2))
+    return (layers.DepthwiseConv2D(k, strides=stride, padding=padding, depth_multiplier=mult,
+                                   dilation_rate=dilation),
+            (oh, ow, shape[2] * mult))
+
+
+def _pool(kind):
+    def make(draw, shape):
+        k, stride, _, padding, oh, ow = _window(draw, shape, allow_dilation=False)
+        return kind(k, strides=stride, padding=padding), (oh, ow, shape[2])
+    return make
+
+
+def _zero_pad(draw, shape):
+    (t, b), (l, r) = [(draw(st.integers(0, 2)), draw(st.integers(0, 2))) for _ in range(2)]
+    return layers.ZeroPadding2D(((t, b), (l, r))), (shape[0] + t + b, shape[1] + l + r, shape[2])
+
+
 LAYER_GENERATORS = [
     LayerGenerator("dense", lambda s: True, _dense),
     LayerGenerator("activation", lambda s: True, _activation),
@@ -89,9 +142,29 @@ LAYER_GENERATORS = [
     LayerGenerator("flatten", lambda s: True,
                    lambda draw, s: (layers.Flatten(), (int(np.prod(s)),))),
     LayerGenerator("reshape", lambda s: 0 < np.prod(s) <= 64, _reshape),
+    LayerGenerator("conv2d", _image, _conv2d),
+    LayerGenerator("depthwise_conv2d", _image, _depthwise),
+    LayerGenerator("max_pool2d", _image, _pool(layers.MaxPooling2D)),
+    LayerGenerator("avg_pool2d", _image, _pool(layers.AveragePooling2D)),
+    LayerGenerator("global_avg_pool2d", _image,
+                   lambda draw, s: (layers.GlobalAveragePooling2D(), (s[2],))),
+    LayerGenerator("global_max_pool2d", _image,
+                   lambda draw, s: (layers.GlobalMaxPooling2D(), (s[2],))),
+    LayerGenerator("zero_padding2d", _image, _zero_pad),
+    LayerGenerator("batch_norm", lambda s: True,
+                   lambda draw, s: (layers.BatchNormalization(), s)),
+    LayerGenerator("layer_norm", lambda s: True,
+                   lambda draw, s: (layers.LayerNormalization(), s)),
 ]
 
-feature_shapes = st.lists(st.integers(1, 5), min_size=1, max_size=3).map(tuple)
+#: Layers whose output shape depends on more than the input's last axis: never reused at a
+#: second place with another shape by the functional generator.
+_SHAPE_SPECIFIC = (layers.Conv2D, layers.DepthwiseConv2D, layers.MaxPooling2D,
+                   layers.AveragePooling2D, layers.GlobalAveragePooling2D,
+                   layers.ZeroPadding2D, layers.BatchNormalization, layers.LayerNormalization)
+
+feature_shapes = st.one_of(st.lists(st.integers(1, 5), min_size=1, max_size=3).map(tuple),
+                           st.tuples(st.integers(1, 7), st.integers(1, 7), st.integers(1, 4)))
 
 
 @dataclass
@@ -137,6 +210,12 @@ def functional_models(draw) -> Drawn:
             layer, out_shape = gen.make(draw, shape)
             applied.append((layer, shape))
         values.append((layer(x), out_shape))
+        same = [v for v in values if v[1] == shape and v[0] is not x]
+        if same and draw(st.booleans()):  # merge two values of one shape
+            other = draw(st.sampled_from(same))[0]
+            merge = draw(st.sampled_from([layers.Add, layers.Multiply, layers.Concatenate]))
+            merged_shape = shape[:-1] + (2 * shape[-1],) if merge is layers.Concatenate else shape
+            values.append((merge()([x, other]), merged_shape))
     produced = values[n_inputs:]
     picks = draw(st.lists(st.integers(0, len(produced) - 1), min_size=1, max_size=3))
     outputs = [produced[i][0] for i in picks]
@@ -146,6 +225,8 @@ def functional_models(draw) -> Drawn:
 
 
 def _can_share(layer, first_shape: tuple, shape: tuple) -> bool:
+    if isinstance(layer, _SHAPE_SPECIFIC):
+        return first_shape == shape
     if isinstance(layer, layers.Dense):
         return first_shape[-1] == shape[-1]
     if isinstance(layer, layers.Reshape):

@@ -89,6 +89,13 @@ def test_bad_inputs_are_rejected_before_any_kernel_runs(bad, err, match):
     (lambda: layers.Dense(4, kernel_initializer="nope"), r"unknown initializer 'nope'"),
     (lambda: layers.Dropout(1.5), r"rate must be in \[0, 1\), received 1.5"),
     (lambda: layers.Reshape((-1, -1)), r"at most one -1"),
+    (lambda: layers.Dense(4, use_bias="no"), r"use_bias must be True or False, received 'no'"),
+    (lambda: layers.Conv2D(4, 3, strides=0), r"strides must be a positive int, received 0"),
+    (lambda: layers.Conv2D(4, 3, padding="full"), r"'valid' or 'same', received 'full'"),
+    (lambda: layers.Conv2D(5, 3, groups=2), r"filters \(5\) must be a multiple of groups"),
+    (lambda: layers.MaxPooling2D(pool_size=-2), r"received -2"),
+    (lambda: layers.BatchNormalization(epsilon=0), r"epsilon must be a positive number"),
+    (lambda: layers.ZeroPadding2D(-1), r"non-negative"),
 ])
 def test_constructors_reject_bad_configuration(make, match):
     with pytest.raises(CompilerError, match=match):

@@ -50,6 +50,13 @@ def _positive_int(value: Any, what: str, layer: str) -> int:
     return int(value)
 
 
+def _flag(value: Any, what: str, layer: str) -> bool:
+    """A boolean option; ``"no"`` or ``2`` would otherwise silently mean ``True``."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise CompilerError(f"{layer}: {what} must be True or False, received {value!r}")
+    return bool(value)
+
+
 class Layer:
     """Base class. Subclasses set ``op`` and implement ``op_attrs`` (and initializers if any)."""
 
@@ -246,7 +253,7 @@ class Dense(Layer):
         super().__init__(**kwargs)
         self.units = _positive_int(units, "units", "Dense")
         self.activation = canonical_activation(activation)
-        self.use_bias = bool(use_bias)
+        self.use_bias = _flag(use_bias, "use_bias", "Dense")
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from ..errors import CompilerError
 from . import initializers
-from .layers import Layer
+from .layers import Layer, _flag
 
 
 def _epsilon(value: Any, layer: str) -> float:
@@ -35,7 +35,8 @@ class BatchNormalization(Layer):
         self.axis = _last_axis(axis, "BatchNormalization")
         self.momentum = float(momentum)  # training only; kept for the configuration
         self.epsilon = _epsilon(epsilon, "BatchNormalization")
-        self.center, self.scale = bool(center), bool(scale)
+        self.center = _flag(center, "center", type(self).__name__)
+        self.scale = _flag(scale, "scale", type(self).__name__)
         self._initializers = {
             "gamma": initializers.get(gamma_initializer),
             "beta": initializers.get(beta_initializer),
@@ -66,7 +67,8 @@ class LayerNormalization(Layer):
         super().__init__(**kwargs)
         self.axis = _last_axis(axis, "LayerNormalization")
         self.epsilon = _epsilon(epsilon, "LayerNormalization")
-        self.center, self.scale = bool(center), bool(scale)
+        self.center = _flag(center, "center", type(self).__name__)
+        self.scale = _flag(scale, "scale", type(self).__name__)
         self._initializers = {"gamma": initializers.get(gamma_initializer),
                               "beta": initializers.get(beta_initializer)}
 

@@ -12,7 +12,7 @@ from typing import Any
 from ..errors import CompilerError
 from ..ops.activations import canonical_activation
 from . import initializers
-from .layers import Layer, _positive_int
+from .layers import Layer, _flag, _positive_int
 
 _PADDINGS = ("valid", "same")
 
@@ -56,7 +56,7 @@ class Conv2D(Layer):
             raise CompilerError(f"{kind}: strides {self.strides} and dilation_rate "
                                 f"{self.dilation_rate} cannot both exceed 1 (as in Keras)")
         self.activation = canonical_activation(activation)
-        self.use_bias = bool(use_bias)
+        self.use_bias = _flag(use_bias, "use_bias", kind)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
 
@@ -95,7 +95,7 @@ class DepthwiseConv2D(Layer):
         self.depth_multiplier = _positive_int(depth_multiplier, "depth_multiplier", kind)
         self.dilation_rate = _pair(dilation_rate, "dilation_rate", kind)
         self.activation = canonical_activation(activation)
-        self.use_bias = bool(use_bias)
+        self.use_bias = _flag(use_bias, "use_bias", kind)
         self.depthwise_initializer = initializers.get(depthwise_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
 
@@ -150,7 +150,7 @@ class GlobalAveragePooling2D(Layer):
 
     def __init__(self, keepdims: bool = False, **kwargs: Any):
         super().__init__(**kwargs)
-        self.keepdims = bool(keepdims)
+        self.keepdims = _flag(keepdims, "keepdims", type(self).__name__)
 
     def op_attrs(self) -> dict:
         return {"keepdims": self.keepdims}
