@@ -17,10 +17,10 @@ import numpy as np
 
 from .check import OutputMismatch, check_matches
 from .context import RunContext
-from .modelspec import DenseConfig, ModelSpec
+from .modelspec import DenseConfig
 from .peers import numpy_peer
 from .records import Row, Target
-from .timing import measure_rounds
+from .timing import Timing, measure_rounds
 
 #: Pause between timing blocks so the previous library's spinning threads go to sleep.
 SETTLE_S = 0.05
@@ -60,9 +60,14 @@ def run_inference(ctx: RunContext, wl: InferenceWorkload) -> list[Row]:
     statuses: dict[str, str] = {}
     for name in wl.peers:
         bar.describe(f"{wl.id}: build + check {name}")
-        run = _checked_peer(ctx, wl, name, built.spec, x, expected, statuses)
-        if run is not None:
-            contenders[name] = lambda run=run: run(x)
+
+        def attempt(name: str = name) -> tuple[Callable[[], object], np.ndarray]:
+            run = ctx.peers[name].build(built.spec)
+            return (lambda: run(x)), run(x)
+
+        timed = checked_peer(ctx, wl.id, name, attempt, expected, statuses)
+        if timed is not None:
+            contenders[name] = timed
         bar.step()
     if wl.sgemm_baseline is not None:
         matmuls = numpy_peer.build_matmul_only(built.spec)
@@ -75,14 +80,8 @@ def run_inference(ctx: RunContext, wl: InferenceWorkload) -> list[Row]:
     bar.step()
 
     ours = timings[OURS]
-    rows = []
-    for name in wl.peers:
-        row = Row(wl.id, f"batch {wl.batch}", peer=name, ours=ours.median, ours_iqr=ours.iqr,
-                  flops=flops, target=wl.targets.get(name), status=statuses.get(name, "ok"))
-        if name in timings:
-            row.peer_value, row.peer_iqr, row.checked = timings[name].median, timings[name].iqr, True
-            row.extra = {"ours_timing": ours.to_json(), "peer_timing": timings[name].to_json()}
-        rows.append(row)
+    rows = comparison_rows(wl.id, f"batch {wl.batch}", wl.peers, timings, flops, wl.targets,
+                           statuses)
     if wl.sgemm_baseline is not None:
         base = timings[numpy_peer.MATMUL_ONLY_NAME]
         rows.append(Row(wl.id, f"batch {wl.batch}", peer=numpy_peer.MATMUL_ONLY_NAME,
@@ -97,30 +96,49 @@ def run_inference(ctx: RunContext, wl: InferenceWorkload) -> list[Row]:
     return rows
 
 
-def _checked_peer(ctx: RunContext, wl: InferenceWorkload, name: str, spec: ModelSpec,
-                  x: np.ndarray, expected: np.ndarray,
-                  statuses: dict[str, str]) -> Callable[[np.ndarray], np.ndarray] | None:
-    """The peer's ``run`` if it is available and agrees with ours; else record why not."""
+def checked_peer(ctx: RunContext, workload_id: str, name: str,
+                 attempt: Callable[[], tuple[Callable[[], object], np.ndarray]],
+                 expected: np.ndarray, statuses: dict[str, str]) -> Callable[[], object] | None:
+    """The peer's timed call if it is available and agrees with ours; else record why not.
+
+    ``attempt()`` builds the peer and returns ``(timed_call, output)``, the output already in
+    ours' layout; building, layout changes and the check all happen before any timing.
+    """
     if name in ctx.unavailable:
         statuses[name] = f"skipped: {ctx.unavailable[name]}"
         return None
     try:
-        run = ctx.peers[name].build(spec)
-        check_matches(expected, run(x), f"{wl.id} {name}")
+        timed, output = attempt()
+        check_matches(expected, output, f"{workload_id} {name}")
     except OutputMismatch as exc:
-        message = f"MISMATCH in {wl.id} vs {name}: {exc}"
+        message = f"MISMATCH in {workload_id} vs {name}: {exc}"
         ctx.progress.note("!" * 72 + f"\n{message}\n" + "!" * 72)
         ctx.failures.append(message)
         statuses[name] = f"MISMATCH: {str(exc).strip().splitlines()[0]}"
         return None
     # A peer that cannot even run is reported (and fails the run), not fatal to the suite.
     except Exception as exc:  # noqa: BLE001
-        message = f"{wl.id} {name} failed: {type(exc).__name__}: {exc}"
+        message = f"{workload_id} {name} failed: {type(exc).__name__}: {exc}"
         ctx.progress.note(message)
         ctx.failures.append(message)
         statuses[name] = f"error: {type(exc).__name__}: {exc}"
         return None
-    return run
+    return timed
+
+
+def comparison_rows(workload_id: str, case: str, peers: Sequence[str],
+                    timings: dict[str, Timing], flops: int | None, targets: dict[str, Target],
+                    statuses: dict[str, str]) -> list[Row]:
+    """One row per peer: ours vs that peer (or the reason it has no number)."""
+    ours, rows = timings[OURS], []
+    for name in peers:
+        row = Row(workload_id, case, peer=name, ours=ours.median, ours_iqr=ours.iqr,
+                  flops=flops, target=targets.get(name), status=statuses.get(name, "ok"))
+        if name in timings:
+            row.peer_value, row.peer_iqr, row.checked = timings[name].median, timings[name].iqr, True
+            row.extra = {"ours_timing": ours.to_json(), "peer_timing": timings[name].to_json()}
+        rows.append(row)
+    return rows
 
 
 def describe(configs: Sequence[DenseConfig], input_dim: int) -> str:

@@ -2,8 +2,8 @@
 
 Workloads describe an architecture (``DenseConfig`` list); ours builds and initialises it, and
 the resulting weights become a ``ModelSpec`` that NumPy, PyTorch and ONNX Runtime all consume,
-so every implementation computes the same function with identical weights. New layer kinds
-(e.g. a ``Conv2DLayer`` for the conv workloads) are added here plus one builder per peer.
+so every implementation computes the same function with identical weights. Conv nets, which
+branch, are described by ``graphspec`` instead.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class DenseLayer:
         return int(self.kernel.shape[0] * self.kernel.shape[1])
 
 
-#: Union of every layer kind; extend with ``| Conv2DLayer`` etc.
+#: Union of every layer kind of a dense chain.
 LayerSpec = DenseLayer
 
 

@@ -1,4 +1,5 @@
-"""The only module that knows deferc's API: "ours" as the rest of the suite sees it.
+"""One of the two modules that know deferc's API (with ``ours_graph``, for conv nets): "ours"
+as the rest of the suite sees it.
 
 ``resolve("auto")`` returns the real compiler when ``from compiler import Sequential`` works, and
 otherwise a NumPy stand-in with the same interface, so the suite (peers, timing, reports) can be

@@ -1,7 +1,8 @@
 """The registry of workloads: ids, what they run, and the targets from the performance spec.
 
-To add a workload (e.g. the conv workloads C1-C3), describe its model with ``modelspec`` configs
-and register an ``InferenceWorkload``, or register any ``run(ctx) -> list[Row]`` function.
+To add a dense workload, describe its model with ``modelspec`` configs and register an
+``InferenceWorkload``; a conv workload names a model in ``ours_graph.MODELS`` and registers a
+``GraphWorkload``; or register any ``run(ctx) -> list[Row]`` function.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from dataclasses import dataclass
 
 from .build_time import SIZES, run_w6
 from .context import RunContext
+from .graph_inference import GraphWorkload, run_graph_inference
+from .graph_inference import describe as describe_graph
 from .inference import InferenceWorkload, describe, run_inference
 from .modelspec import DenseConfig, mlp
 from .records import Row, Target
@@ -60,3 +63,22 @@ WORKLOADS["W5"] = Workload(
 WORKLOADS["W6"] = Workload(
     "W6", f"net.build((None, 32)) of {' and '.join(f'{n:,}' for n in SIZES)}-layer MLPs "
     "(width 32)", lambda ctx: len(SIZES), run_w6)
+
+_CONV = [
+    GraphWorkload(
+        "C1", "LeNet-5", "lenet5", "conv5 relu, avg-pool, conv5 relu, avg-pool, dense 120-84-10",
+        (28, 28, 1), batch=64,
+        targets={"onnxruntime": _faster(1.0, "ONNX Runtime")}),
+    GraphWorkload(
+        "C2", "single 3x3 conv", "conv3x3_relu", "64->64 channels, padding same, + bias + relu",
+        (56, 56, 64), batch=8,
+        targets={"onnxruntime": _faster(1.25, "ONNX Runtime"), "torch": _faster(1.0, "PyTorch")}),
+    GraphWorkload(
+        "C3", "ResNet-18", "resnet18_imagenet",
+        "7x7/2 stem + max-pool, 8 basic blocks with BatchNorm, 1000 classes", (224, 224, 3),
+        batch=1,
+        targets={"onnxruntime": _faster(1.25, "ONNX Runtime"), "torch": _faster(1.0, "PyTorch")}),
+]
+for _wl in _CONV:
+    WORKLOADS[_wl.id] = Workload(_wl.id, describe_graph(_wl), lambda ctx, wl=_wl: wl.steps(),
+                                 lambda ctx, wl=_wl: run_graph_inference(ctx, wl))

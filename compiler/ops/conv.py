@@ -194,6 +194,7 @@ register(OpDef(
     kernel="conv2d",
     num_inputs=None,  # 1, or 2 once a fusion pass folds a residual add in (attr residual=True)
     natural_input_rank=4,
+    extras={"fuses_activation": True, "fuses_residual": True},
     doc="2-D convolution (NHWC) with fused bias, optional residual add and activation.",
 ))
 
@@ -248,5 +249,6 @@ register(OpDef(
     reference=depthwise_reference,
     kernel="depthwise_conv2d",
     natural_input_rank=4,
+    extras={"fuses_activation": True},
     doc="Depthwise 2-D convolution (NHWC); output channel c*depth_multiplier + m.",
 ))

@@ -41,6 +41,7 @@ def _producer(g: nx.DiGraph, node: int) -> str:
 def propagate_shapes(g: nx.DiGraph, ctx) -> nx.DiGraph:
     """Give every node a ``type``; record undecidable equalities as run-time checks."""
     unify = ctx.unifier
+    first_use: dict = {}  # param node -> (first op reading it, that op's input type)
     for node in topo_nodes(g):
         data = g.nodes[node]
         op = data["op"]
@@ -57,7 +58,7 @@ def propagate_shapes(g: nx.DiGraph, ctx) -> nx.DiGraph:
                                      f"{format_shape(t.shape)}: {e}") from None
                 data["type"] = t.with_shape(shape)
             continue
-        data["type"] = _infer_node(g, node, unify)
+        data["type"] = _infer_node(g, node, unify, first_use)
     for node in g.nodes:
         t = g.nodes[node]["type"]
         if t is not None and t.shape is not None:
@@ -66,7 +67,7 @@ def propagate_shapes(g: nx.DiGraph, ctx) -> nx.DiGraph:
     return g
 
 
-def _infer_node(g: nx.DiGraph, node: int, unify) -> TensorType:
+def _infer_node(g: nx.DiGraph, node: int, unify, first_use: dict) -> TensorType:
     data = g.nodes[node]
     opdef = get_op(data["op"])
     inputs = [g.nodes[n]["type"] for n in data_operands(g, node)]
@@ -86,10 +87,10 @@ def _infer_node(g: nx.DiGraph, node: int, unify) -> TensorType:
         try:
             merged = unify.shapes(current.shape, shape, f"{pname}")
         except ShapeError as e:
-            raise ShapeError(_param_conflict(g, node, pnodes[pname], pname, current, shape,
-                                             inputs, e)) from None
+            raise ShapeError(_param_conflict(g, node, first_use.get(pnodes[pname]), pname,
+                                             current, inputs, e)) from None
         pnode["type"] = current.with_shape(merged)
-        pnode.setdefault("first_use", (node, inputs[0] if inputs else None))
+        first_use.setdefault(pnodes[pname], (node, inputs[0] if inputs else None))
         params[pname] = pnode["type"]
     try:
         return opdef.shape_rule(inputs, params, data["attrs"], unify)
@@ -98,9 +99,8 @@ def _infer_node(g: nx.DiGraph, node: int, unify) -> TensorType:
                          ) from None
 
 
-def _param_conflict(g, node, pnode, pname, current, wanted, inputs, err) -> str:
+def _param_conflict(g, node, first, pname, current, inputs, err) -> str:
     where = _where(g, node)
-    first = g.nodes[pnode].get("first_use")
     received = format_shape(inputs[0].shape) if inputs else "?"
     if first is not None and first[0] != node:
         return (f"{where} is used at two places whose inputs disagree: the first use receives "

@@ -68,12 +68,10 @@ def gemm(a, b, c, accumulate):
     lda = max(a.strides[0] // item, k) if m > 1 else k
     ldb = max(b.strides[0] // item, n) if k > 1 else n
     ldc = max(c.strides[0] // item, n) if m > 1 else n
+    # Split rows before depth: a depth split re-reads and re-writes ``c`` once per chunk.
     nb = min(n, 64)
-    kb = max(16, min(k, GEMM_CALL_MAX_MNK // max(1, m * nb)))
-    if m * nb * kb > GEMM_CALL_MAX_MNK:  # very tall blocks: split the rows as well
-        mb = max(1, GEMM_CALL_MAX_MNK // (nb * kb))
-    else:
-        mb = m
+    kb = min(k, 512)
+    mb = max(1, min(m, GEMM_CALL_MAX_MNK // (nb * kb)))
     for i0 in range(0, m, mb):
         i1 = min(m, i0 + mb)
         for j0 in range(0, n, nb):

@@ -19,7 +19,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .activations import CODES, LINEAR, RELU, activate_row, scalar_activation
+from .activations import CODES, LINEAR, RELU, SOFTMAX, activate_row, scalar_activation
 from .blas import gemm
 from .flags import JIT, PARALLEL_MIN_ELEMENTS
 from .registry import Kernel, register_kernel
@@ -28,7 +28,11 @@ _INLINE = {k: v for k, v in JIT.items() if k != "cache"}
 #: Output pixels per parallel im2col block and tiles per Winograd block: small enough that a
 #: block's patches/transforms stay in L2 and that there are many blocks to balance over threads.
 _GEMM_ROWS = 64
+_GEMM_PANEL = 64
 _WINOGRAD_TILES = 64
+#: Below this many Winograd blocks the layer is too small to keep two threads busy: im2col with
+#: (row block, channel panel) work items spreads better.
+_WINOGRAD_MIN_BLOCKS = 4
 #: Winograd only pays once the GEMMs dominate the transforms.
 _WINOGRAD_MIN_CHANNELS = 16
 
@@ -67,14 +71,15 @@ def _fill_patch_row(x, prow, n, oh, ow, c0, cg, kh, kw, sh, sw, pt, pl, dh, dw):
 
 
 @njit(inline="always", **_INLINE)
-def _im2col_block(x, kmats, bias, res2d, out2d, r0, r1, oh_n, ow_n, sh, sw, pt, pl, dh, dw,
-                  kh, kw, direct, code, alpha):
-    """Output rows ``r0..r1`` (flattened ``n, oh, ow``): patches, one GEMM per group, epilogue."""
+def _im2col_block(x, kmats, bias, res2d, out2d, r0, r1, j0, j1, oh_n, ow_n, sh, sw, pt, pl,
+                  dh, dw, kh, kw, direct, code, alpha):
+    """Output rows ``r0..r1`` (flattened ``n, oh, ow``) and columns ``j0..j1`` (ungrouped
+    only; grouped layers pass all columns): patches, one GEMM per group, then the epilogue."""
     groups, kdim, og = kmats.shape
     cg = kdim // (kh * kw)
     m = r1 - r0
     if direct:  # 1x1 stride-1 unpadded: the input rows are the patches
-        gemm(x.reshape(-1, x.shape[3])[r0:r1], kmats[0], out2d[r0:r1], False)
+        gemm(x.reshape(-1, x.shape[3])[r0:r1], kmats[0][:, j0:j1], out2d[r0:r1, j0:j1], False)
     else:
         patches = np.empty((m, kdim), dtype=x.dtype)
         for g in range(groups):
@@ -85,52 +90,61 @@ def _im2col_block(x, kmats, bias, res2d, out2d, r0, r1, oh_n, ow_n, sh, sw, pt, 
                 n = r // (ow_n * oh_n)
                 _fill_patch_row(x, patches[i], n, oh, ow, g * cg, cg, kh, kw, sh, sw, pt, pl,
                                 dh, dw)
-            gemm(patches, kmats[g], out2d[r0:r1, g * og:(g + 1) * og], False)
+            if groups == 1:
+                gemm(patches, kmats[0][:, j0:j1], out2d[r0:r1, j0:j1], False)
+            else:
+                gemm(patches, kmats[g], out2d[r0:r1, g * og:(g + 1) * og], False)
     has_bias = bias.shape[0] > 0
     has_res = res2d.shape[0] > 0
+    b = bias[j0:j1] if has_bias else bias
     for r in range(r0, r1):
-        rr = res2d[r] if has_res else res2d[0:0].ravel()
-        _finish_row(out2d[r], bias, rr, has_bias, has_res, code, alpha)
+        rr = res2d[r, j0:j1] if has_res else res2d[0:0].ravel()
+        _finish_row(out2d[r, j0:j1], b, rr, has_bias, has_res, code, alpha)
 
 
 @njit(parallel=True, **JIT)
-def _conv_gemm_parallel(x, kmats, bias, res2d, out2d, block, oh_n, ow_n, sh, sw, pt, pl,
+def _conv_gemm_parallel(x, kmats, bias, res2d, out2d, block, panel, oh_n, ow_n, sh, sw, pt, pl,
                         dh, dw, kh, kw, direct, code, alpha):
-    rows = out2d.shape[0]
-    for b in prange((rows + block - 1) // block):
+    """Work items are (row block, column panel): small images still spread over threads."""
+    rows, cols = out2d.shape
+    panels = (cols + panel - 1) // panel
+    for item in prange(((rows + block - 1) // block) * panels):
+        b, p = item // panels, item % panels
         _im2col_block(x, kmats, bias, res2d, out2d, b * block, min(rows, (b + 1) * block),
-                      oh_n, ow_n, sh, sw, pt, pl, dh, dw, kh, kw, direct, code, alpha)
+                      p * panel, min(cols, (p + 1) * panel), oh_n, ow_n, sh, sw, pt, pl, dh, dw,
+                      kh, kw, direct, code, alpha)
 
 
 @njit(**JIT)
-def _conv_gemm_serial(x, kmats, bias, res2d, out2d, block, oh_n, ow_n, sh, sw, pt, pl,
+def _conv_gemm_serial(x, kmats, bias, res2d, out2d, block, panel, oh_n, ow_n, sh, sw, pt, pl,
                       dh, dw, kh, kw, direct, code, alpha):
-    rows = out2d.shape[0]
+    rows, cols = out2d.shape
     for b in range((rows + block - 1) // block):
         _im2col_block(x, kmats, bias, res2d, out2d, b * block, min(rows, (b + 1) * block),
-                      oh_n, ow_n, sh, sw, pt, pl, dh, dw, kh, kw, direct, code, alpha)
+                      0, cols, oh_n, ow_n, sh, sw, pt, pl, dh, dw, kh, kw, direct, code, alpha)
 
 
 # -- Winograd F(2x2, 3x3) ------------------------------------------------------------------------
-@njit(**JIT)
+@njit(parallel=True, **JIT)
 def _winograd_weights(kernel):
-    """``U[e] = (G g G^T)`` flattened over the 4x4 tile: ``(16, C, O)``."""
+    """``U[e] = (G g G^T)`` flattened over the 4x4 tile: ``(16, C, O)``; inner loops over O."""
     c_n, o_n = kernel.shape[2], kernel.shape[3]
     u = np.empty((16, c_n, o_n), dtype=kernel.dtype)
-    t = np.empty((4, 3), dtype=np.float64)
-    for c in range(c_n):
-        for o in range(o_n):
-            for j in range(3):
+    for c in prange(c_n):
+        t = np.empty((4, 3, o_n), dtype=np.float64)
+        for j in range(3):
+            for o in range(o_n):
                 g0, g1, g2 = kernel[0, j, c, o], kernel[1, j, c, o], kernel[2, j, c, o]
-                t[0, j] = g0
-                t[1, j] = 0.5 * (g0 + g1 + g2)
-                t[2, j] = 0.5 * (g0 - g1 + g2)
-                t[3, j] = g2
-            for i in range(4):
-                u[4 * i + 0, c, o] = t[i, 0]
-                u[4 * i + 1, c, o] = 0.5 * (t[i, 0] + t[i, 1] + t[i, 2])
-                u[4 * i + 2, c, o] = 0.5 * (t[i, 0] - t[i, 1] + t[i, 2])
-                u[4 * i + 3, c, o] = t[i, 2]
+                t[0, j, o] = g0
+                t[1, j, o] = 0.5 * (g0 + g1 + g2)
+                t[2, j, o] = 0.5 * (g0 - g1 + g2)
+                t[3, j, o] = g2
+        for i in range(4):
+            for o in range(o_n):
+                u[4 * i + 0, c, o] = t[i, 0, o]
+                u[4 * i + 1, c, o] = 0.5 * (t[i, 0, o] + t[i, 1, o] + t[i, 2, o])
+                u[4 * i + 2, c, o] = 0.5 * (t[i, 0, o] - t[i, 1, o] + t[i, 2, o])
+                u[4 * i + 3, c, o] = t[i, 2, o]
     return u
 
 
@@ -324,6 +338,22 @@ def _empty(dtype, ndim: int) -> np.ndarray:
     return np.zeros((0,) * ndim, dtype=dtype)
 
 
+def conv_algorithm(kernel_shape, out_shape, strides, dilation, groups) -> str:
+    """``"winograd"`` or ``"gemm"`` (im2col, or a plain GEMM for 1x1): which path a layer takes.
+
+    Non-finite weights also force ``"gemm"`` at run time (Winograd would turn inf into NaN).
+    """
+    kh, kw, cg, o_n = kernel_shape
+    tiles_w = (out_shape[2] + 1) // 2
+    tile_rows = out_shape[0] * ((out_shape[1] + 1) // 2)
+    blocks = tile_rows // max(1, _WINOGRAD_TILES // max(1, tiles_w))
+    if (kh == 3 and kw == 3 and tuple(strides) == (1, 1) and tuple(dilation) == (1, 1)
+            and groups == 1 and cg >= _WINOGRAD_MIN_CHANNELS and o_n >= _WINOGRAD_MIN_CHANNELS
+            and blocks >= _WINOGRAD_MIN_BLOCKS):
+        return "winograd"
+    return "gemm"
+
+
 def conv2d_nhwc(x, kernel, bias, residual, out, sh, sw, pt, pl, dh, dw, groups, code, alpha):
     """``out = act(conv(x, kernel) + bias + residual)``; ``residual`` may be empty."""
     if out.size == 0:
@@ -331,9 +361,8 @@ def conv2d_nhwc(x, kernel, bias, residual, out, sh, sw, pt, pl, dh, dw, groups, 
     kh, kw, cg, o_n = kernel.shape
     alpha = out.dtype.type(alpha)
     parallel = out.size >= PARALLEL_MIN_ELEMENTS
-    if (kh == 3 and kw == 3 and sh == 1 and sw == 1 and dh == 1 and dw == 1 and groups == 1
-            and cg >= _WINOGRAD_MIN_CHANNELS and o_n >= _WINOGRAD_MIN_CHANNELS
-            and np.isfinite(kernel).all()):
+    if conv_algorithm(kernel.shape, out.shape, (sh, sw), (dh, dw), groups) == "winograd" \
+            and np.isfinite(kernel).all():
         res4 = residual if residual.size else _empty(out.dtype, 4)
         u = _winograd_weights(kernel)
         run = _conv_winograd_parallel if parallel else _conv_winograd_serial
@@ -343,8 +372,10 @@ def conv2d_nhwc(x, kernel, bias, residual, out, sh, sw, pt, pl, dh, dw, groups, 
     kmats = np.ascontiguousarray(kernel.reshape(kh * kw * cg, groups, og).transpose(1, 0, 2))
     direct = (kh == 1 and kw == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0
               and groups == 1 and x.shape[1:3] == out.shape[1:3])
+    # Row-wise softmax needs whole rows; grouped GEMMs already split the columns.
+    panel = o_n if (groups > 1 or code == SOFTMAX) else _GEMM_PANEL
     run = _conv_gemm_parallel if parallel else _conv_gemm_serial
-    run(x, kmats, bias, _res2d(residual, o_n), out.reshape(-1, o_n), _GEMM_ROWS,
+    run(x, kmats, bias, _res2d(residual, o_n), out.reshape(-1, o_n), _GEMM_ROWS, panel,
         out.shape[1], out.shape[2], sh, sw, pt, pl, dh, dw, kh, kw, direct, code, alpha)
 
 
