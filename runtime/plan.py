@@ -198,7 +198,7 @@ class Plan:
                                     [value_shapes[n] for n in step.inputs], out_shape))
 
     def _layout_for(self, arrays: Sequence[np.ndarray]) -> Layout:
-        key = tuple(a.shape for a in arrays)
+        key = arrays[0].shape if len(arrays) == 1 else tuple(a.shape for a in arrays)
         layout = self._layouts.get(key)
         if layout is not None:
             return layout
