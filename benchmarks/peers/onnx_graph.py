@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..graphspec import GraphSpec, OpSpec, Pads, PeerRun
-from .onnx_peer import INTER_OP_THREADS, INTRA_OP_THREADS, IR_VERSION, OPSET
+from .onnx_peer import IR_VERSION, OPSET, make_session
 
 _ACTIVATION_OPS = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "softmax": "Softmax"}
 
@@ -135,15 +135,7 @@ def build_model(spec: GraphSpec):
 
 def build(spec: GraphSpec) -> PeerRun:
     """An ORT ``InferenceSession`` (CPU, all graph optimisations, 2 intra-op threads)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = INTRA_OP_THREADS
-    options.inter_op_num_threads = INTER_OP_THREADS
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = ort.InferenceSession(build_model(spec).SerializeToString(), options,
-                                   providers=["CPUExecutionProvider"])
+    session = make_session(build_model(spec))
 
     def run(x: np.ndarray) -> np.ndarray:
         return session.run(["y"], {"x": x})[0]

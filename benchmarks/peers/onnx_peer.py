@@ -83,8 +83,8 @@ def build_model(spec: ModelSpec):
     return model
 
 
-def build(spec: ModelSpec) -> Callable[[np.ndarray], np.ndarray]:
-    """An ORT ``InferenceSession`` (CPU provider, all graph optimisations) wrapped as ``run(x)``."""
+def make_session(model):
+    """An ORT session on the CPU provider: all graph optimisations, our thread settings."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -92,8 +92,13 @@ def build(spec: ModelSpec) -> Callable[[np.ndarray], np.ndarray]:
     options.inter_op_num_threads = INTER_OP_THREADS
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = ort.InferenceSession(build_model(spec).SerializeToString(), options,
-                                   providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model.SerializeToString(), options,
+                                providers=["CPUExecutionProvider"])
+
+
+def build(spec: ModelSpec) -> Callable[[np.ndarray], np.ndarray]:
+    """An ORT ``InferenceSession`` (CPU provider, all graph optimisations) wrapped as ``run(x)``."""
+    session = make_session(build_model(spec))
     outputs = ["y"]
 
     def run(x: np.ndarray) -> np.ndarray:
