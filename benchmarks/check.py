@@ -15,7 +15,7 @@ class OutputMismatch(AssertionError):
 
 
 def check_matches(ours: np.ndarray, theirs: np.ndarray, who: str) -> None:
-    """Raise ``OutputMismatch`` naming ``who`` unless ``theirs`` equals ``ours`` within tolerance."""
+    """Raise ``OutputMismatch`` naming ``who`` unless ``theirs`` matches ``ours`` (tolerance)."""
     theirs = np.asarray(theirs)
     if theirs.shape != ours.shape:
         raise OutputMismatch(f"{who}: output shape {theirs.shape}, ours {ours.shape}")

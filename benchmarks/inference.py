@@ -135,7 +135,8 @@ def comparison_rows(workload_id: str, case: str, peers: Sequence[str],
         row = Row(workload_id, case, peer=name, ours=ours.median, ours_iqr=ours.iqr,
                   flops=flops, target=targets.get(name), status=statuses.get(name, "ok"))
         if name in timings:
-            row.peer_value, row.peer_iqr, row.checked = timings[name].median, timings[name].iqr, True
+            timing = timings[name]
+            row.peer_value, row.peer_iqr, row.checked = timing.median, timing.iqr, True
             row.extra = {"ours_timing": ours.to_json(), "peer_timing": timings[name].to_json()}
         rows.append(row)
     return rows

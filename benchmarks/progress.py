@@ -6,7 +6,7 @@ import sys
 
 
 class Progress:
-    """``step(label)`` marks one unit of work done; ``note(text)`` prints without garbling the bar."""
+    """``step(label)`` marks one unit of work done; ``note(text)`` prints around the bar."""
 
     def __init__(self, total: int, enabled: bool = True) -> None:
         self._bar = None

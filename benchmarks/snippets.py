@@ -2,9 +2,9 @@
 
 Each script is self-contained (imports only the library under test and NumPy), does its work, and
 prints one JSON line: ``seconds`` from its first statement to its first result, ``maxrss_kb``
-(peak resident set in KiB: ``VmHWM``, else ``getrusage``) and the output ``shape``. A fresh process per run
-is the only way to see import + compile + cache-load cost and a peak RSS that belongs to one
-library alone.
+(peak resident set in KiB: ``VmHWM``, else ``getrusage``) and the output ``shape``. A fresh
+process per run is the only way to see import + compile + cache-load cost and a peak RSS that
+belongs to one library alone.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ inferred at the first call, and with ``None`` sides one model runs every resolut
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from . import layers
 from .frontend.functional import Input

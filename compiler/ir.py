@@ -10,7 +10,8 @@ that read ``u`` (a tuple, since one value may feed several slots). ``graph.graph
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import networkx as nx
 

@@ -1,12 +1,28 @@
 """``from compiler import layers``: the Keras-style layer classes."""
 
 from .frontend.functional import Input
-from .frontend.layers import (Activation, Dense, Dropout, Flatten, Layer, LeakyReLU, ReLU,
-                              Reshape, Softmax)
+from .frontend.layers import (
+                              Activation,
+                              Dense,
+                              Dropout,
+                              Flatten,
+                              Layer,
+                              LeakyReLU,
+                              ReLU,
+                              Reshape,
+                              Softmax,
+)
 from .frontend.merging import Add, Concatenate, Multiply
 from .frontend.normalization import BatchNormalization, LayerNormalization
-from .frontend.spatial import (AveragePooling2D, Conv2D, DepthwiseConv2D, GlobalAveragePooling2D,
-                               GlobalMaxPooling2D, MaxPooling2D, ZeroPadding2D)
+from .frontend.spatial import (
+                              AveragePooling2D,
+                              Conv2D,
+                              DepthwiseConv2D,
+                              GlobalAveragePooling2D,
+                              GlobalMaxPooling2D,
+                              MaxPooling2D,
+                              ZeroPadding2D,
+)
 
 __all__ = ["Activation", "Add", "AveragePooling2D", "BatchNormalization", "Concatenate",
            "Conv2D", "Dense", "DepthwiseConv2D", "Dropout", "Flatten", "GlobalAveragePooling2D",

@@ -8,7 +8,7 @@ rather than sympy: shape propagation of a 10,000-layer model must stay well unde
 
 from __future__ import annotations
 
-from typing import Mapping, Union
+from collections.abc import Mapping
 
 Monomial = tuple  # sorted tuple of atom keys (a multiset), () for the constant term
 
@@ -18,14 +18,14 @@ class Dim:
 
     __slots__ = ("_terms", "_atoms", "_hash")
 
-    def __init__(self, terms: Mapping[Monomial, int], atoms: Mapping[str, "_Atom"]):
+    def __init__(self, terms: Mapping[Monomial, int], atoms: Mapping[str, _Atom]):
         self._terms = {m: c for m, c in terms.items() if c != 0}
         self._atoms = dict(atoms)
         self._hash = hash(frozenset(self._terms.items()))
 
     # -- construction -----------------------------------------------------------------------
     @staticmethod
-    def symbol(name: str) -> "Dim":
+    def symbol(name: str) -> Dim:
         """A fresh free symbol (``Dim.symbol("N")``)."""
         if not name or not isinstance(name, str):
             raise ValueError(f"a symbolic dimension needs a non-empty name, received {name!r}")
@@ -62,7 +62,7 @@ class Dim:
             total += value
         return total
 
-    def substitute(self, mapping: Mapping[str, "DimLike"]) -> "DimLike":
+    def substitute(self, mapping: Mapping[str, DimLike]) -> DimLike:
         """Replace symbols by dims; returns an ``int`` when the result is constant."""
         if not (self.free_symbols & mapping.keys()):
             return self
@@ -75,26 +75,26 @@ class Dim:
         return result
 
     # -- arithmetic -------------------------------------------------------------------------
-    def __add__(self, other: "DimLike") -> "DimLike":
+    def __add__(self, other: DimLike) -> DimLike:
         return add(self, other)
 
     __radd__ = __add__
 
-    def __sub__(self, other: "DimLike") -> "DimLike":
+    def __sub__(self, other: DimLike) -> DimLike:
         return add(self, mul(other, -1))
 
-    def __rsub__(self, other: "DimLike") -> "DimLike":
+    def __rsub__(self, other: DimLike) -> DimLike:
         return add(other, mul(self, -1))
 
-    def __mul__(self, other: "DimLike") -> "DimLike":
+    def __mul__(self, other: DimLike) -> DimLike:
         return mul(self, other)
 
     __rmul__ = __mul__
 
-    def __floordiv__(self, other: int) -> "DimLike":
+    def __floordiv__(self, other: int) -> DimLike:
         return floordiv(self, other)
 
-    def __neg__(self) -> "DimLike":
+    def __neg__(self) -> DimLike:
         return mul(self, -1)
 
     # -- identity ---------------------------------------------------------------------------
@@ -139,7 +139,7 @@ class Dim:
         raise TypeError(f"symbolic dimension {self} has no integer value until it is bound")
 
 
-DimLike = Union[int, Dim]
+DimLike = int | Dim
 
 
 class _Symbol:
@@ -203,7 +203,7 @@ class _FloorDiv:
         return self.key
 
 
-_Atom = Union[_Symbol, _FloorDiv]
+_Atom = _Symbol | _FloorDiv
 
 
 def _as_terms(value: DimLike) -> tuple[dict, dict]:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -48,7 +49,7 @@ class TensorType:
     def is_concrete(self) -> bool:
         return self.shape is not None and all(is_concrete(d) for d in self.shape)
 
-    def with_shape(self, shape: Sequence[DimLike | None] | None) -> "TensorType":
+    def with_shape(self, shape: Sequence[DimLike | None] | None) -> TensorType:
         return TensorType(None if shape is None else tuple(shape), self.dtype)
 
     def __str__(self) -> str:
@@ -85,7 +86,7 @@ class TensorSpec:
                                                 for d in shape))
 
     @classmethod
-    def from_array(cls, array: Any, batch_symbolic: bool = True) -> "TensorSpec":
+    def from_array(cls, array: Any, batch_symbolic: bool = True) -> TensorSpec:
         """The spec of an array with its batch axis left symbolic."""
         shape = tuple(np.shape(array))
         if batch_symbolic and shape:

@@ -22,9 +22,9 @@ from compiler.errors import CompilerError
 from compiler.frontend.layers import _weights_epoch as _EPOCH
 from compiler.frontend.layers import weights_epoch
 from compiler.ir import dump, layer_name
-from compiler.symbolic import Dim
 from compiler.passes.pipeline import PassRecord
 from compiler.passes.plan_memory import assign_offsets
+from compiler.symbolic import Dim
 
 from . import codegen
 from .binding import InputSignature, concrete_shape

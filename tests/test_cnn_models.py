@@ -3,10 +3,19 @@
 import numpy as np
 import pytest
 
-from compiler import (DeferredInitializationError, Input, Model, Sequential, ShapeError,
-                      TensorSpec, compile, layers, lower)
-from compiler.passes import BUILD_PIPELINE, CompileContext, run_pipeline
+from compiler import (
+    DeferredInitializationError,
+    Input,
+    Model,
+    Sequential,
+    ShapeError,
+    TensorSpec,
+    compile,
+    layers,
+    lower,
+)
 from compiler.applications import lenet5, resnet18, vgg_small
+from compiler.passes import BUILD_PIPELINE, CompileContext, run_pipeline
 from compiler.reference import run_reference
 
 
@@ -94,8 +103,8 @@ torch = pytest.importorskip("torch")
 def to_torch_lenet(model):
     """The same LeNet-5 in torch.nn, with our weights (NHWC -> NCHW transposes)."""
     nn = torch.nn
-    convs = [l for l in model.layers if isinstance(l, layers.Conv2D)]
-    denses = [l for l in model.layers if isinstance(l, layers.Dense)]
+    convs = [layer for layer in model.layers if isinstance(layer, layers.Conv2D)]
+    denses = [layer for layer in model.layers if isinstance(layer, layers.Dense)]
     net = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.AvgPool2d(2),
                         nn.Conv2d(6, 16, 5), nn.ReLU(), nn.AvgPool2d(2))
     heads = [nn.Linear(400, 120), nn.Linear(120, 84), nn.Linear(84, 10)]

@@ -127,8 +127,10 @@ def _pool(kind):
 
 
 def _zero_pad(draw, shape):
-    (t, b), (l, r) = [(draw(st.integers(0, 2)), draw(st.integers(0, 2))) for _ in range(2)]
-    return layers.ZeroPadding2D(((t, b), (l, r))), (shape[0] + t + b, shape[1] + l + r, shape[2])
+    (top, bottom), (left, right) = [(draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+                                    for _ in range(2)]
+    return (layers.ZeroPadding2D(((top, bottom), (left, right))),
+            (shape[0] + top + bottom, shape[1] + left + right, shape[2]))
 
 
 LAYER_GENERATORS = [
@@ -198,17 +200,18 @@ def functional_models(draw) -> Drawn:
     shapes = [draw(feature_shapes) for _ in range(n_inputs)]
     inputs = [Input(s, name=f"in{i}") for i, s in enumerate(shapes)]
     values = list(zip(inputs, shapes))
-    applied: list = []  # (layer, the shape it was first applied to)
+    applied: list = []  # (layer, the shape it was first applied to, its output shape then)
     for _ in range(draw(st.integers(1, 6))):
         x, shape = values[draw(st.integers(0, len(values) - 1))]
-        reusable = [(layer, s) for layer, s in applied if _can_share(layer, s, shape)]
+        reusable = [(layer, out) for layer, s, out in applied if _can_share(layer, s, shape)]
         if reusable and draw(st.booleans()):
-            layer, _ = draw(st.sampled_from(reusable))
-            out_shape = _shared_out_shape(layer, shape)
+            layer, first_out = draw(st.sampled_from(reusable))
+            out_shape = first_out if isinstance(layer, _SHAPE_SPECIFIC) else \
+                _shared_out_shape(layer, shape)
         else:
             gen = draw(st.sampled_from([g for g in LAYER_GENERATORS if g.applies(shape)]))
             layer, out_shape = gen.make(draw, shape)
-            applied.append((layer, shape))
+            applied.append((layer, shape, out_shape))
         values.append((layer(x), out_shape))
         same = [v for v in values if v[1] == shape and v[0] is not x]
         if same and draw(st.booleans()):  # merge two values of one shape

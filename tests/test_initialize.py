@@ -3,8 +3,15 @@
 import numpy as np
 import pytest
 
-from compiler import (DeferredInitializationError, Sequential, TensorSpec, initializers, layers,
-                      lower, set_random_seed)
+from compiler import (
+    DeferredInitializationError,
+    Sequential,
+    TensorSpec,
+    initializers,
+    layers,
+    lower,
+    set_random_seed,
+)
 from compiler.passes import BUILD_PIPELINE, CompileContext, initialize, propagate_shapes
 from compiler.passes.pipeline import run_pipeline
 
@@ -14,7 +21,7 @@ def test_creates_missing_weights_only_in_the_context():
     g = lower(net, [TensorSpec((None, 3)).to_type(net.dtype)])
     ctx = CompileContext(seed=0)
     run_pipeline(g, BUILD_PIPELINE, ctx)
-    assert sorted((l.name, p) for l, p in ctx.new_weights) == [
+    assert sorted((layer.name, p) for layer, p in ctx.new_weights) == [
         ("dense", "bias"), ("dense", "kernel"), ("dense_1", "bias"), ("dense_1", "kernel")]
     assert not net.built  # committed only by build/compile
     values = [d["value"].shape for _, d in g.nodes(data=True) if d["op"] == "param"]
@@ -90,4 +97,4 @@ def test_failure_midway_commits_nothing():
     net = Sequential([layers.Dense(4), layers.Flatten(), layers.Dense(2)])
     with pytest.raises(DeferredInitializationError):
         net.build((None, None, 3))  # second Dense depends on the symbolic L
-    assert [l.get_weights() for l in net.layers] == [[], [], []]
+    assert [layer.get_weights() for layer in net.layers] == [[], [], []]

@@ -3,8 +3,18 @@
 import numpy as np
 import pytest
 
-from compiler import (CompilerError, DTypeError, Input, Model, Sequential, ShapeError,
-                      TensorSpec, compile, layers, lower)
+from compiler import (
+    CompilerError,
+    DTypeError,
+    Input,
+    Model,
+    Sequential,
+    ShapeError,
+    TensorSpec,
+    compile,
+    layers,
+    lower,
+)
 from compiler.ops.activations import ACTIVATIONS
 from compiler.reference import run_reference
 

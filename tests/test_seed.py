@@ -3,8 +3,17 @@
 import numpy as np
 import pytest
 
-from compiler import (CompilerError, DeferredInitializationError, Input, Model, Sequential,
-                      ShapeError, TensorSpec, compile, layers)
+from compiler import (
+    CompilerError,
+    DeferredInitializationError,
+    Input,
+    Model,
+    Sequential,
+    ShapeError,
+    TensorSpec,
+    compile,
+    layers,
+)
 
 
 def mlp():
@@ -24,7 +33,8 @@ def test_layers_exist_but_weights_do_not():
 
 def test_model_get_weights_before_data_explains_the_fix():
     net = mlp()
-    with pytest.raises(DeferredInitializationError, match=r"input size.*net\.build\(\(None, 20\)\)"):
+    with pytest.raises(DeferredInitializationError,
+                       match=r"input size.*net\.build\(\(None, 20\)\)"):
         net.get_weights()
     assert isinstance(DeferredInitializationError("x"), CompilerError)
     assert issubclass(ShapeError, CompilerError) and issubclass(CompilerError, ValueError)
@@ -82,7 +92,8 @@ def test_exercise2a_compiled_plan_rejects_wrong_width_before_running():
 def test_exercise2b_conflicting_declarations_name_both_layers_and_build_nothing():
     first, second = layers.Dense(256, input_dim=20), layers.Dense(10, input_dim=128)
     with pytest.raises(ShapeError, match=r"'dense_1'.*declares input shape \(N, 128\).*"
-                                         r"\(N, 256\) from layer 'dense'.*expected 128, received 256"):
+                                         r"\(N, 256\) from layer 'dense'.*"
+                                         r"expected 128, received 256"):
         Sequential([first, second])
     assert first.get_weights() == [] and second.get_weights() == []
 

@@ -67,7 +67,7 @@ def build_module(spec: ModelSpec):
 
 
 def build(spec: ModelSpec) -> Callable[[np.ndarray], np.ndarray]:
-    """NumPy in, NumPy out (zero-copy both ways), under ``inference_mode`` like real serving code."""
+    """NumPy in, NumPy out (zero-copy both ways), under ``inference_mode`` like serving code."""
     import torch
 
     torch.set_num_threads(NUM_THREADS)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..errors import CompilerError, ShapeError
 from ..ops import Unifier, get_op
@@ -14,7 +15,7 @@ class SymbolicTensor:
     """A value in a functional graph: where it comes from, and its type as far as known."""
 
     def __init__(self, type: TensorType, layer: Any = None,
-                 inputs: Sequence["SymbolicTensor"] = (), spec: TensorSpec | None = None):
+                 inputs: Sequence[SymbolicTensor] = (), spec: TensorSpec | None = None):
         self.type, self.layer, self.inputs, self.spec = type, layer, tuple(inputs), spec
 
     @property

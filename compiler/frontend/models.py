@@ -250,7 +250,8 @@ class Model:
         return [TensorType(shape, self.dtype)]
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__} '{self.name}' layers={[l.name for l in self._layers]}>"
+        names = [layer.name for layer in self._layers]
+        return f"<{type(self).__name__} '{self.name}' layers={names}>"
 
 
 class Sequential(Model):

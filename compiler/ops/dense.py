@@ -1,4 +1,5 @@
-"""``dense``: ``activation(x @ kernel + bias)`` over the last axis (Keras layout, kernel ``(in, out)``)."""
+"""``dense``: ``activation(x @ kernel + bias)`` over the last axis (Keras layout: kernel
+``(in, out)``)."""
 
 from __future__ import annotations
 

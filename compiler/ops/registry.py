@@ -7,8 +7,9 @@ reference (the living definition of what it computes) and the name of its runtim
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -72,8 +73,9 @@ class Unifier:
         if received is None:
             return tuple(self.resolve(d) for d in expected)
         if len(expected) != len(received):
-            raise ShapeError(f"{what}: expected rank {len(expected)} {format_shape(tuple(expected))},"
-                             f" received rank {len(received)} {format_shape(tuple(received))}")
+            raise ShapeError(f"{what}: expected rank {len(expected)} "
+                             f"{format_shape(tuple(expected))}, received rank {len(received)} "
+                             f"{format_shape(tuple(received))}")
         return tuple(self.dims(e, r, f"{what} axis {i}")
                      for i, (e, r) in enumerate(zip(expected, received)))
 

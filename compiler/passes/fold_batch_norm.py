@@ -8,7 +8,7 @@ and the BN node disappears, saving a full pass over the activation. Derived para
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import networkx as nx
 import numpy as np

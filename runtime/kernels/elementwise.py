@@ -3,8 +3,7 @@
 import numpy as np
 from numba import njit
 
-from .activations import (CODES, activate_row, activation_kernel,
-                          activation_kernel_parallel)
+from .activations import CODES, activate_row, activation_kernel, activation_kernel_parallel
 from .flags import JIT
 from .registry import Kernel, register_kernel
 

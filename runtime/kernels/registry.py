@@ -7,8 +7,9 @@ Every kernel has the calling convention ``fn(*inputs, *params, out, *scalars)`` 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
