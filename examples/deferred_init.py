@@ -7,8 +7,15 @@ import time
 
 import numpy as np
 
-from compiler import (DeferredInitializationError, Input, Sequential, ShapeError, TensorSpec,
-                      compile, layers)
+from compiler import (
+    DeferredInitializationError,
+    Input,
+    Sequential,
+    ShapeError,
+    TensorSpec,
+    compile,
+    layers,
+)
 
 
 def main() -> None:
