@@ -26,7 +26,7 @@ def initialize(g: nx.DiGraph, ctx) -> nx.DiGraph:
 
     unseeded = None  # one generator for every unseeded parameter of this run
     for node, data in g.nodes(data=True):
-        if data["op"] != "param":
+        if data["op"] != "param" or "derive" in data:  # derived (folded) values are final
             continue
         layer, pname, t = data["layer"], data["param"], data["type"]
         existing = layer._weights.get(pname)

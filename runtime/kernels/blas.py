@@ -1,11 +1,12 @@
-"""Strided, accumulating GEMM callable from inside numba kernels, sized to stay single-threaded.
+"""Strided, accumulating GEMM callable from inside numba kernels.
 
-``np.dot`` in numba wants contiguous operands and cannot accumulate, and the BLAS behind it
-(scipy's OpenBLAS) spawns its own threads for large products. Inside a ``prange`` body that
-oversubscribes the cores and, worse, its spinning workers starve numba's threads (measured: a
-1M-flop product from two numba threads ran ~50x slower than serially). So kernels parallelise
-with ``prange`` and call ``gemm`` here, which splits every product into BLAS calls small enough
-(``m*n*k <= GEMM_CALL_MAX_MNK``) that BLAS runs them on the calling thread.
+``np.dot`` in numba wants contiguous operands and cannot accumulate; ``gemm`` here calls the
+same BLAS (scipy's OpenBLAS) on strided views, so a kernel can write one group's or panel's
+product straight into its output. Kernels parallelise with ``prange``; BLAS itself must stay on
+the calling thread, or its spinning workers starve numba's (measured: ~50x slower). The runtime
+sets that BLAS to one thread (``runtime.threads``); as a second line of defence, products are cut
+into calls of at most ``GEMM_CALL_MAX_MNK`` multiply-adds, far above the size where call overhead
+matters.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from .flags import JIT
 
 _INLINE = {k: v for k, v in JIT.items() if k != "cache"}
 
-#: OpenBLAS runs products up to 2**18 multiply-adds on the calling thread (measured threshold).
-GEMM_CALL_MAX_MNK = 1 << 18
+#: Largest product per BLAS call; big enough that per-call packing overhead is negligible.
+GEMM_CALL_MAX_MNK = 1 << 24
 
 _NO_TRANSPOSE = ord("N")
 # numba's own BLAS bridge (the one ``np.dot`` uses): resolved by symbol name, so kernels that
@@ -69,7 +70,7 @@ def gemm(a, b, c, accumulate):
     ldb = max(b.strides[0] // item, n) if k > 1 else n
     ldc = max(c.strides[0] // item, n) if m > 1 else n
     # Split rows before depth: a depth split re-reads and re-writes ``c`` once per chunk.
-    nb = min(n, 64)
+    nb = min(n, 256)
     kb = min(k, 512)
     mb = max(1, min(m, GEMM_CALL_MAX_MNK // (nb * kb)))
     for i0 in range(0, m, mb):

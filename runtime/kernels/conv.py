@@ -27,8 +27,8 @@ from .registry import Kernel, register_kernel
 _INLINE = {k: v for k, v in JIT.items() if k != "cache"}
 #: Output pixels per parallel im2col block and tiles per Winograd block: small enough that a
 #: block's patches/transforms stay in L2 and that there are many blocks to balance over threads.
-_GEMM_ROWS = 64
-_GEMM_PANEL = 64
+_GEMM_ROWS = 256
+_GEMM_PANEL = 256
 _WINOGRAD_TILES = 64
 #: Below this many Winograd blocks the layer is too small to keep two threads busy: im2col with
 #: (row block, channel panel) work items spreads better.
