@@ -21,6 +21,8 @@ from numba import njit, prange
 
 from .activations import CODES, LINEAR, RELU, SOFTMAX, activate_row, scalar_activation
 from .blas import gemm
+from .dense import _BLOCKS as _THREADS
+from .dense import PARALLEL_MIN_MACS
 from .flags import JIT, PARALLEL_MIN_ELEMENTS
 from .registry import Kernel, register_kernel
 
@@ -360,7 +362,9 @@ def conv2d_nhwc(x, kernel, bias, residual, out, sh, sw, pt, pl, dh, dw, groups, 
         return
     kh, kw, cg, o_n = kernel.shape
     alpha = out.dtype.type(alpha)
-    parallel = out.size >= PARALLEL_MIN_ELEMENTS
+    # threads pay off by work (multiply-adds), not by output size: a 7x7x512 output is small
+    # but each of its pixels costs 4608 multiply-adds
+    parallel = out.size * kh * kw * cg >= PARALLEL_MIN_MACS
     if conv_algorithm(kernel.shape, out.shape, (sh, sw), (dh, dw), groups) == "winograd" \
             and np.isfinite(kernel).all():
         res4 = residual if residual.size else _empty(out.dtype, 4)
@@ -374,6 +378,10 @@ def conv2d_nhwc(x, kernel, bias, residual, out, sh, sw, pt, pl, dh, dw, groups, 
               and groups == 1 and x.shape[1:3] == out.shape[1:3])
     # Row-wise softmax needs whole rows; grouped GEMMs already split the columns.
     panel = o_n if (groups > 1 or code == SOFTMAX) else _GEMM_PANEL
+    rows = out.size // o_n
+    if panel == _GEMM_PANEL and (rows + _GEMM_ROWS - 1) // _GEMM_ROWS < _THREADS:
+        # few row blocks (small images): split the columns so every thread gets work
+        panel = max(32, -(-o_n // _THREADS))
     run = _conv_gemm_parallel if parallel else _conv_gemm_serial
     run(x, kmats, bias, _res2d(residual, o_n), out.reshape(-1, o_n), _GEMM_ROWS, panel,
         out.shape[1], out.shape[2], sh, sw, pt, pl, dh, dw, kh, kw, direct, code, alpha)
