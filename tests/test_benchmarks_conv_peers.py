@@ -18,13 +18,16 @@ from benchmarks.check import OutputMismatch, check_matches
 from benchmarks.graphspec import GraphSpec, same_pads
 from benchmarks.peers import GRAPH_BUILDERS, PEERS
 from benchmarks.workloads import WORKLOADS
-from compiler.applications import lenet5, resnet18
+from compiler.applications import lenet5, resnet18, vgg_small
 
 SMALL_WIDTHS = (8, 16, 16, 32)
 
 #: name -> (model factory, NHWC input shape, batch): the workloads' models, shrunk.
 MODELS = {
     "lenet5": (lenet5, (28, 28, 1), 3),
+    "vgg_small": (lambda: vgg_small(widths=(8, 16, 16)), (32, 32, 3), 2),
+    "resnet18_cifar": (lambda: resnet18(num_classes=10, stem="cifar", widths=SMALL_WIDTHS),
+                       (32, 32, 3), 2),
     "conv3x3_relu": (lambda: ours_graph.conv3x3_relu(size=10, channels=8), (10, 10, 8), 2),
     "resnet18_imagenet": (lambda: resnet18(num_classes=10, stem="imagenet",
                                            widths=SMALL_WIDTHS), (32, 32, 3), 2),
