@@ -17,14 +17,15 @@ def _no_scalars(attrs, input_shapes, out_shape):
 
 
 def _alias(x: np.ndarray, out: np.ndarray) -> None:
-    """Only called by executors that do not alias: copy through."""
+    """Copy through. Plans never call it: the ``schedule`` pass marks these ops as aliases
+    (a reshaped view of the input), so it only serves direct kernel calls."""
     np.copyto(out, x.reshape(out.shape))
 
 
 register_kernel(Kernel("activation", activation_kernel, _activation_scalars,
                        parallel_fn=activation_kernel_parallel))
-register_kernel(Kernel("identity", _alias, _no_scalars, alias_input=True))
-register_kernel(Kernel("reshape", _alias, _no_scalars, alias_input=True))
+register_kernel(Kernel("identity", _alias, _no_scalars))
+register_kernel(Kernel("reshape", _alias, _no_scalars))
 
 
 @njit(**JIT)

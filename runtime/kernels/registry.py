@@ -24,8 +24,6 @@ class Kernel:
     scalars: Scalars
     #: params the kernel takes, in order (missing optional ones are passed as empty arrays)
     param_names: tuple = ()
-    #: a kernel that can be skipped by aliasing its output to its first input
-    alias_input: bool = False
     #: same convention, spreads large work over threads; ``fn`` must never start threads, so
     #: plans that only see small inputs never pay for compiling a parallel region
     parallel_fn: Callable | None = None
