@@ -55,7 +55,7 @@ class Layout:
 
     step_shapes: tuple
     offsets: np.ndarray   # per step: arena offset (elements), -1 when not in the arena
-    array: np.ndarray     # what generated code reads: [arena size, offsets..., shapes...]
+    array: np.ndarray     # for generated code: arena size, offsets, shapes, sized scalars
     arena_elements: int
     naive_elements: int   # the arena's buffers laid end to end, without sharing
     parallel: bool        # some step is big enough that threads may pay off
