@@ -99,8 +99,9 @@ def _im2col_block(x, kmats, bias, res2d, out2d, r0, r1, j0, j1, oh_n, ow_n, sh, 
     has_bias = bias.shape[0] > 0
     has_res = res2d.shape[0] > 0
     b = bias[j0:j1] if has_bias else bias
+    no_res = res2d[0, 0:0] if has_res else np.empty(0, dtype=out2d.dtype)  # hoisted: one per block
     for r in range(r0, r1):
-        rr = res2d[r, j0:j1] if has_res else res2d[0:0].ravel()
+        rr = res2d[r, j0:j1] if has_res else no_res
         _finish_row(out2d[r, j0:j1], b, rr, has_bias, has_res, code, alpha)
 
 
