@@ -21,19 +21,8 @@ def _last_axis(inputs: Sequence[TensorType]):
     return None if x.shape is None or not x.shape else x.shape[-1]
 
 
-def batch_norm_param_spec(inputs, attrs) -> dict:
-    c = _last_axis(inputs)
-    spec = {}
-    if attrs.get("scale", True):
-        spec["gamma"] = (c,)
-    if attrs.get("center", True):
-        spec["beta"] = (c,)
-    spec["moving_mean"] = (c,)
-    spec["moving_variance"] = (c,)
-    return spec
-
-
 def layer_norm_param_spec(inputs, attrs) -> dict:
+    """``gamma`` (if ``scale``) and ``beta`` (if ``center``), one per channel of the last axis."""
     c = _last_axis(inputs)
     spec = {}
     if attrs.get("scale", True):
@@ -41,6 +30,12 @@ def layer_norm_param_spec(inputs, attrs) -> dict:
     if attrs.get("center", True):
         spec["beta"] = (c,)
     return spec
+
+
+def batch_norm_param_spec(inputs, attrs) -> dict:
+    """Layer norm's affine parameters, then the moving statistics (Keras' weight order)."""
+    c = _last_axis(inputs)
+    return {**layer_norm_param_spec(inputs, attrs), "moving_mean": (c,), "moving_variance": (c,)}
 
 
 def _norm_shape_rule(layer: str):
