@@ -1,6 +1,7 @@
 """The deferc runtime: numba kernels and the executable ``Plan`` that runs them."""
 
-from . import cache  # noqa: F401  (first: fixes numba's cache location before kernels load)
+from . import threads  # noqa: F401, I001  (first: starts the threading layer before cached code loads)
+from . import cache  # noqa: F401  (then: fixes numba's cache location before kernels load)
 from .plan import Plan
 from .threads import get_num_threads, set_num_threads
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from compiler.passes.plan_memory import ALIGN_ELEMENTS
 
-from .cache import cache_dir
+from .cache import ensure_trusted, protect
 from .kernels.registry import get_kernel
 
 #: Plans with more steps than this run on the step executor (LLVM time grows with size).
@@ -146,12 +146,19 @@ def pack_weights(gen: GeneratedPlan, value_of, dtype) -> np.ndarray:
     return wbuf
 
 
+def _holds(path, source: str) -> bool:
+    try:
+        return path.read_text() == source
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def load(gen: GeneratedPlan) -> Any:
-    """Write the module once (atomically) into the cache directory and import ``forward``."""
-    directory = cache_dir()
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write the module (atomically, unless it is there intact) into the cache directory and
+    import ``forward``; a rewritten file has a new timestamp, so numba recompiles it."""
+    directory = ensure_trusted()
     path = directory / f"plan_{gen.key}.py"
-    if not path.exists():
+    if not _holds(path, gen.source):  # absent, or damaged since: write it (again)
         fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
         with os.fdopen(fd, "w") as f:
             f.write(gen.source)
@@ -162,5 +169,6 @@ def load(gen: GeneratedPlan) -> Any:
         spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
+        protect(module.forward)
         sys.modules[name] = module
     return module.forward

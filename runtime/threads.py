@@ -1,8 +1,16 @@
-"""Thread settings for the kernels.
+"""Thread settings for the kernels, and the threading layer started before any kernel loads.
 
-numba's threading layer is chosen before the first parallel kernel runs: we ask for a layer that
-is safe when plans are called from several Python threads at once (TBB or OpenMP, never
-``workqueue``). ``DEFERC_NUM_THREADS`` sets the default thread count.
+We ask for a layer that is safe when plans are called from several Python threads at once (TBB
+or OpenMP, never ``workqueue``) and start it when ``runtime`` is imported, before any compiled
+code is loaded from the on-disk cache. That ordering is what keeps a warm cache from crashing:
+a cached function that calls a ``parallel=True`` function links the callee's machine code, which
+calls ``numba_parallel_for`` & co., symbols that exist only once the threading layer is started.
+numba records "start the threading layer on load" on the parallel function's cache entry, but
+when the callee itself came from the cache that note is lost on the way into the caller's entry
+(``_rebuild`` runs the callee's reload hooks without keeping them on its library), so a fresh
+process loading only the caller jumps to a null symbol (issue 8: SIGSEGV). Starting the layer
+ourselves makes every cached entry safe to load, whatever numba recorded in it.
+``DEFERC_NUM_THREADS`` sets the default thread count.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ import os
 import numba
 
 numba.config.THREADING_LAYER = os.environ.get("NUMBA_THREADING_LAYER", "threadsafe")
+numba.get_num_threads()  # starts the threading layer (public API; ~10 ms)
 
 
 def set_num_threads(n: int) -> None:
@@ -26,11 +35,8 @@ def get_num_threads() -> int:
 
 
 def threading_layer() -> str:
-    """The layer in use (only known after a parallel kernel ran)."""
-    try:
-        return numba.threading_layer()
-    except ValueError:
-        return "not started"
+    """The layer in use (``omp``, ``tbb``), started when ``runtime`` was imported."""
+    return numba.threading_layer()
 
 
 if os.environ.get("DEFERC_NUM_THREADS"):

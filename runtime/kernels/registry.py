@@ -6,12 +6,15 @@ Every kernel has the calling convention ``fn(*inputs, *params, out, *scalars)`` 
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from ..cache import protect_module
 
 #: ``scalars(attrs, input_shapes, out_shape) -> tuple`` of plain ints/floats for the kernel.
 Scalars = Callable[[Mapping[str, Any], Sequence[tuple], tuple], tuple]
@@ -33,8 +36,13 @@ _KERNELS: dict[str, Kernel] = {}
 
 
 def register_kernel(kernel: Kernel) -> Kernel:
+    """Add a kernel to the table; its module's (and helper modules') numba functions load and
+    save their on-disk cache under the cache lock from here on (see ``runtime.cache``)."""
     if kernel.name in _KERNELS:
         raise ValueError(f"kernel {kernel.name!r} registered twice")
+    for name, module in list(sys.modules.items()):
+        if name.startswith(__package__ + ".") and module is not None:
+            protect_module(module)
     _KERNELS[kernel.name] = kernel
     return kernel
 
