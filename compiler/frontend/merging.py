@@ -1,4 +1,9 @@
-"""Layers that combine several tensors: ``Add()([a, b])``, ``Multiply``, ``Concatenate``."""
+"""Layers that combine several tensors (Keras 3 names): ``Add()([a, b])``, ``Subtract``,
+``Multiply``, ``Maximum``, ``Minimum``, ``Average``, ``Concatenate``.
+
+The element-wise ones broadcast NumPy-style. How many inputs each takes is its op's arity
+(``OpDef.arity``: at least 1, as in Keras 3; ``Subtract`` exactly 2), checked at the call.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +16,31 @@ from .layers import Layer
 class _Merge(Layer):
     """Called on a list of tensors (Keras style) or on several arguments."""
 
-    min_inputs = 2
-
 
 class Add(_Merge):
     op = "add"
 
 
+class Subtract(_Merge):
+    """``a - b``: exactly two inputs."""
+
+    op = "subtract"
+
+
 class Multiply(_Merge):
     op = "multiply"
+
+
+class Maximum(_Merge):
+    op = "maximum"
+
+
+class Minimum(_Merge):
+    op = "minimum"
+
+
+class Average(_Merge):
+    op = "average"
 
 
 class Concatenate(_Merge):
