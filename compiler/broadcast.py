@@ -45,8 +45,17 @@ def broadcast_dims(a: DimLike | None, b: DimLike | None, unify: Unifier | None,
     return unify.dims(a, b, what)
 
 
+def expand_rank(shape: Shape, rank: int, after_batch: bool = False) -> Shape:
+    """``shape`` padded with 1s to ``rank``: in front (NumPy), or right after axis 0 (Keras
+    merge layers, whose inputs all start with the batch axis)."""
+    ones = (1,) * (rank - len(shape))
+    if after_batch and shape:
+        return tuple(shape[:1]) + ones + tuple(shape[1:])
+    return ones + tuple(shape)
+
+
 def broadcast_shapes(shapes: Sequence[Shape | None], unify: Unifier | None = None,
-                     what: str = "broadcast") -> Shape | None:
+                     what: str = "broadcast", after_batch: bool = False) -> Shape | None:
     """The NumPy broadcast of ``shapes``, with symbolic dims unified through ``unify``.
 
     Args:
@@ -56,6 +65,8 @@ def broadcast_shapes(shapes: Sequence[Shape | None], unify: Unifier | None = Non
             dims raise.
         what: names the operands in errors (e.g. ``"Add"``); the message adds the input index,
             the axis of the broadcast result and both shapes.
+        after_batch: lower ranks gain their 1s after axis 0, not in front, so batch axes stay
+            aligned (Keras 3's merge layers: ``(N, 4, 3) + (N, 3)`` is ``(N, 4, 3)``).
     Returns:
         The broadcast shape, or ``None`` when no operand's rank is known.
     """
@@ -65,8 +76,8 @@ def broadcast_shapes(shapes: Sequence[Shape | None], unify: Unifier | None = Non
     first, result = known[0]
     for i, shape in known[1:]:
         rank = max(len(result), len(shape))
-        left = (1,) * (rank - len(result)) + result
-        right = (1,) * (rank - len(shape)) + shape
+        left = expand_rank(result, rank, after_batch)
+        right = expand_rank(shape, rank, after_batch)
         lhs = f"input {first}" if i == known[1][0] else f"inputs {first}..{i - 1}"
         out = []
         for axis, (a, b) in enumerate(zip(left, right)):

@@ -39,6 +39,22 @@ def test_broadcast_shapes(shapes, expected):
     assert broadcast_shapes(shapes, Unifier(), "Add") == expected
 
 
+def test_keras_layers_expand_lower_ranks_after_the_batch_axis():
+    assert broadcast_shapes([(N, 4, 3), (N, 3)], Unifier(), "Add", after_batch=True) == (N, 4, 3)
+    numpy_style = Unifier()  # NumPy aligns the batch M of the shorter shape with axis 1
+    assert broadcast_shapes([(N, 4, 3), (M, 3)], numpy_style, "Add") == (N, 4, 3)
+    assert numpy_style.substitutions == {"M": 4}
+    with pytest.raises(ShapeError, match=r"axis 2: expected 3, received 4"):
+        broadcast_shapes([(N, 2, 3), (N, 4)], Unifier(), "Add", after_batch=True)
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((2, 4, 3)), rng.standard_normal((2, 3))
+    attrs = {"expand_after_batch": True}
+    for name in BINARY:
+        got = assert_kernel_matches(name, [a, b], {}, attrs)
+        if name != "average":
+            np.testing.assert_allclose(got, NUMPY[name](a, b[:, None, :]))
+
+
 def test_symbols_that_may_differ_become_checks_not_guesses():
     unify = Unifier()
     # N vs M: one is kept and the other bound to it, so binding checks it at run time

@@ -17,29 +17,36 @@ class _Merge(Layer):
     """Called on a list of tensors (Keras style) or on several arguments."""
 
 
-class Add(_Merge):
+class _ElementwiseMerge(_Merge):
+    """Broadcasts; an input of lower rank is expanded right after its batch axis (Keras 3)."""
+
+    def op_attrs(self) -> dict:
+        return {"expand_after_batch": True}
+
+
+class Add(_ElementwiseMerge):
     op = "add"
 
 
-class Subtract(_Merge):
+class Subtract(_ElementwiseMerge):
     """``a - b``: exactly two inputs."""
 
     op = "subtract"
 
 
-class Multiply(_Merge):
+class Multiply(_ElementwiseMerge):
     op = "multiply"
 
 
-class Maximum(_Merge):
+class Maximum(_ElementwiseMerge):
     op = "maximum"
 
 
-class Minimum(_Merge):
+class Minimum(_ElementwiseMerge):
     op = "minimum"
 
 
-class Average(_Merge):
+class Average(_ElementwiseMerge):
     op = "average"
 
 

@@ -2,7 +2,9 @@
 
 The element-wise ops broadcast NumPy-style (``compiler.broadcast``): ``(N, 4) + (N, 1)`` and
 squeeze-and-excitation's ``(N, H, W, C) * (N, 1, 1, C)`` work; a provable mismatch is still an
-error quoting both shapes, and sizes that are not provably equal become run-time checks.
+error quoting both shapes, and sizes that are not provably equal become run-time checks. With
+attr ``expand_after_batch`` (what the Keras merge layers set) inputs of lower rank gain their 1s
+after the batch axis instead of in front, as Keras 3 does.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from functools import reduce
 
 import numpy as np
 
-from ..broadcast import broadcast_shapes
+from ..broadcast import broadcast_shapes, expand_rank
 from ..errors import ShapeError
 from ..symbolic import add as add_dims
 from ..symbolic import format_shape
@@ -46,12 +48,17 @@ def _elementwise_shape_rule(layer: str):
     def rule(inputs, params, attrs, unify) -> TensorType:
         _require_inputs(inputs, layer)
         dtype = _dtype_of(inputs, layer)
-        return TensorType(broadcast_shapes([t.shape for t in inputs], unify, layer), dtype)
+        return TensorType(broadcast_shapes([t.shape for t in inputs], unify, layer,
+                                           after_batch=attrs.get("expand_after_batch", False)),
+                          dtype)
     return rule
 
 
 def _elementwise_reference(op, average: bool = False):
     def reference(inputs, params, attrs) -> np.ndarray:
+        if attrs.get("expand_after_batch", False):
+            rank = max(x.ndim for x in inputs)
+            inputs = [x.reshape(expand_rank(x.shape, rank, after_batch=True)) for x in inputs]
         with np.errstate(invalid="ignore", over="ignore"):
             out = reduce(op, inputs[1:], inputs[0].copy())
             if average:

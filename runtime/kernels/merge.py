@@ -1,7 +1,8 @@
 """Merging kernels (element-wise ``add subtract multiply maximum minimum average``,
 ``concatenate``) and ``softmax`` along any axis.
 
-The element-wise kernels take any number of inputs, ``fn(*inputs, out)``, and broadcast them
+The element-wise kernels take any number of inputs, ``fn(*inputs, out, expand_after_batch)``
+(the flag: the op attr of that name, 0 or 1), and broadcast them
 NumPy-style to ``out``'s shape: inputs of ``out``'s shape take a flat loop (the fast path every
 equal-shape model used before broadcasting existed); others are folded pairwise through a strided
 loop over ``out``'s rows, after the axes are coalesced (``(N, H, W, C) * (N, 1, 1, C)`` runs as
@@ -169,9 +170,12 @@ def _combine(a, b, out, op) -> None:
 
 
 def _fold(arrays, op) -> None:
-    *inputs, out = arrays
+    *inputs, out, after_batch = arrays
     if out.size == 0:
         return
+    if after_batch:  # Keras merge layers: lower ranks gain their 1s after the batch axis
+        inputs = [x if x.ndim == out.ndim else x.reshape(
+            x.shape[:1] + (1,) * (out.ndim - x.ndim) + x.shape[1:]) for x in inputs]
     if len(inputs) == 1:
         np.copyto(out, inputs[0])  # one input (Keras 3 allows it), broadcast if need be
         return
@@ -208,20 +212,20 @@ def minimum(*arrays):
 def average(*arrays):
     """``out = (x0 + x1 + ...) / n`` (broadcast): the sum, then one division pass."""
     _fold(arrays, ADD)
-    out = arrays[-1]
-    n = len(arrays) - 1
+    out = arrays[-2]
+    n = len(arrays) - 2
     if out.size and n > 1:
         flat = out.reshape(-1)
         big = out.size >= PARALLEL_MIN_ELEMENTS
         (_divide_parallel if big else _divide_serial)(flat, flat.dtype.type(n))
 
 
-def _no_scalars(attrs, input_shapes, out_shape):
-    return ()
+def _merge_scalars(attrs, input_shapes, out_shape):
+    return (int(bool(attrs.get("expand_after_batch", False))),)
 
 
 for _kernel in (add, subtract, multiply, maximum, minimum, average):
-    register_kernel(Kernel(_kernel.__name__, _kernel, _no_scalars))
+    register_kernel(Kernel(_kernel.__name__, _kernel, _merge_scalars))
 
 
 # -- concatenate ---------------------------------------------------------------------------------
