@@ -109,6 +109,16 @@ def test_layout_coalesces_axes():
     assert shape.tolist() == [12] and astr.tolist() == [1] and bstr.tolist() == [1]
     shape, _, bstr = broadcast_layout((1, 1), (1, 1), (1,))
     assert shape.tolist() == [1] and bstr.tolist() == [0]
+    # n-ary folds: ``out`` may be larger than both operands of one step
+    shape, astr, bstr = broadcast_layout((2, 1, 3), (1,), (1, 1))
+    assert shape.tolist() == [6] and astr.tolist() == [0] and bstr.tolist() == [0]
+
+
+def test_fold_where_out_outgrows_both_operands():
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal(s).astype(np.float32) for s in ((1,), (1,), (1,), (2, 1, 3))]
+    for name in ("add", "maximum", "average"):
+        assert_kernel_matches(name, xs, {}, {})
 
 
 @st.composite
