@@ -73,7 +73,7 @@ def test_three_inputs_of_three_shapes(cls):
     _check(model, xs[0], xs[1], xs[2].reshape(2, 3), want=want)
 
 
-def test_average_and_maximum_of_one_input_return_it():
+def test_average_of_one_input_returns_it():
     x = Input((3,))
     model = Model(x, layers.Average()([x]))
     v = np.arange(6, dtype=np.float32).reshape(2, 3)
