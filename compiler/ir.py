@@ -126,7 +126,119 @@ def verify(g: nx.DiGraph) -> None:
         assert op in ops, f"{format_node(g, node)}: unknown op {op!r}"
         slots = sorted(p for _, _, d in g.in_edges(node, data=True) for p in d["positions"])
         assert slots == list(range(len(slots))), f"{format_node(g, node)}: operand slots {slots}"
+        fewest, most = ops[op].arity(data["attrs"])
+        n_data = sum(len(d["positions"]) for src, _, d in g.in_edges(node, data=True)
+                     if g.nodes[src]["op"] != "param")
+        assert fewest <= n_data and (most is None or n_data <= most), \
+            f"{format_node(g, node)}: {n_data} data operands, op {op} takes {fewest}..{most}"
     for n in g.graph["inputs"]:
         assert g.nodes[n]["op"] == "input", f"graph input %{n} is not an input node"
     for n in g.graph["outputs"]:
         assert n in g, f"graph output %{n} is not in the graph"
+
+
+# -- pictures ------------------------------------------------------------------------------------
+_DOT_STYLE = {  # sources look different from ops, so weights stand out from the data flow
+    "input": 'shape=oval, style=filled, fillcolor="#dbeafe"',
+    "param": 'shape=cylinder, style=filled, fillcolor="#fef3c7", fontsize=10',
+    "output": 'shape=oval, style=filled, fillcolor="#dcfce7"',
+    "op": 'shape=box, style="rounded,filled", fillcolor="#f3f4f6"',
+}
+
+
+def _dot_quote(text: str) -> str:
+    """A DOT string literal; lines are separated by ``\\n`` (centered lines)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _dot_attrs(attrs: dict, width: int = 36) -> list[str]:
+    """``key=value`` pairs, wrapped into lines of about ``width`` characters."""
+    lines: list[str] = []
+    for k, v in attrs.items():
+        item = f"{k}={v}"
+        if lines and len(lines[-1]) + len(item) + 2 <= width:
+            lines[-1] += ", " + item
+        else:
+            lines.append(item)
+    return lines
+
+
+def _dot_label(g: nx.DiGraph, node: int) -> str:
+    data = g.nodes[node]
+    op, t = data["op"], data.get("type")
+    if op == "input":
+        lines = [f"%{node} input '{data['attrs'].get('name', node)}'"]
+    elif op == "param":
+        key = data.get("key") or f"{layer_name(g, node)}/{data.get('param', '?')}"
+        lines = [f"%{node} {key}"]
+    else:
+        lines = [f"%{node} {op}"]
+        if data.get("layer") is not None:
+            lines.append(f"'{layer_name(g, node)}'")
+        lines += _dot_attrs(data["attrs"])
+    if op in SOURCE_OPS and t is not None:
+        lines.append(f"{format_shape(t.shape)} {t.dtype}")
+    return "\n".join(lines)
+
+
+def to_dot(g: nx.DiGraph, path: str | None = None) -> str:
+    """The IR as Graphviz DOT text: the picture of a model after any pass (Keras ``plot_model``).
+
+    Ops are boxes labelled with their op, layer name and attributes; inputs are ovals; parameters
+    are cylinders; every edge carries the symbolic shape of the value it moves (``(N, H-2, W-2,
+    16)``), so the inferred sizes can be read off the picture.
+
+    Args:
+        g: an IR graph (``lower``'s output, or any pass's; ``plan.graph`` is the final one).
+        path: when given, also render to this file with the ``graphviz`` Python package, the
+            format taken from the suffix (``.png``, ``.svg``, ``.pdf``); ``.dot``/``.gv`` just
+            writes the text.
+    Returns:
+        The DOT text.
+    """
+    lines = [f"digraph {_dot_quote(str(g.graph.get('name', 'model')))} {{",
+             '  rankdir=TB; node [fontname="Helvetica", fontsize=11]; '
+             'edge [fontname="Helvetica", fontsize=9];']
+    for node in topo_nodes(g):
+        op = g.nodes[node]["op"]
+        style = _DOT_STYLE[op if op in SOURCE_OPS else "op"]
+        lines.append(f"  n{node} [label={_dot_quote(_dot_label(g, node))}, {style}];")
+    for src, dst, data in sorted(g.edges(data=True), key=lambda e: (e[1], e[0])):
+        t = g.nodes[src].get("type")
+        shape = format_shape(t.shape) if t is not None else "?"
+        many = g.nodes[src]["op"] != "param" and len(data_operands(g, dst)) > 1
+        for pos in data["positions"]:
+            label = f"#{pos} {shape}" if many else shape  # operand slot, where order matters
+            lines.append(f"  n{src} -> n{dst} [label={_dot_quote(label)}];")
+    for i, node in enumerate(g.graph["outputs"]):
+        t = g.nodes[node].get("type")
+        shape = format_shape(t.shape) if t is not None else "?"
+        lines.append(f"  out{i} [label={_dot_quote(f'output {i}')}, {_DOT_STYLE['output']}];")
+        lines.append(f"  n{node} -> out{i} [label={_dot_quote(shape)}];")
+    lines.append("}")
+    text = "\n".join(lines) + "\n"
+    if path is not None:
+        _render_dot(text, str(path))
+    return text
+
+
+def _render_dot(text: str, path: str) -> None:
+    import os
+
+    stem, suffix = os.path.splitext(path)
+    fmt = suffix.lstrip(".").lower()
+    if fmt in ("dot", "gv"):
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return
+    try:
+        import graphviz
+    except ImportError:
+        raise ImportError(
+            f"to_dot(path={path!r}) renders with the 'graphviz' Python package (and Graphviz's "
+            f"'dot' program), which is not installed: pip install graphviz; or call to_dot() "
+            f"without a path for the DOT text, or give a .dot path") from None
+    if not fmt:
+        raise ValueError(f"to_dot: give the picture's format as a suffix (x.png, x.svg), "
+                         f"received path={path!r}")
+    graphviz.Source(text).render(outfile=path, format=fmt, cleanup=True)

@@ -12,7 +12,15 @@ from .frontend.layers import (
                               Reshape,
                               Softmax,
 )
-from .frontend.merging import Add, Concatenate, Multiply
+from .frontend.merging import (
+                              Add,
+                              Average,
+                              Concatenate,
+                              Maximum,
+                              Minimum,
+                              Multiply,
+                              Subtract,
+)
 from .frontend.normalization import BatchNormalization, LayerNormalization
 from .frontend.spatial import (
                               AveragePooling2D,
@@ -24,7 +32,8 @@ from .frontend.spatial import (
                               ZeroPadding2D,
 )
 
-__all__ = ["Activation", "Add", "AveragePooling2D", "BatchNormalization", "Concatenate",
-           "Conv2D", "Dense", "DepthwiseConv2D", "Dropout", "Flatten", "GlobalAveragePooling2D",
-           "GlobalMaxPooling2D", "Input", "Layer", "LayerNormalization", "LeakyReLU",
-           "MaxPooling2D", "Multiply", "ReLU", "Reshape", "Softmax", "ZeroPadding2D"]
+__all__ = ["Activation", "Add", "Average", "AveragePooling2D", "BatchNormalization",
+           "Concatenate", "Conv2D", "Dense", "DepthwiseConv2D", "Dropout", "Flatten",
+           "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Input", "Layer", "LayerNormalization",
+           "LeakyReLU", "MaxPooling2D", "Maximum", "Minimum", "Multiply", "ReLU", "Reshape",
+           "Softmax", "Subtract", "ZeroPadding2D"]

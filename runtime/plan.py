@@ -324,6 +324,12 @@ class Plan:
         return (f"<Plan '{self.model_name}' ({sig}) steps={len(self._steps)} "
                 f"executor={self.executor}>")
 
+    def to_dot(self, path: str | None = None) -> str:
+        """The final IR as Graphviz DOT text (``compiler.ir.to_dot``); ``path`` renders it."""
+        from compiler.ir import to_dot
+
+        return to_dot(self.graph, path=path)
+
 
 def _free_symbols(shapes) -> set:
     return {name for shape in shapes for d in shape if isinstance(d, Dim)

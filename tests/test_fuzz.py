@@ -213,11 +213,14 @@ def functional_models(draw) -> Drawn:
             layer, out_shape = gen.make(draw, shape)
             applied.append((layer, shape, out_shape))
         values.append((layer(x), out_shape))
-        same = [v for v in values if v[1] == shape and v[0] is not x]
-        if same and draw(st.booleans()):  # merge two values of one shape
-            other = draw(st.sampled_from(same))[0]
-            merge = draw(st.sampled_from([layers.Add, layers.Multiply, layers.Concatenate]))
-            merged_shape = shape[:-1] + (2 * shape[-1],) if merge is layers.Concatenate else shape
+        partners = [v for v in values if v[0] is not x and _broadcast(shape, v[1]) is not None]
+        if partners and draw(st.booleans()):  # merge two values of one or broadcasting shapes
+            other, other_shape = draw(st.sampled_from(partners))
+            merges = [layers.Add, layers.Subtract, layers.Multiply, layers.Maximum,
+                      layers.Minimum, layers.Average]
+            merge = draw(st.sampled_from(merges + [layers.Concatenate] * (other_shape == shape)))
+            merged_shape = shape[:-1] + (2 * shape[-1],) if merge is layers.Concatenate else \
+                _broadcast(shape, other_shape)
             values.append((merge()([x, other]), merged_shape))
     produced = values[n_inputs:]
     picks = draw(st.lists(st.integers(0, len(produced) - 1), min_size=1, max_size=3))
@@ -225,6 +228,15 @@ def functional_models(draw) -> Drawn:
     single = len(outputs) == 1 and draw(st.booleans())
     model = Model(inputs, outputs[0] if single else outputs)
     return Drawn(model, [TensorSpec((None,) + s) for s in shapes], shapes, np.dtype(np.float32))
+
+
+def _broadcast(a: tuple, b: tuple) -> tuple | None:
+    """Keras merge layers' broadcast of two shapes without the batch axis, or None."""
+    rank = max(len(a), len(b))
+    a, b = (1,) * (rank - len(a)) + a, (1,) * (rank - len(b)) + b
+    if any(x != y and 1 not in (x, y) for x, y in zip(a, b)):
+        return None
+    return tuple(max(x, y) for x, y in zip(a, b))
 
 
 def _can_share(layer, first_shape: tuple, shape: tuple) -> bool:

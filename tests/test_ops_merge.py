@@ -24,7 +24,10 @@ def test_elementwise_shapes(name):
     with pytest.raises(ShapeError, match=rf"{layer} input 1 vs input 0 axis 1: expected 3, "
                                          r"received 4"):
         infer(name, [(2, 3), (2, 4)], {})
-    with pytest.raises(ShapeError, match=r"expected rank 2 \(2, 3\), received rank 3"):
+    # ranks broadcast as in NumPy (leading 1s), so a rank mismatch is only an error on a conflict
+    assert infer(name, [(2, 3), (5, 1, 1)], {}).shape == (5, 2, 3)
+    with pytest.raises(ShapeError, match=r"axis 1: expected 2, received 3 \(shapes \(2, 3\) and "
+                                         r"\(2, 3, 1\) do not broadcast\)"):
         infer(name, [(2, 3), (2, 3, 1)], {})
     mixed = [TensorType((2,), np.float32), TensorType((2,), np.float64)]
     with pytest.raises(ShapeError, match=r"share a dtype"):

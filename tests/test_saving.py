@@ -72,6 +72,16 @@ def _functional_single():
     return Model(x, layers.Reshape((7, 1))(h))
 
 
+def _broadcast_merges():
+    x = Input((None, None, 4))
+    s = layers.GlobalAveragePooling2D()(x)
+    s = layers.Reshape((1, 1, 4))(layers.Dense(4, activation="sigmoid")(s))
+    h = layers.Multiply()([x, s])
+    h = layers.Average()([layers.Maximum()([h, s]), layers.Minimum()([h, x]),
+                          layers.Subtract()([h, s])])
+    return Model(x, layers.Add()([h, s]))
+
+
 EXAMPLES = [
     ("mlp", _mlp, [(20,)]),
     ("declared input", _declared, [(20,)]),
@@ -81,6 +91,7 @@ EXAMPLES = [
     ("rank-3 input", _sequence, [(4, 11)]),
     ("functional shared layers", _functional_shared, [(5,), (5,)]),
     ("functional single", _functional_single, [(3, 4)]),
+    ("broadcasting merges", _broadcast_merges, [(5, 6, 4)]),
     ("lenet5", applications.lenet5, [(28, 28, 1)]),
     ("resnet18", applications.resnet18, [(16, 16, 3)]),
 ]

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..errors import CompilerError, ShapeError
 from ..ops import Unifier, get_op
+from ..ops.registry import check_arity
 from ..symbolic import format_shape
 from ..types import TensorSpec, TensorType, as_model_dtype
 
@@ -53,14 +54,10 @@ def call_layer_symbolically(layer: Any, inputs: Sequence[Any]) -> SymbolicTensor
         raise CompilerError(f"layer '{layer.name}': mix of symbolic tensors and arrays in a call")
     op = get_op(layer.op)
     types = [x.type for x in inputs]
-    if len(types) < getattr(layer, "min_inputs", 1):
-        raise CompilerError(f"layer '{layer.name}' ({type(layer).__name__}) takes at least "
-                            f"{layer.min_inputs} inputs, received {len(types)}")
-    if op.num_inputs is not None and len(types) != op.num_inputs:
-        raise CompilerError(f"layer '{layer.name}' ({type(layer).__name__}) takes "
-                            f"{op.num_inputs} input(s), received {len(types)}")
-    unify = Unifier()
     attrs = layer.op_attrs()
+    check_arity(lambda: f"layer '{layer.name}' ({type(layer).__name__})", op.arity(attrs),
+                len(types))
+    unify = Unifier()
     params = {p: TensorType(s, types[0].dtype) for p, s in op.param_shapes(types, attrs).items()}
     for p, shape in layer.param_shapes.items():
         if p in params:

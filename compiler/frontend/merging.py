@@ -1,4 +1,9 @@
-"""Layers that combine several tensors: ``Add()([a, b])``, ``Multiply``, ``Concatenate``."""
+"""Layers that combine several tensors (Keras 3 names): ``Add()([a, b])``, ``Subtract``,
+``Multiply``, ``Maximum``, ``Minimum``, ``Average``, ``Concatenate``.
+
+The element-wise ones broadcast NumPy-style. How many inputs each takes is its op's arity
+(``OpDef.arity``: at least 1, as in Keras 3; ``Subtract`` exactly 2), checked at the call.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +16,38 @@ from .layers import Layer
 class _Merge(Layer):
     """Called on a list of tensors (Keras style) or on several arguments."""
 
-    min_inputs = 2
+
+class _ElementwiseMerge(_Merge):
+    """Broadcasts; an input of lower rank is expanded right after its batch axis (Keras 3)."""
+
+    def op_attrs(self) -> dict:
+        return {"expand_after_batch": True}
 
 
-class Add(_Merge):
+class Add(_ElementwiseMerge):
     op = "add"
 
 
-class Multiply(_Merge):
+class Subtract(_ElementwiseMerge):
+    """``a - b``: exactly two inputs."""
+
+    op = "subtract"
+
+
+class Multiply(_ElementwiseMerge):
     op = "multiply"
+
+
+class Maximum(_ElementwiseMerge):
+    op = "maximum"
+
+
+class Minimum(_ElementwiseMerge):
+    op = "minimum"
+
+
+class Average(_ElementwiseMerge):
+    op = "average"
 
 
 class Concatenate(_Merge):

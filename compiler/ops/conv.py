@@ -192,7 +192,7 @@ register(OpDef(
     param_spec=conv2d_param_spec,
     reference=conv2d_reference,
     kernel="conv2d",
-    num_inputs=None,  # 1, or 2 once a fusion pass folds a residual add in (attr residual=True)
+    num_inputs=1,  # 2 once ``fuse`` folds a residual add in (attr residual=True): see arity()
     natural_input_rank=4,
     extras={"fuses_activation": True, "fuses_residual": True},
     doc="2-D convolution (NHWC) with fused bias, optional residual add and activation.",

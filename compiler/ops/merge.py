@@ -1,7 +1,10 @@
-"""Merging ops: ``add`` and ``multiply`` (elementwise, equal shapes) and ``concatenate``.
+"""Merging ops: element-wise ``add subtract multiply maximum minimum average`` and ``concatenate``.
 
-Equal shapes only, no broadcasting: the Keras merge layers are used on equal branches, and a
-provable mismatch is almost always a model bug worth reporting with both shapes.
+The element-wise ops broadcast NumPy-style (``compiler.broadcast``): ``(N, 4) + (N, 1)`` and
+squeeze-and-excitation's ``(N, H, W, C) * (N, 1, 1, C)`` work; a provable mismatch is still an
+error quoting both shapes, and sizes that are not provably equal become run-time checks. With
+attr ``expand_after_batch`` (what the Keras merge layers set) inputs of lower rank gain their 1s
+after the batch axis instead of in front, as Keras 3 does.
 """
 
 from __future__ import annotations
@@ -10,13 +13,22 @@ from functools import reduce
 
 import numpy as np
 
+from ..broadcast import broadcast_shapes, expand_rank
 from ..errors import ShapeError
 from ..symbolic import add as add_dims
 from ..symbolic import format_shape
 from ..types import TensorType
 from .registry import OpDef, register
 
-_LAYERS = {"add": "Add", "multiply": "Multiply", "concatenate": "Concatenate"}
+#: op -> (Keras layer, NumPy binary function folded over the inputs, fixed arity or None)
+ELEMENTWISE_MERGES = {
+    "add": ("Add", np.add, None),
+    "subtract": ("Subtract", np.subtract, 2),
+    "multiply": ("Multiply", np.multiply, None),
+    "maximum": ("Maximum", np.maximum, None),
+    "minimum": ("Minimum", np.minimum, None),
+    "average": ("Average", np.add, None),  # the sum, then divided by the number of inputs
+}
 
 
 def _require_inputs(inputs, layer: str, minimum: int = 1) -> None:
@@ -36,29 +48,36 @@ def _elementwise_shape_rule(layer: str):
     def rule(inputs, params, attrs, unify) -> TensorType:
         _require_inputs(inputs, layer)
         dtype = _dtype_of(inputs, layer)
-        shape = inputs[0].shape
-        for i, t in enumerate(inputs[1:], start=1):
-            shape = unify.shapes(shape, t.shape, f"{layer} input {i} vs input 0")
-        return TensorType(shape, dtype)
+        return TensorType(broadcast_shapes([t.shape for t in inputs], unify, layer,
+                                           after_batch=attrs.get("expand_after_batch", False)),
+                          dtype)
     return rule
 
 
-def _elementwise_reference(op):
+def _elementwise_reference(op, average: bool = False):
     def reference(inputs, params, attrs) -> np.ndarray:
+        if attrs.get("expand_after_batch", False):
+            rank = max(x.ndim for x in inputs)
+            inputs = [x.reshape(expand_rank(x.shape, rank, after_batch=True)) for x in inputs]
         with np.errstate(invalid="ignore", over="ignore"):
-            return reduce(op, inputs[1:], inputs[0].copy())
+            out = reduce(op, inputs[1:], inputs[0].copy())
+            if average:
+                out = np.asarray(out / out.dtype.type(len(inputs)), dtype=out.dtype)
+            return out
     return reference
 
 
-for _name, _op in (("add", np.add), ("multiply", np.multiply)):
+for _name, (_layer, _op, _arity) in ELEMENTWISE_MERGES.items():
     register(OpDef(
         name=_name,
-        shape_rule=_elementwise_shape_rule(_LAYERS[_name]),
-        reference=_elementwise_reference(_op),
+        shape_rule=_elementwise_shape_rule(_layer),
+        reference=_elementwise_reference(_op, average=_name == "average"),
         kernel=_name,
-        num_inputs=None,
+        num_inputs=_arity,
         elementwise=True,
-        doc=f"Elementwise {_name} of any number of equally shaped inputs.",
+        broadcast=True,
+        doc=f"Element-wise {_name} of {'two' if _arity else 'any number of'} inputs, "
+            f"broadcast NumPy-style.",
     ))
 
 

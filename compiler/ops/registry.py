@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ShapeError
+from ..errors import CompilerError, ShapeError
 from ..symbolic import Dim, DimLike, definitely_equal, format_dim, format_shape
 from ..types import TensorType
 
@@ -93,12 +93,26 @@ class OpDef:
     reference: Reference
     kernel: str
     param_spec: ParamSpec | None = None
-    num_inputs: int | None = 1  # None: variadic
+    num_inputs: int | None = 1  # None: variadic, at least ``min_inputs``
+    min_inputs: int = 1
     doc: str = ""
     #: rank the op expects when nothing is known (lets summary() show ``(N, 256)`` pre-build)
     natural_input_rank: int | None = None
     elementwise: bool = False
+    #: inputs broadcast NumPy-style (``compiler.broadcast``); equal shapes are the fast case
+    broadcast: bool = False
     extras: dict = field(default_factory=dict)
+
+    def arity(self, attrs: Attrs) -> tuple[int, int | None]:
+        """``(fewest, most)`` data inputs a node of this op reads (``None``: no upper bound).
+
+        An op that ``fuses_residual`` reads one more input once ``fuse`` folded an add into it
+        (``attrs["residual"]``); a layer never passes that input itself.
+        """
+        if self.num_inputs is None:
+            return self.min_inputs, None
+        extra = 1 if self.extras.get("fuses_residual") and attrs.get("residual") else 0
+        return self.num_inputs + extra, self.num_inputs + extra
 
     def param_shapes(self, inputs: Sequence[TensorType], attrs: Attrs) -> dict:
         return dict(self.param_spec(inputs, attrs)) if self.param_spec else {}
@@ -134,3 +148,25 @@ def require_rank(t: TensorType, minimum: int, what: str, exact: bool = False) ->
         need = f"rank {minimum}" if exact else f"rank >= {minimum}"
         raise ShapeError(f"{what} expects {need}, received rank {len(t.shape)} "
                          f"{format_shape(t.shape)}")
+
+
+def check_arity(where: str | Callable[[], str], arity: tuple[int, int | None],
+                received: int) -> None:
+    """Raise ``CompilerError`` when ``where`` (a layer) is called on the wrong number of inputs.
+
+    ``where`` may be a callable, evaluated only on error (reading a layer's name fixes it).
+
+    Ops' internal slots (a fused residual) are not part of a layer's arity, so ``Conv2D(8, 3)(a,
+    b)`` is refused instead of reading out of bounds later.
+    """
+    fewest, most = arity
+    if fewest <= received and (most is None or received <= most):
+        return
+    if most is None:
+        expected = f"at least {fewest} input{'s' if fewest > 1 else ''}"
+    elif fewest == most:
+        expected = f"{fewest} input(s)" if fewest == 1 else f"exactly {fewest} inputs"
+    else:
+        expected = f"{fewest} to {most} inputs"
+    where = where() if callable(where) else where
+    raise CompilerError(f"{where} takes {expected}, received {received}")

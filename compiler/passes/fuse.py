@@ -7,6 +7,8 @@
 - Remaining runs of elementwise activations become one ``activation_chain`` call.
 - ``add(conv(x), r)`` becomes a conv that adds the residual ``r`` in its epilogue (then any
   activation after the add folds in too): one pass over a ResNet block's output instead of three.
+  Only when ``r``, the conv's output and the add's output have one shape: the epilogue reads the
+  residual element for element, so a broadcasting add (``(N, H, W, C) + (N, 1, 1, C)``) stays.
 
 Only values read by exactly one op, and not returned by the graph, are fused away.
 """
@@ -45,12 +47,14 @@ def _fuse_residual_add(g: nx.DiGraph, add: int) -> bool:
     operands = data_operands(g, add)
     if len(operands) != 2 or operands[0] == operands[1]:
         return False
+    shape = g.nodes[add]["type"].shape
+    if shape is None or any(g.nodes[n]["type"].shape != shape for n in operands):
+        return False  # a broadcasting add: the conv epilogue cannot read a broadcast residual
     for conv, residual in sorted((operands, operands[::-1]), key=lambda p: -p[0]):
         data = g.nodes[conv]
         if data["op"] in SOURCE_OPS or not get_op(data["op"]).extras.get("fuses_residual") \
                 or data["attrs"].get("activation") != "linear" or data["attrs"].get("residual") \
-                or _sole_reader(g, conv) != add or residual > conv \
-                or g.nodes[residual]["type"].shape != data["type"].shape:
+                or _sole_reader(g, conv) != add or residual > conv:
             continue
         # operands become (x, residual, params...): shift the params one slot up
         for src, _, edge in list(g.in_edges(conv, data=True)):

@@ -13,6 +13,7 @@ import networkx as nx
 from ..errors import ShapeError
 from ..ir import data_operands, format_node, layer_name, param_operands, topo_nodes
 from ..ops import get_op
+from ..ops.registry import check_arity
 from ..symbolic import format_shape
 from ..types import TensorType
 
@@ -71,6 +72,7 @@ def _infer_node(g: nx.DiGraph, node: int, unify, first_use: dict) -> TensorType:
     data = g.nodes[node]
     opdef = get_op(data["op"])
     inputs = [g.nodes[n]["type"] for n in data_operands(g, node)]
+    check_arity(lambda: _where(g, node), opdef.arity(data["attrs"]), len(inputs))
     if data.get("expects") is not None and inputs:
         try:
             inputs[0] = inputs[0].with_shape(unify.shapes(data["expects"], inputs[0].shape,
@@ -92,8 +94,14 @@ def _infer_node(g: nx.DiGraph, node: int, unify, first_use: dict) -> TensorType:
         pnode["type"] = current.with_shape(merged)
         first_use.setdefault(pnodes[pname], (node, inputs[0] if inputs else None))
         params[pname] = pnode["type"]
+    checks_before = len(unify.runtime_checks)
     try:
-        return opdef.shape_rule(inputs, params, data["attrs"], unify)
+        out = opdef.shape_rule(inputs, params, data["attrs"], unify)
+        # run-time checks name the layer too: the plan raises them long after this pass
+        unify.runtime_checks[checks_before:] = [
+            (a, b, f"{_where(g, node)}: {what}") for a, b, what in
+            unify.runtime_checks[checks_before:]]
+        return out
     except ShapeError as e:
         raise ShapeError(f"{_where(g, node)}: {e}{_producer(g, node)}\n  at {format_node(g, node)}"
                          ) from None
