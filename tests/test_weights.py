@@ -104,7 +104,9 @@ def test_ir_param_nodes_hold_keys_and_no_layer_objects():
     (lambda: Sequential([layers.DepthwiseConv2D(3), layers.BatchNormalization(scale=False)]),
      (2, 6, 6, 3)),
     (lambda: Sequential([layers.Dense(5), layers.BatchNormalization()]), (2, 7)),
-], ids=["conv", "conv-no-bias", "depthwise", "dense"])
+    (lambda: Sequential([layers.Dense(5), layers.Dropout(0.5), layers.BatchNormalization()]),
+     (2, 7)),
+], ids=["conv", "conv-no-bias", "depthwise", "dense", "dense-dropout"])
 def test_batch_norm_folds_on_a_first_call_and_matches_the_reference(make, shape):
     net = make()
     x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
@@ -114,7 +116,7 @@ def test_batch_norm_folds_on_a_first_call_and_matches_the_reference(make, shape)
     assert_close(net(x), reference(net, x), rtol=1e-5, atol=1e-5)
     assert_close(y, reference_with_default_bn(net, x), rtol=1e-5, atol=1e-5)
     (plan,) = net._plans.values()
-    assert not any(d["op"] == "batch_norm" for _, d in plan.graph.nodes(data=True))
+    assert not any(d["op"] in ("batch_norm", "identity") for _, d in plan.graph.nodes(data=True))
 
 
 def test_first_call_with_a_failing_build_leaves_the_model_untouched():

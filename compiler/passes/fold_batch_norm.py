@@ -6,6 +6,9 @@ and the BN node disappears, saving a full pass over the activation. A derived pa
 data (``weights.Derived``: the source keys and the epsilon), so a plan recomputes it from the
 store when a source weight changes, and the pass reads the sources through ``ctx.weights``, so
 weights created earlier in the same run (a first call) fold like committed ones.
+
+Identity ops (Dropout) are gone by now (``remove_identities`` runs first), so a BatchNorm after a
+Dropout folds on the first run: running the pass again finds nothing to do.
 """
 
 from __future__ import annotations
