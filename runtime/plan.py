@@ -19,6 +19,7 @@ import numba
 import numpy as np
 
 from compiler.errors import CompilerError
+from compiler.inputs import as_input_array
 from compiler.ir import dump, layer_name
 from compiler.passes.pipeline import PassRecord
 from compiler.passes.plan_memory import assign_offsets
@@ -28,7 +29,6 @@ from compiler.weights import WeightStore, derive
 from . import codegen
 from .binding import InputSignature, concrete_shape
 from .cache import compile_lock
-from .inputs import as_input_array
 from .kernels.flags import PARALLEL_MIN_ELEMENTS
 from .kernels.registry import empty_param, get_kernel
 

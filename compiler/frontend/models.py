@@ -138,7 +138,7 @@ class Model:
         if len(inputs) != self.num_inputs:
             raise CompilerError(f"model '{self.name}' takes {self.num_inputs} input(s), "
                                 f"received {len(inputs)}")
-        from runtime.inputs import as_input_array
+        from ..inputs import as_input_array
 
         arrays = [as_input_array(x, self.dtype, name) for x, name in
                   zip(inputs, self.input_names)]
