@@ -4,6 +4,10 @@ Two executors share one memory layout: generated code (the whole forward pass as
 call, see ``codegen``) and a kernel-by-kernel loop (for debugging, for plans codegen declines,
 and selectable with ``executor="steps"``). Intermediate values live in one arena allocated per
 call (offsets from ``plan_memory``), so concurrent calls never share buffers.
+
+A plan's state is plain data (steps with kernel names, the memory layout, weight keys and arrays,
+the input signature), so it pickles: jitted functions are resolved again by kernel name, and
+generated code is regenerated from the steps, hitting the on-disk numba cache.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import networkx as nx
@@ -67,7 +71,9 @@ class Plan:
 
     Weights are read by key from the model's ``WeightStore``; the plan watches their versions,
     so ``set_weights``/``load_weights`` after compiling are seen on the next call (derived
-    weights, e.g. BatchNorm folded into a conv, are recomputed from their sources).
+    weights, e.g. BatchNorm folded into a conv, are recomputed from their sources). A plan that
+    is pickled (``pickle.dumps(plan)``) and loaded elsewhere holds a *snapshot* of the weights at
+    pickling time: it no longer sees the model's later changes.
 
     Attributes:
         graph: the final IR (``networkx.DiGraph``); ``ir`` renders it as text.
@@ -350,6 +356,40 @@ class Plan:
             fn(*[values[i] for i in step.inputs], *self._weights(step), out, *scalars)
             values[step.node] = out
         return [values[n] for n in self._output_nodes]
+
+    # -- pickling ---------------------------------------------------------------------------
+    def __getstate__(self) -> dict:
+        """Plain data only: no jitted functions, locks, store or cached layouts."""
+        state = dict(self.__dict__)
+        for name in ("_forward", "_forward_parallel", "_generated", "_wbuf", "_lock",
+                     "_weights_lock", "_store", "_layouts", "_steps_warm", "_stale",
+                     "_versions", "_watched"):
+            state.pop(name, None)
+        state["_steps"] = [replace(s, fn=None, parallel_fn=None) for s in self._steps]
+        graph = self.graph.copy()
+        graph.graph.pop("weights", None)  # the model's store: a snapshot travels in _values
+        for _, data in graph.nodes(data=True):
+            if data["op"] == "param":  # values travel once, in _values; initializers not at all
+                data.pop("value", None)
+                data.pop("init", None)
+        state["graph"] = graph
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        for node, value in self._values.items():
+            self.graph.nodes[node]["value"] = value
+        self._steps = [replace(s, fn=k.fn, parallel_fn=k.parallel_fn or k.fn)
+                       for s in self._steps for k in (get_kernel(s.kernel),)]
+        self._lock = threading.Lock()
+        self._weights_lock = threading.Lock()
+        self._store, self._stale, self._versions, self._watched = None, False, {}, []
+        self._layouts, self._steps_warm = {}, set()
+        self._forward = self._forward_parallel = self._generated = self._wbuf = None
+        if self.executor == "codegen":
+            self._forward = self._compile_forward()
+            if self._forward is None:
+                self.executor = "steps"
 
     # -- introspection ----------------------------------------------------------------------
     @property
