@@ -128,8 +128,10 @@ class ParamInit:
 class Derived:
     """A weight computed from other weights: ``DERIVATIONS[kind](get, sources, attrs)``.
 
-    ``sources`` are ``(role, key or None)`` pairs; ``attrs`` are sorted ``(name, value)`` pairs.
-    Plain data, so plans pickle and recompute it when a source's version changes.
+    ``sources`` are ``(role, source)`` pairs, a source being a weight key, ``None`` (absent) or
+    another ``Derived`` (e.g. two BatchNorms folded into one conv); ``attrs`` are sorted
+    ``(name, value)`` pairs. Plain data, so plans pickle and recompute it when a source's
+    version changes.
     """
 
     kind: str
@@ -138,7 +140,14 @@ class Derived:
 
     @property
     def keys(self) -> tuple:
-        return tuple(k for _, k in self.sources if k is not None)
+        """Every stored weight this one is computed from (through nested derivations too)."""
+        out: list = []
+        for _, source in self.sources:
+            if isinstance(source, Derived):
+                out.extend(source.keys)
+            elif source is not None:
+                out.append(source)
+        return tuple(dict.fromkeys(out))
 
 
 DERIVATIONS: dict[str, Callable[..., np.ndarray]] = {}
@@ -150,5 +159,7 @@ def register_derivation(kind: str, fn: Callable[..., np.ndarray]) -> None:
 
 def derive(spec: Derived, get: Callable[[str], np.ndarray | None]) -> np.ndarray:
     """Compute a derived weight, reading its sources through ``get(key)``."""
-    sources = {role: (None if key is None else get(key)) for role, key in spec.sources}
+    sources = {role: (derive(source, get) if isinstance(source, Derived) else
+                      None if source is None else get(source))
+               for role, source in spec.sources}
     return DERIVATIONS[spec.kind](sources, dict(spec.attrs))

@@ -1,7 +1,8 @@
 """Models: ``Sequential`` and functional ``Model``; both lower to the same IR.
 
-A model owns no weights of its own (its layers do) and a cache of compiled plans, one per input
-signature with the batch axis symbolic, so a new batch size never recompiles.
+A model's weights are its layers' variables, seen by key through ``model.weight_store``
+(``"dense_1/kernel"``); the model keeps a cache of compiled plans, one per input signature with
+the batch axis symbolic, so a new batch size never recompiles.
 """
 
 from __future__ import annotations

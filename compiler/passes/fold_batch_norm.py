@@ -68,8 +68,11 @@ def fold_batch_norm(g: nx.DiGraph, ctx) -> nx.DiGraph:
         dtype = data["type"].dtype
         old = param_operands(g, src)
         bn_params = param_operands(g, bn)
-        keys = {role: g.nodes[n]["key"] for role, n in {**old, **bn_params}.items()}
+        # a producer already folded once (conv -> BN -> BN) nests its derivation
+        keys = {role: g.nodes[n].get("derived") or g.nodes[n]["key"]
+                for role, n in {**old, **bn_params}.items()}
         sources = tuple((role, keys.get(role)) for role in ("kernel", "bias", *_BN_ROLES))
+        base = g.nodes[old["kernel"]]["key"].split("+")[0].rsplit("/", 1)[0]
         common = (("dtype", str(np.dtype(dtype))), ("epsilon", g.nodes[bn]["attrs"].get(
             "epsilon", 1e-3)), ("op", data["op"]))
         n_data = len(data_operands(g, src))
@@ -77,9 +80,9 @@ def fold_batch_norm(g: nx.DiGraph, ctx) -> nx.DiGraph:
         for pos, part in enumerate(("kernel", "bias")):
             spec = Derived("fold_batch_norm", sources, tuple(sorted(common + (("part", part),))))
             value = derive(spec, _reader(g, {**old, **bn_params}, ctx, bn))
+            folded = "+".join([*g.nodes[old["kernel"]]["key"].split("+")[1:], layer_name(g, bn)])
             new[part] = add_node(g, "param", origin=data["origin"], param=part,
-                                 key=f"{keys['kernel'].rsplit('/', 1)[0]}/{part}"
-                                     f"+{layer_name(g, bn)}",
+                                 key=f"{base}/{part}+{folded}",
                                  type=TensorType(value.shape, dtype), value=value, derived=spec)
             if part in old:
                 g.remove_edge(old[part], src)
