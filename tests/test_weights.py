@@ -193,3 +193,33 @@ def test_two_batch_norms_fold_into_one_conv_and_follow_either_one(executor):
     bn = net.layers[2]
     bn.set_weights([w * 1.5 for w in bn.get_weights()])
     assert_close(plan(x), reference(net, x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("executor", ["codegen", "steps"])
+def test_set_weights_while_other_threads_call_the_plan_settles_on_the_last_weights(executor):
+    import threading
+
+    net = Sequential([Input((6,)), layers.Dense(8, activation="relu"), layers.Dense(3)])
+    plan = compile(net, executor=executor)
+    x = np.random.default_rng(8).normal(size=(4, 6)).astype(np.float32)
+    errors: list = []
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            while not stop.is_set():
+                assert plan(x).shape == (4, 3)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    readers = [threading.Thread(target=read) for _ in range(3)]
+    for t in readers:
+        t.start()
+    rng = np.random.default_rng(9)
+    for _ in range(30):
+        net.set_weights([rng.normal(size=w.shape) for w in net.get_weights()])
+    stop.set()
+    for t in readers:
+        t.join(timeout=120)
+    assert not errors, errors
+    np.testing.assert_allclose(plan(x), reference(net, x), rtol=1e-5, atol=1e-5)
