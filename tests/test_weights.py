@@ -179,15 +179,20 @@ def test_tied_layer_shared_by_two_models_updates_both_plans():
 
 
 @pytest.mark.parametrize("executor", ["codegen", "steps"])
-def test_two_batch_norms_fold_into_one_conv_and_follow_either_one(executor):
-    net = Sequential([layers.Conv2D(3, 3), layers.BatchNormalization(),
+@pytest.mark.parametrize("conv", [lambda: layers.Conv2D(3, 3, name="conv"),
+                                  lambda: layers.DepthwiseConv2D(1, depth_multiplier=2,
+                                                                 name="conv")],
+                         ids=["conv", "depthwise"])  # the long fuzz profile found the latter
+def test_two_batch_norms_fold_into_one_conv_and_follow_either_one(executor, conv):
+    net = Sequential([conv(), layers.BatchNormalization(),
                       layers.BatchNormalization(), layers.Flatten(), layers.Dense(2)])
     x = np.random.default_rng(6).normal(size=(2, 5, 5, 2)).astype(np.float32)
     net(x)  # first call: both fold, nested
     plan = compile(net, TensorSpec((None, 5, 5, 2)), executor=executor)
     assert [d["op"] for _, d in plan.graph.nodes(data=True)].count("batch_norm") == 0
     keys = sorted(d["key"] for _, d in plan.graph.nodes(data=True) if d["op"] == "param")
-    assert "conv2d/kernel+batch_normalization+batch_normalization_1" in keys
+    assert "conv/kernel+batch_normalization+batch_normalization_1" in keys
+    assert_close(plan(x[:0]), reference(net, x[:0]))  # an empty batch, as the fuzzer tried
     randomize_batch_norms(net, seed=7)  # changes both BatchNorms, including the outer one
     assert_close(plan(x), reference(net, x), rtol=1e-4, atol=1e-5)
     bn = net.layers[2]
