@@ -103,7 +103,7 @@ def randomize_params(model: Any, seed: int) -> None:
 def graph_spec(model: Any, input_shape: tuple[int, ...]) -> GraphSpec:
     """Lower ``model`` for one sample, propagate shapes, and copy out every op with its weights."""
     from compiler import TensorSpec, lower
-    from compiler.ir import data_operands, param_operands, topo_nodes
+    from compiler.ir import data_operands, layer_name, param_operands, topo_nodes
     from compiler.passes import CompileContext, propagate_shapes
 
     g = lower(model, [TensorSpec((1, *input_shape)).to_type(model.dtype)])
@@ -118,14 +118,13 @@ def graph_spec(model: Any, input_shape: tuple[int, ...]) -> GraphSpec:
             continue
         sources = data_operands(g, node)
         in_shapes = tuple(_sample_shape(g.nodes[s]["type"]) for s in sources)
-        layer = data["layer"]
-        by_name = dict(zip(layer.param_names, layer.get_weights())) if layer is not None else {}
-        weights = {p: np.ascontiguousarray(by_name[p], dtype=np.float32)
-                   for p in param_operands(g, node)}
+        store = model.weight_store
+        weights = {p: np.ascontiguousarray(store.value(g.nodes[n]["key"]), dtype=np.float32)
+                   for p, n in param_operands(g, node).items()}
         ops.append(OpSpec(data["op"], tuple(values[s] for s in sources),
                           _normalize_attrs(data["op"], data["attrs"], in_shapes),
                           weights, in_shapes, _sample_shape(data["type"]),
-                          getattr(layer, "name", f"%{node}")))
+                          layer_name(g, node)))
         values[node] = len(ops)
     return GraphSpec(tuple(input_shape), tuple(ops), values[g.graph["outputs"][0]],
                      name=model.name)

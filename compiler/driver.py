@@ -10,6 +10,7 @@ from typing import Any
 
 import networkx as nx
 
+from .backend import runtime_factory
 from .errors import CompilerError, ShapeError
 from .lowering import lower
 from .passes import BUILD_PIPELINE, COMPILE_PIPELINE, CompileContext, commit_weights, run_pipeline
@@ -34,7 +35,7 @@ def _input_types(model: Any, specs: Sequence[TensorSpec]) -> list:
 def build_graph(model: Any, specs: Sequence[TensorSpec], passes: Sequence, **ctx_args: Any
                 ) -> tuple[nx.DiGraph, CompileContext]:
     """Lower ``model`` for ``specs`` and run ``passes``; the model itself is not modified."""
-    ctx = CompileContext(**ctx_args)
+    ctx = CompileContext(store=model.weight_store, **ctx_args)
     with _gc_paused():
         graph = lower(model, _input_types(model, specs))
         return run_pipeline(graph, passes, ctx), ctx
@@ -78,7 +79,8 @@ def compile(model: Any, *input_specs: Any, seed: int | None = None, dump_ir: boo
     """Compile ``model`` for the given input signature into an executable ``runtime.Plan``.
 
     Uninitialized weights are created on the way (as ``model.build`` would). Without specs, the
-    model's own declared or built signature is used.
+    model's own declared or built signature is used. The plan comes from the registered runtime
+    (``compiler.backend``); it reads the model's weights by key and sees later ``set_weights``.
 
     Args:
         model: a ``Sequential`` or functional ``Model``.
@@ -92,8 +94,7 @@ def compile(model: Any, *input_specs: Any, seed: int | None = None, dump_ir: boo
     Returns:
         A ``runtime.Plan``: call it with arrays.
     """
-    from runtime.plan import Plan
-
+    make_plan = runtime_factory()
     specs = [_as_spec(s) for s in input_specs] or model._built_specs or model._input_specs
     if not specs:
         raise CompilerError(f"compile(model '{model.name}') needs input specs, e.g. "
@@ -104,4 +105,5 @@ def compile(model: Any, *input_specs: Any, seed: int | None = None, dump_ir: boo
         commit_weights(ctx)
         if model._built_specs is None:
             model._built_specs = list(specs)
-    return Plan(graph, ctx.records, model_name=model.name, executor=executor)
+    return make_plan(graph, ctx.records, model_name=model.name, executor=executor,
+                     store=model.weight_store)

@@ -1,17 +1,20 @@
 """The IR: a ``networkx.DiGraph`` with one node per op, plus small helpers over it.
 
 Node attributes: ``op`` (registered op name, or ``"input"`` / ``"param"``), ``attrs`` (dict),
-``type`` (``TensorType`` of the node's value), ``layer`` (the frontend layer that produced it, for
-error messages; ``None`` for inputs). Param nodes also carry ``param`` (its name in the layer) and,
-once initialized, ``value``. An edge ``u -> v`` carries ``positions``: the operand slots of ``v``
-that read ``u`` (a tuple, since one value may feed several slots). ``graph.graph`` holds
-``inputs`` and ``outputs`` (node lists) and ``name``.
+``type`` (``TensorType`` of the node's value), ``origin`` (an ``Origin``: the name and class of the
+layer that produced it, for error messages; ``None`` for inputs). Nothing in a graph points back
+at a frontend object. Param nodes also carry ``key`` (the weight's qualified name,
+``"dense_1/kernel"``), ``param`` (its role for the kernel, ``"kernel"``), ``init`` (a
+``weights.ParamInit``) or ``derived`` (a ``weights.Derived``), and, once initialized, ``value``.
+An edge ``u -> v`` carries ``positions``: the operand slots of ``v`` that read ``u`` (a tuple,
+since one value may feed several slots). ``graph.graph`` holds ``inputs`` and ``outputs`` (node
+lists), ``name`` and ``weights`` (the ``WeightStore`` the keys refer to, when lowered from a model).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from dataclasses import dataclass
 
 import networkx as nx
 
@@ -20,17 +23,26 @@ from .symbolic import format_shape
 SOURCE_OPS = ("input", "param")
 
 
+@dataclass(frozen=True)
+class Origin:
+    """Where a node comes from: the layer's name and class name (plain data, for messages)."""
+
+    name: str
+    kind: str
+
+
 def new_graph(name: str = "model") -> nx.DiGraph:
     g = nx.DiGraph(name=name, inputs=[], outputs=[], next_id=0)
     return g
 
 
 def add_node(g: nx.DiGraph, op: str, operands: Iterable[int] = (), *, attrs: dict | None = None,
-             layer: Any = None, type=None, **extra) -> int:
+             origin: Origin | None = None, type=None, **extra) -> int:
     """Append a node reading ``operands`` (in order); returns its id."""
     node = g.graph["next_id"]
     g.graph["next_id"] = node + 1
-    g.add_node(node, op=op, attrs=dict(attrs or {}), layer=layer, type=type, **extra)
+    g.add_node(node, op=op, attrs=dict(attrs or {}), origin=origin, type=type,
+               **extra)
     for pos, src in enumerate(operands):
         if g.has_edge(src, node):
             g.edges[src, node]["positions"] += (pos,)
@@ -85,8 +97,14 @@ def topo_nodes(g: nx.DiGraph) -> list[int]:
 
 
 def layer_name(g: nx.DiGraph, node: int) -> str:
-    layer = g.nodes[node].get("layer")
-    return getattr(layer, "name", None) or f"%{node}"
+    origin = g.nodes[node].get("origin")
+    return origin.name if origin is not None else f"%{node}"
+
+
+def layer_kind(g: nx.DiGraph, node: int) -> str:
+    """The producing layer's class name, else the op name."""
+    origin = g.nodes[node].get("origin")
+    return origin.kind if origin is not None else g.nodes[node]["op"]
 
 
 def format_node(g: nx.DiGraph, node: int) -> str:
@@ -95,11 +113,11 @@ def format_node(g: nx.DiGraph, node: int) -> str:
     attrs = ", ".join(f"{k}={v}" for k, v in data["attrs"].items())
     op = data["op"] + (f"[{attrs}]" if attrs else "")
     if data["op"] == "param":
-        op += f" {data['param']}"
+        op += f" {data.get('key', data['param'])}"
     args = ", ".join(f"%{n}" for n in operands(g, node))
     t = data.get("type")
     ty = f" : {format_shape(t.shape)} {t.dtype}" if t is not None else ""
-    where = f"  # {layer_name(g, node)}" if data.get("layer") is not None else ""
+    where = f"  # {layer_name(g, node)}" if data.get("origin") is not None else ""
     return f"%{node} = {op}({args}){ty}{where}"
 
 

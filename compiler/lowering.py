@@ -1,4 +1,8 @@
-"""Lowering: a model definition becomes IR nodes (one per layer call, one per parameter)."""
+"""Lowering: a model definition becomes IR nodes (one per layer call, one per parameter).
+
+This is the one place that reads layers; the graph it builds holds names and plain data only
+(``Origin``, weight keys, ``ParamInit``), never a layer object.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,18 @@ from typing import Any
 
 import networkx as nx
 
-from .ir import add_node, new_graph
+from .ir import Origin, add_node, new_graph
 from .types import TensorType
+from .weights import ParamInit
+
+
+def weight_key(layer: Any, pname: str) -> str:
+    """The qualified name of a layer's weight: ``"dense_1/kernel"``."""
+    return f"{layer.name}/{pname}"
+
+
+def origin_of(layer: Any) -> Origin:
+    return Origin(layer.name, type(layer).__name__)
 
 
 class GraphBuilder:
@@ -31,7 +45,9 @@ class GraphBuilder:
         key = id(layer)
         if key not in self._params:
             self._params[key] = [
-                add_node(self.graph, "param", layer=layer, param=pname,
+                add_node(self.graph, "param", origin=origin_of(layer), param=pname,
+                         key=weight_key(layer, pname),
+                         init=ParamInit(layer.initializer(pname), layer.dtype),
                          type=TensorType(tuple(shape), self.dtype))
                 for pname, shape in layer.param_shapes.items()]
         return self._params[key]
@@ -39,7 +55,7 @@ class GraphBuilder:
     def call(self, layer: Any, inputs: Sequence[int]) -> int:
         params = self.params(layer)
         node = add_node(self.graph, layer.op, list(inputs) + params, attrs=layer.op_attrs(),
-                        layer=layer)
+                        origin=origin_of(layer))
         if layer._declared_input is not None:
             self.graph.nodes[node]["expects"] = layer._declared_input
         return node
@@ -54,4 +70,8 @@ def lower(model: Any, input_types: Sequence[TensorType]) -> nx.DiGraph:
     builder = GraphBuilder(model.name, model.dtype)
     nodes = [builder.input(t, name, expects)
              for t, name, expects in zip(input_types, model.input_names, model.declared_inputs)]
-    return builder.finish(model._lower_body(builder, nodes))
+    graph = builder.finish(model._lower_body(builder, nodes))
+    # Where the param keys' weights live, like an ONNX graph's initializers: a pipeline run
+    # without an explicit store reads (and commits to) this one.
+    graph.graph["weights"] = model.weight_store
+    return graph

@@ -2,7 +2,10 @@
 
 from . import threads  # noqa: F401, I001  (first: starts the threading layer before cached code loads)
 from . import cache  # noqa: F401  (then: fixes numba's cache location before kernels load)
+from compiler.backend import register_runtime
 from .plan import Plan
 from .threads import get_num_threads, set_num_threads
+
+register_runtime(Plan)  # compiler.compile() hands finished graphs to Plan (see compiler.backend)
 
 __all__ = ["Plan", "get_num_threads", "set_num_threads"]

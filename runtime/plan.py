@@ -4,6 +4,10 @@ Two executors share one memory layout: generated code (the whole forward pass as
 call, see ``codegen``) and a kernel-by-kernel loop (for debugging, for plans codegen declines,
 and selectable with ``executor="steps"``). Intermediate values live in one arena allocated per
 call (offsets from ``plan_memory``), so concurrent calls never share buffers.
+
+A plan's state is plain data (steps with kernel names, the memory layout, weight keys and arrays,
+the input signature), so it pickles: jitted functions are resolved again by kernel name, and
+generated code is regenerated from the steps, hitting the on-disk numba cache.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import networkx as nx
@@ -19,17 +23,16 @@ import numba
 import numpy as np
 
 from compiler.errors import CompilerError
-from compiler.frontend.layers import _weights_epoch as _EPOCH
-from compiler.frontend.layers import weights_epoch
+from compiler.inputs import as_input_array
 from compiler.ir import dump, layer_name
 from compiler.passes.pipeline import PassRecord
 from compiler.passes.plan_memory import assign_offsets
 from compiler.symbolic import Dim
+from compiler.weights import WeightStore, derive
 
 from . import codegen
 from .binding import InputSignature, concrete_shape
 from .cache import compile_lock
-from .inputs import as_input_array
 from .kernels.flags import PARALLEL_MIN_ELEMENTS
 from .kernels.registry import empty_param, get_kernel
 
@@ -47,6 +50,7 @@ class PlanStep:
     alias: bool
     shape: tuple       # symbolic output shape
     where: str
+    attrs: tuple = ()  # the op's attributes, sorted (name, value) pairs
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,12 @@ class Layout:
 class Plan:
     """A compiled forward pass. Call it with one array per model input.
 
+    Weights are read by key from the model's ``WeightStore``; the plan watches their versions,
+    so ``set_weights``/``load_weights`` after compiling are seen on the next call (derived
+    weights, e.g. BatchNorm folded into a conv, are recomputed from their sources). A plan that
+    is pickled (``pickle.dumps(plan)``) and loaded elsewhere holds a *snapshot* of the weights at
+    pickling time: it no longer sees the model's later changes.
+
     Attributes:
         graph: the final IR (``networkx.DiGraph``); ``ir`` renders it as text.
         report: one ``PassRecord`` per pass that ran (name, seconds, node counts).
@@ -72,7 +82,7 @@ class Plan:
     """
 
     def __init__(self, graph: nx.DiGraph, records: Sequence[PassRecord], model_name: str = "",
-                 executor: str | None = None):
+                 executor: str | None = None, store: WeightStore | None = None):
         self.graph = graph
         self.report = list(records)
         self.model_name = model_name
@@ -97,7 +107,8 @@ class Plan:
                               for o in self._output_nodes]
         self._layouts: dict = {}
         self._lock = threading.Lock()
-        self._epoch = weights_epoch()
+        self._generated = None
+        self._init_weights(store)
         self.executor = "steps"
         self._forward = None
         self._generated = None
@@ -125,7 +136,7 @@ class Plan:
             params=tuple(params.get(p) for p in kernel.param_names),
             scalars=scalars, dynamic=dynamic,
             alias=step.alias, shape=out_type.shape,
-            where=f"layer '{layer_name(g, step.node)}'")
+            where=f"layer '{layer_name(g, step.node)}'", attrs=step.attrs)
 
     def _static_scalars(self, kernel, step, in_shapes, out_shape) -> tuple:
         """The kernel's scalars, or, when they depend on symbolic sizes (TF's 'same' padding
@@ -148,12 +159,70 @@ class Plan:
                 dynamic.append(("literal", value))
         return None, tuple(dynamic)
 
+    # -- weights ----------------------------------------------------------------------------
+    def _init_weights(self, store: WeightStore | None) -> None:
+        """Weight keys per param node; values from the store (else the graph), then watch."""
+        g = self.graph
+        nodes = sorted({p for s in self._steps for p in s.params if p is not None})
+        self._keys = {n: g.nodes[n]["key"] for n in nodes}
+        self._derived = {n: g.nodes[n]["derived"] for n in nodes if "derived" in g.nodes[n]}
+        self._values = {n: g.nodes[n]["value"] for n in nodes}
+        self._store = store
+        self._versions: dict = {}
+        self._watched: list = []
+        self._stale = False
+        self._weights_lock = threading.Lock()
+        if store is None:
+            return
+        watched = {k for n, k in self._keys.items() if n not in self._derived}
+        watched.update(k for spec in self._derived.values() for k in spec.keys)
+        self._watched = sorted(k for k in watched if k in store)
+        for key in self._watched:
+            store[key].watch(self)
+        self._sync_weights()
+
+    def weights_changed(self) -> None:
+        """Called by a watched ``Variable`` after it changed: re-read weights on the next call."""
+        self._stale = True
+
+    def _sync_weights(self) -> None:
+        """Re-read the weights whose versions moved (recomputing derived ones) and repack."""
+        store = self._store
+        with self._weights_lock:
+            self._stale = False
+            changed = set()
+            for key in self._watched:
+                version = store.version(key)
+                if self._versions.get(key) != version:
+                    self._versions[key] = version
+                    changed.add(key)
+            if not changed:
+                return
+            for node, key in self._keys.items():
+                spec = self._derived.get(node)
+                if spec is not None:
+                    if changed.isdisjoint(spec.keys):
+                        continue
+                    value = derive(spec, store.value)
+                elif key in changed:
+                    value = store.value(key)
+                else:
+                    continue
+                if value is None or value.shape != self._values[node].shape:
+                    continue  # not (yet) a weight of this shape: keep the compiled one
+                if value.dtype != self.dtype:
+                    value = value.astype(self.dtype)
+                self._values[node] = value
+                self.graph.nodes[node]["value"] = value
+            if self._generated is not None:
+                self._wbuf = self._pack()
+
     def _weights(self, step: PlanStep) -> list[np.ndarray]:
-        return [self.graph.nodes[p]["value"] if p is not None else empty_param(self.dtype)
+        return [self._values[p] if p is not None else empty_param(self.dtype)
                 for p in step.params]
 
     def _param_shapes(self, step: PlanStep) -> list:
-        return [(p, self.graph.nodes[p]["value"].shape) if p is not None else (None, (0,))
+        return [(p, self._values[p].shape) if p is not None else (None, (0,))
                 for p in step.params]
 
     def _compile_forward(self, parallel: bool = False) -> Any:
@@ -180,8 +249,7 @@ class Plan:
         return self._forward_parallel
 
     def _pack(self) -> np.ndarray:
-        return codegen.pack_weights(self._generated, lambda n: self.graph.nodes[n]["value"],
-                                    self.dtype)
+        return codegen.pack_weights(self._generated, self._values.__getitem__, self.dtype)
 
     # -- layout -----------------------------------------------------------------------------
     def layout(self, *inputs: Any) -> Layout:
@@ -194,7 +262,7 @@ class Plan:
         if step.scalars is not None:
             return step.scalars
         kernel = get_kernel(step.kernel)
-        return tuple(kernel.scalars(self.graph.nodes[step.node]["attrs"],
+        return tuple(kernel.scalars(dict(step.attrs),
                                     [value_shapes[n] for n in step.inputs], out_shape))
 
     def _layout_for(self, arrays: Sequence[np.ndarray]) -> Layout:
@@ -237,8 +305,8 @@ class Plan:
             if type(x) is not np.ndarray or x.dtype != self.dtype or not x.flags.c_contiguous:
                 x = as_input_array(x, self.dtype, self.signature.names[0])
             layout = self._layouts.get(x.shape) or self._layout_for([x])
-            if self._epoch != _EPOCH[0]:
-                self._refresh_weights()
+            if self._stale:
+                self._sync_weights()
             forward = self._forward_parallel or self._parallel_forward() if layout.parallel \
                 else self._forward
             out = forward(x, self._wbuf, layout.array)
@@ -252,8 +320,8 @@ class Plan:
                   for x, name in zip(inputs, self.signature.names)]
         key = arrays[0].shape if len(arrays) == 1 else tuple(a.shape for a in arrays)
         layout = self._layouts.get(key) or self._layout_for(arrays)
-        if self._epoch != _EPOCH[0]:
-            self._refresh_weights()
+        if self._stale:
+            self._sync_weights()
         if self._forward is not None:
             forward = self._parallel_forward() if layout.parallel else self._forward
             result = forward(*arrays, self._wbuf, layout.array)
@@ -289,18 +357,39 @@ class Plan:
             values[step.node] = out
         return [values[n] for n in self._output_nodes]
 
-    def _refresh_weights(self) -> None:
-        """Some layer's weights were replaced: re-read the param values the plan passes."""
-        self._epoch = weights_epoch()
-        for node, data in self.graph.nodes(data=True):
-            if data["op"] == "param" and "derive" in data:  # e.g. BatchNorm folded into a conv
-                data["value"] = data["derive"]()
-            elif data["op"] == "param" and data["layer"] is not None:
-                live = data["layer"]._weights.get(data["param"])
-                if live is not None and live.shape == data["value"].shape:
-                    data["value"] = live if live.dtype == self.dtype else live.astype(self.dtype)
-        if self._generated is not None:
-            self._wbuf = self._pack()
+    # -- pickling ---------------------------------------------------------------------------
+    def __getstate__(self) -> dict:
+        """Plain data only: no jitted functions, locks, store or cached layouts."""
+        state = dict(self.__dict__)
+        for name in ("_forward", "_forward_parallel", "_generated", "_wbuf", "_lock",
+                     "_weights_lock", "_store", "_layouts", "_steps_warm", "_stale",
+                     "_versions", "_watched"):
+            state.pop(name, None)
+        state["_steps"] = [replace(s, fn=None, parallel_fn=None) for s in self._steps]
+        graph = self.graph.copy()
+        graph.graph.pop("weights", None)  # the model's store: a snapshot travels in _values
+        for _, data in graph.nodes(data=True):
+            if data["op"] == "param":  # values travel once, in _values; initializers not at all
+                data.pop("value", None)
+                data.pop("init", None)
+        state["graph"] = graph
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        for node, value in self._values.items():
+            self.graph.nodes[node]["value"] = value
+        self._steps = [replace(s, fn=k.fn, parallel_fn=k.parallel_fn or k.fn)
+                       for s in self._steps for k in (get_kernel(s.kernel),)]
+        self._lock = threading.Lock()
+        self._weights_lock = threading.Lock()
+        self._store, self._stale, self._versions, self._watched = None, False, {}, []
+        self._layouts, self._steps_warm = {}, set()
+        self._forward = self._forward_parallel = self._generated = self._wbuf = None
+        if self.executor == "codegen":
+            self._forward = self._compile_forward()
+            if self._forward is None:
+                self.executor = "steps"
 
     # -- introspection ----------------------------------------------------------------------
     @property
@@ -342,6 +431,6 @@ def _concrete(shape: tuple, bindings: dict) -> tuple:
 
 def _first_consumer(g: nx.DiGraph, node: int) -> str:
     for succ in g.successors(node):
-        if g.nodes[succ].get("layer") is not None:
+        if g.nodes[succ].get("origin") is not None:
             return layer_name(g, succ)
     return ""

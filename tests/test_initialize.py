@@ -21,8 +21,8 @@ def test_creates_missing_weights_only_in_the_context():
     g = lower(net, [TensorSpec((None, 3)).to_type(net.dtype)])
     ctx = CompileContext(seed=0)
     run_pipeline(g, BUILD_PIPELINE, ctx)
-    assert sorted((layer.name, p) for layer, p in ctx.new_weights) == [
-        ("dense", "bias"), ("dense", "kernel"), ("dense_1", "bias"), ("dense_1", "kernel")]
+    assert sorted(ctx.weights.pending) == [
+        "dense/bias", "dense/kernel", "dense_1/bias", "dense_1/kernel"]
     assert not net.built  # committed only by build/compile
     values = [d["value"].shape for _, d in g.nodes(data=True) if d["op"] == "param"]
     assert values == [(3, 4), (4,), (4, 2), (2,)]
@@ -31,11 +31,11 @@ def test_creates_missing_weights_only_in_the_context():
 def test_existing_weights_are_reused_not_recreated():
     net = Sequential([layers.Dense(4)])
     net.build((None, 3))
-    kernel = net.layers[0]._weights["kernel"]
+    kernel = net.weight_store.value("dense/kernel")
     g = lower(net, [TensorSpec((None, 3)).to_type(net.dtype)])
-    ctx = CompileContext()
+    ctx = CompileContext(store=net.weight_store)
     run_pipeline(g, BUILD_PIPELINE, ctx)
-    assert ctx.new_weights == {}
+    assert ctx.weights.pending == {}
     assert any(d.get("value") is kernel for _, d in g.nodes(data=True))
 
 

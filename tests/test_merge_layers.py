@@ -15,9 +15,9 @@ from compiler import (
     layers,
     lower,
 )
-from compiler.passes import BUILD_PIPELINE, CompileContext, fuse, run_pipeline
 from compiler.ops import get_op
 from compiler.ops.registry import check_arity
+from compiler.passes import BUILD_PIPELINE, CompileContext, fuse, run_pipeline
 from compiler.reference import run_reference
 
 MERGES = {

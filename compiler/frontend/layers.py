@@ -21,21 +21,11 @@ from ..ops import get_op
 from ..ops.activations import canonical_activation
 from ..symbolic import format_shape
 from ..types import TensorType, as_model_dtype
+from ..weights import Variable
 from . import initializers
 
 _name_counters: dict[str, itertools.count] = defaultdict(itertools.count)
 _name_lock = threading.Lock()
-_epoch = itertools.count(1)
-_weights_epoch = [0]
-
-
-def weights_epoch() -> int:
-    """Bumped whenever any layer's weights change; plans compare it to refresh derived weights."""
-    return _weights_epoch[0]
-
-
-def _bump_epoch() -> None:
-    _weights_epoch[0] = next(_epoch)
 
 
 def _snake_case(name: str) -> str:
@@ -87,7 +77,7 @@ class Layer:
             self.dtype = None if dtype is None else as_model_dtype(dtype)
         except DTypeError as e:
             raise DTypeError(f"{self._kind}: {e}") from None
-        self._weights: dict[str, np.ndarray] = {}
+        self._variables: dict[str, Variable] = {}
         self._lock = threading.RLock()
 
     # -- identity ---------------------------------------------------------------------------
@@ -129,15 +119,28 @@ class Layer:
         return list(get_op(self.op).param_shapes([TensorType(None)], self.op_attrs()))
 
     # -- weights ----------------------------------------------------------------------------
+    def variable(self, pname: str) -> Variable:
+        """The ``Variable`` holding parameter ``pname`` (created empty on first request)."""
+        var = self._variables.get(pname)
+        if var is None:
+            with self._lock:
+                var = self._variables.setdefault(pname, Variable(pname))
+        return var
+
+    @property
+    def _weights(self) -> dict[str, np.ndarray]:
+        """The initialized weights by parameter name (a snapshot dict of the live arrays)."""
+        return {p: v.value for p, v in self._variables.items() if v.value is not None}
+
     @property
     def built(self) -> bool:
-        return all(p in self._weights for p in self.param_names)
+        return all(self.variable(p).value is not None for p in self.param_names)
 
     @property
     def param_shapes(self) -> dict[str, tuple]:
         """Each parameter's shape as far as known; ``None`` marks a size not inferred yet."""
         if self.built:
-            return {p: self._weights[p].shape for p in self.param_names}
+            return {p: self.variable(p).value.shape for p in self.param_names}
         declared = [TensorType(self._declared_input)] if self._declared_input else [
             TensorType(None)]
         return dict(get_op(self.op).param_shapes(declared, self.op_attrs()))
@@ -156,8 +159,9 @@ class Layer:
         """Read-only views of the weights (``[]`` before initialization)."""
         out = []
         for p in self.param_names:
-            if p in self._weights:
-                view = self._weights[p].view()
+            value = self.variable(p).value
+            if value is not None:
+                view = value.view()
                 view.flags.writeable = False
                 out.append(view)
         return out
@@ -166,10 +170,14 @@ class Layer:
         """Copies of the weights in Keras order, ``[]`` before initialization."""
         if not self.built:
             return []
-        return [self._weights[p].copy() for p in self.param_names]
+        return [self.variable(p).value.copy() for p in self.param_names]
 
     def set_weights(self, weights: Sequence[np.ndarray]) -> None:
-        """Replace all weights; shapes must match (or, before init, must fit the configuration)."""
+        """Replace all weights; shapes must match (or, before init, must fit the configuration).
+
+        Each change bumps the weight's version, which compiled plans of every model holding this
+        layer notice on their next call.
+        """
         names = self.param_names
         weights = list(weights)
         if len(weights) != len(names):
@@ -191,19 +199,14 @@ class Layer:
             staged[pname] = arr
         with self._lock:
             for pname, arr in staged.items():
-                current = self._weights.get(pname)
-                if current is not None and current.shape == arr.shape:
-                    current[...] = arr  # in place: compiled plans keep seeing the live weights
+                var = self.variable(pname)
+                if var.value is not None and var.value.shape == arr.shape:
+                    var.assign(arr)  # in place: arrays handed out earlier see the change
                 else:
                     # Until a model fixes the dtype, keep float precision; ints become float32.
                     dtype = self.dtype or (arr.dtype if arr.dtype.kind == "f" and
                                            arr.dtype.itemsize >= 4 else np.dtype(np.float32))
-                    self._weights[pname] = np.array(arr, dtype=dtype, order="C")
-            _bump_epoch()
-
-    def _commit_weights(self, new: dict[str, np.ndarray]) -> None:
-        with self._lock:
-            self._weights.update(new)
+                    var.assign(np.array(arr, dtype=dtype, order="C"), in_place=False)
 
     # -- calling ----------------------------------------------------------------------------
     def __call__(self, *inputs: Any) -> Any:

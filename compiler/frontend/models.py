@@ -1,7 +1,8 @@
 """Models: ``Sequential`` and functional ``Model``; both lower to the same IR.
 
-A model owns no weights of its own (its layers do) and a cache of compiled plans, one per input
-signature with the batch axis symbolic, so a new batch size never recompiles.
+A model's weights are its layers' variables, seen by key through ``model.weight_store``
+(``"dense_1/kernel"``); the model keeps a cache of compiled plans, one per input signature with
+the batch axis symbolic, so a new batch size never recompiles.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import CompilerError, DeferredInitializationError, ShapeError
+from ..lowering import weight_key
 from ..ops import get_op
 from ..symbolic import Dim
 from ..types import TensorSpec, TensorType, as_model_dtype
+from ..weights import WeightStore
 from .functional import SymbolicTensor
 from .layers import Layer, require_built
 
@@ -136,7 +139,7 @@ class Model:
         if len(inputs) != self.num_inputs:
             raise CompilerError(f"model '{self.name}' takes {self.num_inputs} input(s), "
                                 f"received {len(inputs)}")
-        from runtime.inputs import as_input_array
+        from ..inputs import as_input_array
 
         arrays = [as_input_array(x, self.dtype, name) for x, name in
                   zip(inputs, self.input_names)]
@@ -189,15 +192,33 @@ class Model:
         for layer in self._layers:
             n = len(layer.param_names)
             for pname, w in zip(layer.param_names, weights[i:i + n]):
-                if np.shape(w) != layer._weights[pname].shape:
+                current = layer.variable(pname).value
+                if np.shape(w) != current.shape:
                     raise ShapeError(f"layer '{layer.name}': weight {pname} expects shape "
-                                     f"{layer._weights[pname].shape}, received {np.shape(w)}")
+                                     f"{current.shape}, received {np.shape(w)}")
             i += n
         i = 0
         for layer in self._layers:
             n = len(layer.param_names)
             layer.set_weights(weights[i:i + n])
             i += n
+
+    @property
+    def weight_store(self) -> WeightStore:
+        """Every weight of the model by key (``"dense_1/kernel"``), each listed once.
+
+        The variables belong to the layers, so a layer shared with another model is the same
+        variable in both stores; compiled plans read weights from here by key.
+        """
+        layers = self._layers
+        cached = self.__dict__.get("_store_cache")
+        signature = tuple((id(layer), layer.name) for layer in layers)
+        if cached is None or cached[0] != signature:
+            store = WeightStore({weight_key(layer, p): layer.variable(p)
+                                 for layer in layers for p in layer.param_names})
+            cached = (signature, store)
+            self.__dict__["_store_cache"] = cached
+        return cached[1]
 
     def count_params(self) -> int | None:
         counts = [layer.count_params() for layer in self._layers]

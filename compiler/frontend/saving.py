@@ -1,6 +1,7 @@
 """Saving and loading: weights as ``.npz`` files, architectures as JSON-ready configs.
 
-Weights are keyed ``"<layer name>/<parameter>"`` (``"dense_1/kernel"``). Loading into a model
+Weights are keyed ``"<layer name>/<parameter>"`` (``"dense_1/kernel"``), the same keys as the
+model's ``WeightStore`` and the IR's param nodes. Loading into a model
 whose weights do not exist yet infers their shapes from the file, like PyTorch's lazy modules:
 the file's shapes are pinned on the IR's parameter nodes and shape propagation checks that they
 fit the model and each other before any layer is touched. Every load is all-or-nothing.
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CompilerError, DTypeError, ShapeError
+from ..lowering import weight_key
 from ..ops import Unifier, get_op
 from ..symbolic import format_shape
 from ..types import TensorSpec
@@ -142,8 +144,6 @@ def _short(value: Any) -> str:
 
 # -- weights: files ---------------------------------------------------------------------------
 
-def weight_key(layer: Layer, pname: str) -> str:
-    return f"{layer.name}/{pname}"
 
 
 def save_weights(model: Any, path: str | os.PathLike) -> None:
@@ -208,19 +208,21 @@ def load_weights(model: Any, path: str | os.PathLike) -> None:
 
     Raises ``CompilerError`` (missing/extra entries, unreadable file), ``ShapeError`` (a shape
     that contradicts the model, naming the parameter) or ``DTypeError``; the model is then
-    exactly as before.
+    exactly as before. Each weight's version is bumped, so compiled plans see the new values.
     """
     from ..driver import BUILD_LOCK
 
     arrays = read_weights_file(path)
     with model._lock, BUILD_LOCK:
         staged = _match_entries(model, arrays, os.fspath(path))
-        fresh = {k: v for k, v in staged.items() if k[1] not in k[0]._weights}
-        for (layer, pname), arr in staged.items():
-            if (layer, pname) not in fresh and layer._weights[pname].shape != arr.shape:
+        fresh = {k for k, (layer, pname, _) in staged.items()
+                 if layer.variable(pname).value is None}
+        for key, (layer, pname, arr) in staged.items():
+            current = layer.variable(pname).value
+            if key not in fresh and current.shape != arr.shape:
                 raise ShapeError(f"layer '{layer.name}' ({type(layer).__name__}): weight {pname} "
-                                 f"has shape {layer._weights[pname].shape}, the file has "
-                                 f"{arr.shape} ('{weight_key(layer, pname)}')")
+                                 f"has shape {current.shape}, the file has "
+                                 f"{arr.shape} ('{key}')")
         specs = _check_fresh_shapes(model, staged) if fresh else None
         _commit(model, staged, fresh)
         if specs is not None and model._built_specs is None:
@@ -228,7 +230,7 @@ def load_weights(model: Any, path: str | os.PathLike) -> None:
 
 
 def _match_entries(model: Any, arrays: dict, where: str) -> dict:
-    """Pair each (layer, parameter) with its array; report missing and extra entries by name."""
+    """Key -> (layer, parameter, array); report missing and extra entries by name."""
     wanted = {weight_key(layer, p): (layer, p) for layer in model.layers
               for p in layer.param_names}
     missing = sorted(wanted.keys() - arrays.keys())
@@ -244,7 +246,7 @@ def _match_entries(model: Any, arrays: dict, where: str) -> dict:
         if arr.dtype.kind not in "fiu":
             raise DTypeError(f"weights file '{where}': entry '{key}' must be numeric, received "
                              f"dtype {arr.dtype}")
-        staged[(layer, pname)] = arr
+        staged[key] = (layer, pname, arr)
     return staged
 
 
@@ -253,6 +255,7 @@ def _check_fresh_shapes(model: Any, staged: dict) -> list[TensorSpec] | None:
 
     Returns the input specs thereby inferred when the input rank was known (not guessed).
     """
+    from ..ir import layer_kind, layer_name
     from ..lowering import lower
     from ..passes import CompileContext, propagate_shapes, run_pipeline, validate
 
@@ -263,17 +266,17 @@ def _check_fresh_shapes(model: Any, staged: dict) -> list[TensorSpec] | None:
         specs = [TensorSpec((None,) * (rank or 2))]
     graph = lower(model, [s.to_type(model.dtype, i) for i, s in enumerate(specs)])
     unify = Unifier()
-    for _, data in graph.nodes(data=True):
+    for node, data in graph.nodes(data=True):
         if data["op"] != "param":
             continue
-        layer, pname = data["layer"], data["param"]
-        arr = staged[(layer, pname)]
+        key, pname = data["key"], data["param"]
+        arr = staged[key][2]
         try:
             unify.shapes(data["type"].shape, arr.shape, pname)
         except ShapeError as e:
-            raise ShapeError(f"layer '{layer.name}' ({type(layer).__name__}): weight {pname} "
-                             f"must have shape {format_shape(data['type'].shape)}, the file "
-                             f"has {arr.shape} ('{weight_key(layer, pname)}'): {e}") from None
+            raise ShapeError(f"layer '{layer_name(graph, node)}' ({layer_kind(graph, node)}): "
+                             f"weight {pname} must have shape {format_shape(data['type'].shape)},"
+                             f" the file has {arr.shape} ('{key}'): {e}") from None
         data["type"] = data["type"].with_shape(arr.shape)
     run_pipeline(graph, [propagate_shapes, validate], CompileContext())
     if guessed:
@@ -283,19 +286,13 @@ def _check_fresh_shapes(model: Any, staged: dict) -> list[TensorSpec] | None:
             for n in graph.graph["inputs"]]
 
 
-def _commit(model: Any, staged: dict, fresh: dict) -> None:
-    """Write the checked arrays: in place where weights exist (plans keep seeing them)."""
-    from .layers import _bump_epoch
-
-    new_by_layer: dict = {}
-    for (layer, pname), arr in staged.items():
-        if (layer, pname) in fresh:
-            dtype = layer.dtype or model.dtype
-            new_by_layer.setdefault(layer, {})[pname] = np.array(arr, dtype=dtype, order="C")
-    for (layer, pname), arr in staged.items():
-        if (layer, pname) not in fresh:
-            with layer._lock:
-                layer._weights[pname][...] = arr
-    for layer, new in new_by_layer.items():
-        layer._commit_weights(new)
-    _bump_epoch()
+def _commit(model: Any, staged: dict, fresh: set) -> None:
+    """Write the checked arrays: in place where weights exist; every write bumps a version."""
+    converted = {key: np.array(arr, dtype=layer.dtype or model.dtype, order="C")
+                 for key, (layer, _, arr) in staged.items() if key in fresh}
+    for key, (layer, pname, arr) in staged.items():
+        with layer._lock:
+            if key in fresh:
+                layer.variable(pname).assign(converted[key], in_place=False)
+            else:
+                layer.variable(pname).assign(arr)

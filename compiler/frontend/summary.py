@@ -20,9 +20,9 @@ def _layer_outputs(model: Any) -> dict:
         return {}
     out: dict = {}
     for node, data in graph.nodes(data=True):
-        layer = data.get("layer")
-        if layer is not None and data["op"] != "param":
-            out.setdefault(id(layer), data["type"])
+        origin = data.get("origin")
+        if origin is not None and data["op"] != "param":
+            out.setdefault(origin.name, data["type"])
     return out
 
 
@@ -31,7 +31,7 @@ def render_summary(model: Any) -> str:
     rows = [("Layer (type)", "Output Shape", "Param #", "Weights")]
     known_total, unknown = 0, False
     for layer in model.layers:
-        t = outputs.get(id(layer))
+        t = outputs.get(layer.name)
         shape = format_shape(t.shape) if t is not None else "?"
         count = layer.count_params()
         if count is None:

@@ -14,8 +14,12 @@ __all__ = ["BUILD_PIPELINE", "CompileContext", "PassRecord", "commit_weights", "
 from .fold_batch_norm import fold_batch_norm  # noqa: E402
 from .fuse import fuse  # noqa: E402
 from .plan_memory import plan_memory  # noqa: E402
+from .remove_identities import remove_identities  # noqa: E402
 from .schedule import schedule  # noqa: E402
 
 #: What ``compile`` runs before handing the graph to the runtime (which then generates code).
-COMPILE_PIPELINE = [*BUILD_PIPELINE, fold_batch_norm, fuse, validate, schedule, plan_memory]
-__all__ += ["COMPILE_PIPELINE", "fold_batch_norm", "fuse", "plan_memory", "schedule"]
+#: Identities go first, so the pattern-matching passes see real producer -> consumer pairs.
+COMPILE_PIPELINE = [*BUILD_PIPELINE, remove_identities, fold_batch_norm, fuse, validate, schedule,
+                    plan_memory]
+__all__ += ["COMPILE_PIPELINE", "fold_batch_norm", "fuse", "plan_memory", "remove_identities",
+            "schedule"]

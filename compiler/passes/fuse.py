@@ -1,6 +1,5 @@
 """Fusion: fewer, bigger kernel calls.
 
-- ``identity`` nodes (Dropout at inference) disappear.
 - An activation right after an op that applies its own activation (Dense, Conv2D with
   ``fuses_activation``) is folded into that op's epilogue: one kernel call does matmul + bias +
   activation.
@@ -19,6 +18,7 @@ import networkx as nx
 
 from ..ir import SOURCE_OPS, data_operands, replace_uses, topo_nodes, users
 from ..ops import get_op
+from .remove_identities import remove_identities
 
 _ELEMENTWISE = ("activation", "activation_chain")
 
@@ -72,12 +72,12 @@ def _fuse_residual_add(g: nx.DiGraph, add: int) -> bool:
 
 
 def fuse(g: nx.DiGraph, ctx) -> nx.DiGraph:
-    """Rewrite ``g`` in place; running it twice changes nothing more."""
-    for node in topo_nodes(g):
-        if node in g and g.nodes[node]["op"] == "identity":
-            (src,) = data_operands(g, node)
-            replace_uses(g, node, src)
-            g.remove_node(node)
+    """Rewrite ``g`` in place; running it twice changes nothing more.
+
+    Identities are removed first (a no-op after the ``remove_identities`` pass), so a pattern
+    behind a Dropout is found on the first run even when fuse runs on its own.
+    """
+    remove_identities(g, ctx)
     for node in topo_nodes(g):
         if node in g and g.nodes[node]["op"] == "add":
             _fuse_residual_add(g, node)

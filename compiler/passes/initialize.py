@@ -1,7 +1,8 @@
 """Initialization: create exactly the weights whose shapes shape propagation made concrete.
 
-New arrays go to ``ctx.new_weights`` and to the param nodes' ``value``; the layers receive them
-only after the whole pipeline succeeded (``commit_weights``).
+Weights are found by key through ``ctx.weights`` (this run's pending weights over the model's
+store). New arrays go to the pending layer and to the param nodes' ``value``; the store receives
+them only after the whole pipeline succeeded (``commit_weights``).
 """
 
 from __future__ import annotations
@@ -26,49 +27,54 @@ def initialize(g: nx.DiGraph, ctx) -> nx.DiGraph:
 
     unseeded = None  # one generator for every unseeded parameter of this run
     for node, data in g.nodes(data=True):
-        if data["op"] != "param" or "derive" in data:  # derived (folded) values are final
+        if data["op"] != "param" or "derived" in data:  # derived (folded) values are final
             continue
-        layer, pname, t = data["layer"], data["param"], data["type"]
-        existing = layer._weights.get(pname)
+        key, pname, t = data["key"], data["param"], data["type"]
+        where = layer_name(g, node)
+        existing = ctx.weights.get(key)
+        if existing is None and data.get("value") is not None:
+            continue  # bound earlier in this graph's pipeline (e.g. a pass run again)
         if existing is not None:
             if tuple(existing.shape) != tuple(t.shape):
-                raise ShapeError(f"layer '{layer.name}': weight {pname} has shape "
+                raise ShapeError(f"layer '{where}': weight {pname} has shape "
                                  f"{existing.shape}, the model needs {format_shape(t.shape)}")
             if existing.dtype != t.dtype:  # weights set before the model's dtype was known
                 existing = existing.astype(t.dtype)
-                ctx.new_weights[(layer, pname)] = existing
+                ctx.weights.put(key, existing)
             data["value"] = existing
             continue
-        _require_concrete(g, node, layer, pname, t)
-        _require_allocatable(layer, pname, t.shape, np.dtype(layer.dtype or t.dtype))
-        init = layer.initializer(pname)
-        seed = init.seed if init.seed is not None else (
+        init = data["init"]
+        dtype = init.dtype or t.dtype
+        _require_concrete(g, node, where, pname, t)
+        _require_allocatable(where, pname, t.shape, np.dtype(dtype))
+        initializer = init.initializer
+        seed = initializer.seed if initializer.seed is not None else (
             ctx.seed if ctx.seed is not None else deferc_random.get_seed())
         if seed is None:
             unseeded = unseeded or np.random.default_rng()
             rng = unseeded
         else:
-            rng = parameter_rng(seed, layer.name, pname)
-        value = init(t.shape, layer.dtype or t.dtype, rng)
-        ctx.new_weights[(layer, pname)] = value
+            rng = parameter_rng(seed, where, pname)
+        value = initializer(t.shape, dtype, rng)
+        ctx.weights.put(key, value)
         data["value"] = value
     return g
 
 
-def _require_concrete(g, node, layer, pname, t) -> None:
+def _require_concrete(g, node, layer: str, pname, t) -> None:
     if t.shape is None or any(d is None for d in t.shape):
         raise DeferredInitializationError(
-            f"layer '{layer.name}': cannot create {pname} {format_shape(t.shape)}, its input "
+            f"layer '{layer}': cannot create {pname} {format_shape(t.shape)}, its input "
             f"size is unknown. Call the model on data, or build it with an input shape, e.g. "
             f"net.build((None, 20)).")
     symbolic = sorted({s for d in t.shape if isinstance(d, Dim) for s in d.free_symbols})
     if symbolic:
         user = next(iter(g.successors(node)), None)
         where = (f" (used by '{layer_name(g, user)}')"
-                 if user is not None and g.nodes[user]["layer"] is not layer else "")
+                 if user is not None and layer_name(g, user) != layer else "")
         hint = _SPATIAL_HINT if any(s[0] in "HW" for s in symbolic) else ""
         raise DeferredInitializationError(
-            f"layer '{layer.name}'{where}: {pname} would have shape {format_shape(t.shape)}, which"
+            f"layer '{layer}'{where}: {pname} would have shape {format_shape(t.shape)}, which"
             f" depends on input dims {', '.join(symbolic)} that are only known at run time. "
             f"Give those dims concrete sizes in the input shape{hint}.")
 
@@ -80,14 +86,14 @@ def _memory_bytes() -> int | None:
         return None
 
 
-def _require_allocatable(layer, pname, shape, dtype: np.dtype) -> None:
+def _require_allocatable(layer: str, pname, shape, dtype: np.dtype) -> None:
     """Refuse empty weights and weights larger than the machine's memory before allocating.
 
     An input width of 0 would otherwise build a model that can never take real data, and a huge
     declared size would die in the allocator (or the OOM killer) instead of raising.
     """
     if any(d == 0 for d in shape):
-        raise ShapeError(f"layer '{layer.name}': {pname} would have shape {format_shape(shape)}; "
+        raise ShapeError(f"layer '{layer}': {pname} would have shape {format_shape(shape)}; "
                          f"a weight cannot have a size-0 axis (does an input have a size-0 "
                          f"feature axis?)")
     nbytes = dtype.itemsize
@@ -95,6 +101,6 @@ def _require_allocatable(layer, pname, shape, dtype: np.dtype) -> None:
         nbytes *= int(d)  # Python ints: no overflow for absurd sizes
     limit = _memory_bytes()
     if limit is not None and nbytes > limit:
-        raise CompilerError(f"layer '{layer.name}': {pname} {format_shape(shape)} {dtype} needs "
+        raise CompilerError(f"layer '{layer}': {pname} {format_shape(shape)} {dtype} needs "
                             f"{nbytes / 2**30:.3g} GiB, more than this machine's "
                             f"{limit / 2**30:.3g} GiB of memory")

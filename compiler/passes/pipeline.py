@@ -11,6 +11,7 @@ import networkx as nx
 
 from ..ir import dump, verify
 from ..ops import Unifier
+from ..weights import PendingWeights, WeightStore
 
 Pass = Callable[[nx.DiGraph, "CompileContext"], nx.DiGraph]
 
@@ -32,8 +33,9 @@ class PassRecord:
 class CompileContext:
     """State shared by one pipeline run.
 
-    ``new_weights`` collects the arrays ``initialize`` created; they reach the layers only when
-    the whole pipeline succeeded (``commit_weights``), so a failing build changes nothing.
+    ``weights`` is what every pass reads weights through: the arrays created in this run
+    (``initialize``) on top of ``store``, the model's weights. They reach the store only when the
+    whole pipeline succeeded (``commit_weights``), so a failing build changes nothing.
     """
 
     seed: int | None = None
@@ -42,15 +44,25 @@ class CompileContext:
     dump_ir: bool = False
     verify_each: bool = False
     unifier: Unifier = field(default_factory=Unifier)
-    new_weights: dict = field(default_factory=dict)
+    store: WeightStore | None = None
     records: list = field(default_factory=list)
+    weights: PendingWeights = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.weights = PendingWeights(self.store)
 
     def option(self, name: str, default: Any = None) -> Any:
         return self.options.get(name, default)
 
 
 def run_pipeline(graph: nx.DiGraph, passes: Sequence[Pass], ctx: CompileContext) -> nx.DiGraph:
-    """Apply ``passes`` in order, skipping disabled ones by name."""
+    """Apply ``passes`` in order, skipping disabled ones by name.
+
+    A context without a store reads the weights of the store the graph was lowered from.
+    """
+    if ctx.store is None and graph.graph.get("weights") is not None:
+        ctx.store = graph.graph["weights"]
+        ctx.weights = PendingWeights(ctx.store, ctx.weights.pending)
     for p in passes:
         name = p.__name__
         if name in ctx.disabled:
@@ -67,14 +79,5 @@ def run_pipeline(graph: nx.DiGraph, passes: Sequence[Pass], ctx: CompileContext)
 
 
 def commit_weights(ctx: CompileContext) -> None:
-    """Hand freshly initialized weights to their layers, all at once."""
-    from ..frontend.layers import _bump_epoch
-
-    by_layer: dict = {}
-    for (layer, pname), value in ctx.new_weights.items():
-        by_layer.setdefault(layer, {})[pname] = value
-    for layer, new in by_layer.items():
-        layer._commit_weights(new)
-    if by_layer:
-        _bump_epoch()
-    ctx.new_weights.clear()
+    """Hand the weights created in this run to the model's store, all at once."""
+    ctx.weights.commit()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import networkx as nx
 
 from ..errors import ShapeError
-from ..ir import data_operands, format_node, layer_name, param_operands, topo_nodes
+from ..ir import data_operands, format_node, layer_kind, layer_name, param_operands, topo_nodes
 from ..ops import get_op
 from ..ops.registry import check_arity
 from ..symbolic import format_shape
@@ -24,9 +24,7 @@ def format_declared(shape: tuple) -> str:
 
 
 def _where(g: nx.DiGraph, node: int) -> str:
-    layer = g.nodes[node].get("layer")
-    kind = type(layer).__name__ if layer is not None else g.nodes[node]["op"]
-    return f"layer '{layer_name(g, node)}' ({kind})"
+    return f"layer '{layer_name(g, node)}' ({layer_kind(g, node)})"
 
 
 def _producer(g: nx.DiGraph, node: int) -> str:

@@ -1,0 +1,165 @@
+"""Weights by name: variables with versions, a model's store, and a pipeline's pending layer.
+
+The IR never holds a layer: a param node names its weight (``"dense_1/kernel"``) and passes read
+weights through the pipeline context (``PendingWeights``: the weights created in this run on top
+of the model's ``WeightStore``). A compiled plan remembers each key's version and is told when a
+variable changes, so ``set_weights`` after ``compile`` is seen without any process-wide epoch.
+Derived weights (BatchNorm folded into a conv) are plain data, ``Derived``, recomputed from their
+source keys by a function registered under the derivation's name.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+class Variable:
+    """One weight: its array (``None`` until initialized) and a version bumped on every change.
+
+    Objects that ``watch`` a variable (compiled plans) get ``weights_changed()`` after each
+    change, so they need not poll versions on every call.
+    """
+
+    def __init__(self, name: str, value: np.ndarray | None = None):
+        self.name = name
+        self.value = value
+        self.version = 0
+        self._watchers: weakref.WeakSet = weakref.WeakSet()
+        self._lock = threading.Lock()
+
+    @property
+    def shape(self) -> tuple | None:
+        return None if self.value is None else tuple(self.value.shape)
+
+    def numpy(self) -> np.ndarray:
+        """A copy of the current value."""
+        if self.value is None:
+            raise ValueError(f"weight '{self.name}' is not initialized yet")
+        return self.value.copy()
+
+    def assign(self, array: np.ndarray, in_place: bool = True) -> None:
+        """Set the value (in place when shapes match and ``in_place``) and bump the version."""
+        with self._lock:
+            if in_place and self.value is not None and self.value.shape == array.shape:
+                self.value[...] = array
+            else:
+                self.value = array
+            self.version += 1
+            watchers = list(self._watchers)
+        for w in watchers:
+            w.weights_changed()
+
+    def watch(self, watcher: Any) -> None:
+        """Call ``watcher.weights_changed()`` after every later change (held weakly)."""
+        with self._lock:
+            self._watchers.add(watcher)
+
+    def __repr__(self) -> str:
+        return f"<Variable {self.name} shape={self.shape} v{self.version}>"
+
+
+class WeightStore(Mapping):
+    """A model's weights by qualified name (``"dense_1/kernel"``) -> ``Variable``.
+
+    The variables belong to the layers, so a layer shared by several models (tied weights) is
+    one set of variables in every store that lists it.
+    """
+
+    def __init__(self, variables: Mapping[str, Variable] | None = None):
+        self._vars = dict(variables or {})
+
+    def __getitem__(self, key: str) -> Variable:
+        return self._vars[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._vars)
+
+    def __len__(self) -> int:
+        return len(self._vars)
+
+    def value(self, key: str) -> np.ndarray | None:
+        var = self._vars.get(key)
+        return None if var is None else var.value
+
+    def version(self, key: str) -> int:
+        return self._vars[key].version
+
+
+class PendingWeights:
+    """The weights one pipeline run sees: those it created (pending) over the model's store.
+
+    Every pass reads through ``get``; ``commit`` hands the pending arrays to the store only once
+    the whole pipeline succeeded, so a failing build changes nothing.
+    """
+
+    def __init__(self, store: WeightStore | None = None, pending: dict | None = None):
+        self.store = store if store is not None else WeightStore()
+        self.pending: dict[str, np.ndarray] = dict(pending or {})
+
+    def get(self, key: str) -> np.ndarray | None:
+        if key in self.pending:
+            return self.pending[key]
+        return self.store.value(key)
+
+    def put(self, key: str, value: np.ndarray) -> None:
+        self.pending[key] = value
+
+    def commit(self) -> None:
+        for key, value in self.pending.items():
+            self.store[key].assign(value, in_place=False)
+        self.pending.clear()
+
+
+@dataclass(frozen=True)
+class ParamInit:
+    """How to create a missing weight: the initializer and the owning layer's dtype (if any)."""
+
+    initializer: Any
+    dtype: Any = None
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A weight computed from other weights: ``DERIVATIONS[kind](get, sources, attrs)``.
+
+    ``sources`` are ``(role, source)`` pairs, a source being a weight key, ``None`` (absent) or
+    another ``Derived`` (e.g. two BatchNorms folded into one conv); ``attrs`` are sorted
+    ``(name, value)`` pairs. Plain data, so plans pickle and recompute it when a source's
+    version changes.
+    """
+
+    kind: str
+    sources: tuple
+    attrs: tuple = ()
+
+    @property
+    def keys(self) -> tuple:
+        """Every stored weight this one is computed from (through nested derivations too)."""
+        out: list = []
+        for _, source in self.sources:
+            if isinstance(source, Derived):
+                out.extend(source.keys)
+            elif source is not None:
+                out.append(source)
+        return tuple(dict.fromkeys(out))
+
+
+DERIVATIONS: dict[str, Callable[..., np.ndarray]] = {}
+
+
+def register_derivation(kind: str, fn: Callable[..., np.ndarray]) -> None:
+    DERIVATIONS[kind] = fn
+
+
+def derive(spec: Derived, get: Callable[[str], np.ndarray | None]) -> np.ndarray:
+    """Compute a derived weight, reading its sources through ``get(key)``."""
+    sources = {role: (derive(source, get) if isinstance(source, Derived) else
+                      None if source is None else get(source))
+               for role, source in spec.sources}
+    return DERIVATIONS[spec.kind](sources, dict(spec.attrs))
