@@ -187,11 +187,10 @@ def _dot_label(g: nx.DiGraph, node: int) -> str:
     if op == "input":
         lines = [f"%{node} input '{data['attrs'].get('name', node)}'"]
     elif op == "param":
-        key = data.get("key") or f"{layer_name(g, node)}/{data.get('param', '?')}"
-        lines = [f"%{node} {key}"]
+        lines = [f"%{node} {data['key']}"]
     else:
         lines = [f"%{node} {op}"]
-        if data.get("layer") is not None:
+        if data.get("origin") is not None:
             lines.append(f"'{layer_name(g, node)}'")
         lines += _dot_attrs(data["attrs"])
     if op in SOURCE_OPS and t is not None:
