@@ -18,33 +18,85 @@ from typing import Any
 
 import numpy as np
 
+from .errors import DeferredInitializationError, DTypeError, ShapeError
+
 
 class Variable:
-    """One weight: its array (``None`` until initialized) and a version bumped on every change.
+    """One weight, Keras 3 style: ``.name``, ``.shape``, ``.dtype``, ``.numpy()``, ``.assign()``.
 
-    Objects that ``watch`` a variable (compiled plans) get ``weights_changed()`` after each
-    change, so they need not poll versions on every call.
+    Holds its array (``None`` until initialized) and a version bumped on every change. Objects
+    that ``watch`` a variable (compiled plans) get ``weights_changed()`` after each change, so
+    they need not poll versions on every call. ``name`` is the weight's key in the model that
+    lists it (``"dense_1/kernel"``, nested ``"block/dense/kernel"``); until a model names it, it
+    is derived from the owning layer (``owner``, held weakly) when given.
     """
 
-    def __init__(self, name: str, value: np.ndarray | None = None):
-        self.name = name
+    def __init__(self, name: str, value: np.ndarray | None = None, owner: Any = None):
+        self._local = name
+        self._path: str | None = None
+        self._owner = None if owner is None else weakref.ref(owner)
         self.value = value
         self.version = 0
         self._watchers: weakref.WeakSet = weakref.WeakSet()
         self._lock = threading.Lock()
 
     @property
+    def name(self) -> str:
+        if self._path is not None:
+            return self._path
+        owner = None if self._owner is None else self._owner()
+        return self._local if owner is None else f"{owner.name}/{self._local}"
+
+    @name.setter
+    def name(self, path: str) -> None:
+        self._path = path
+
+    @property
+    def path(self) -> str:
+        """Keras 3 spelling of the qualified name."""
+        return self.name
+
+    @property
     def shape(self) -> tuple | None:
         return None if self.value is None else tuple(self.value.shape)
+
+    @property
+    def dtype(self) -> np.dtype | None:
+        return None if self.value is None else self.value.dtype
 
     def numpy(self) -> np.ndarray:
         """A copy of the current value."""
         if self.value is None:
-            raise ValueError(f"weight '{self.name}' is not initialized yet")
+            raise DeferredInitializationError(f"weight '{self.name}' is not initialized yet")
         return self.value.copy()
 
-    def assign(self, array: np.ndarray, in_place: bool = True) -> None:
-        """Set the value (in place when shapes match and ``in_place``) and bump the version."""
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        out = self.numpy()
+        return out if dtype is None else out.astype(dtype)
+
+    def assign(self, value: Any) -> None:
+        """Overwrite the value in place (Keras ``assign``); the shape must stay the same.
+
+        Compiled plans see the change: the version is bumped and watchers are told.
+        """
+        arr = np.asarray(value)
+        if self.value is None:
+            self.replace(np.array(arr, dtype=arr.dtype if arr.dtype.kind == "f" else np.float32,
+                                  order="C"))
+            return
+        if arr.dtype.kind not in "fiub":
+            raise DTypeError(f"weight '{self.name}': assign needs numbers, received dtype "
+                             f"{arr.dtype}")
+        if arr.shape != self.value.shape:
+            raise ShapeError(f"weight '{self.name}' has shape {self.value.shape}, assign "
+                             f"received shape {arr.shape}")
+        self._set(arr, in_place=True)
+
+    def replace(self, array: np.ndarray) -> None:
+        """Take ``array`` as the new value (any shape: creation, or a load that reshapes)."""
+        self._set(array, in_place=False)
+
+    def _set(self, array: np.ndarray, in_place: bool) -> None:
         with self._lock:
             if in_place and self.value is not None and self.value.shape == array.shape:
                 self.value[...] = array
@@ -61,7 +113,8 @@ class Variable:
             self._watchers.add(watcher)
 
     def __repr__(self) -> str:
-        return f"<Variable {self.name} shape={self.shape} v{self.version}>"
+        shape = "?" if self.shape is None else self.shape
+        return f"<Variable path={self.name} shape={shape} dtype={self.dtype} v{self.version}>"
 
 
 class WeightStore(Mapping):
@@ -112,7 +165,7 @@ class PendingWeights:
 
     def commit(self) -> None:
         for key, value in self.pending.items():
-            self.store[key].assign(value, in_place=False)
+            self.store[key].replace(value)
         self.pending.clear()
 
 

@@ -71,7 +71,7 @@ def test_initializer_seed_wins():
                                   "constant"])
 def test_every_named_initializer(name):
     init = initializers.get(name)
-    w = init((64, 32), np.float32, np.random.default_rng(0))
+    w = init.generate((64, 32), np.float32, np.random.default_rng(0))
     assert w.shape == (64, 32) and w.dtype == np.float32 and np.isfinite(w).all()
     if name == "glorot_uniform":
         assert np.abs(w).max() <= np.sqrt(6 / 96)

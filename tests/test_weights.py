@@ -60,7 +60,7 @@ def test_variable_versions_count_changes_and_notify_watchers():
     var, w = Variable("dense/kernel"), Watcher()
     var.watch(w)
     assert var.version == 0 and var.shape is None
-    var.assign(np.ones((2, 3), np.float32), in_place=False)
+    var.replace(np.ones((2, 3), np.float32))
     var.assign(np.zeros((2, 3), np.float32))
     assert var.version == 2 and w.calls == 2 and var.numpy().sum() == 0
 

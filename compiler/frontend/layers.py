@@ -124,7 +124,7 @@ class Layer:
         var = self._variables.get(pname)
         if var is None:
             with self._lock:
-                var = self._variables.setdefault(pname, Variable(pname))
+                var = self._variables.setdefault(pname, Variable(pname, owner=self))
         return var
 
     @property
@@ -155,16 +155,11 @@ class Layer:
         return total
 
     @property
-    def weights(self) -> list[np.ndarray]:
-        """Read-only views of the weights (``[]`` before initialization)."""
-        out = []
-        for p in self.param_names:
-            value = self.variable(p).value
-            if value is not None:
-                view = value.view()
-                view.flags.writeable = False
-                out.append(view)
-        return out
+    def weights(self) -> list[Variable]:
+        """The initialized weights as Keras 3 variables (``.name``, ``.shape``, ``.numpy()``,
+        ``.assign()``); ``[]`` before initialization."""
+        return [var for var in (self.variable(p) for p in self.param_names)
+                if var.value is not None]
 
     def get_weights(self) -> list[np.ndarray]:
         """Copies of the weights in Keras order, ``[]`` before initialization."""
@@ -201,12 +196,12 @@ class Layer:
             for pname, arr in staged.items():
                 var = self.variable(pname)
                 if var.value is not None and var.value.shape == arr.shape:
-                    var.assign(arr)  # in place: arrays handed out earlier see the change
+                    var._set(arr, in_place=True)  # arrays handed out earlier see the change
                 else:
                     # Until a model fixes the dtype, keep float precision; ints become float32.
                     dtype = self.dtype or (arr.dtype if arr.dtype.kind == "f" and
                                            arr.dtype.itemsize >= 4 else np.dtype(np.float32))
-                    var.assign(np.array(arr, dtype=dtype, order="C"), in_place=False)
+                    var.replace(np.array(arr, dtype=dtype, order="C"))
 
     # -- calling ----------------------------------------------------------------------------
     def __call__(self, *inputs: Any) -> Any:

@@ -293,6 +293,6 @@ def _commit(model: Any, staged: dict, fresh: set) -> None:
     for key, (layer, pname, arr) in staged.items():
         with layer._lock:
             if key in fresh:
-                layer.variable(pname).assign(converted[key], in_place=False)
+                layer.variable(pname).replace(converted[key])
             else:
-                layer.variable(pname).assign(arr)
+                layer.variable(pname)._set(arr, in_place=True)

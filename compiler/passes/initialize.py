@@ -48,14 +48,15 @@ def initialize(g: nx.DiGraph, ctx) -> nx.DiGraph:
         _require_concrete(g, node, where, pname, t)
         _require_allocatable(where, pname, t.shape, np.dtype(dtype))
         initializer = init.initializer
-        seed = initializer.seed if initializer.seed is not None else (
+        seed = getattr(initializer, "seed", None)
+        seed = seed if seed is not None else (
             ctx.seed if ctx.seed is not None else deferc_random.get_seed())
         if seed is None:
             unseeded = unseeded or np.random.default_rng()
             rng = unseeded
         else:
             rng = parameter_rng(seed, where, pname)
-        value = initializer(t.shape, dtype, rng)
+        value = initializer.generate(t.shape, dtype, rng)
         ctx.weights.put(key, value)
         data["value"] = value
     return g
