@@ -1,12 +1,16 @@
-"""Lowering: a model definition becomes IR nodes (one per layer call, one per parameter).
+"""Lowering: a model definition becomes IR nodes (one or more per layer call, one per parameter).
 
 This is the one place that reads layers; the graph it builds holds names and plain data only
-(``Origin``, weight keys, ``ParamInit``), never a layer object.
+(``Origin``, weight keys, ``ParamInit``), never a layer object. Each layer lowers itself through
+``layer.lower(builder, inputs) -> outputs``: a plain layer emits one node, a nested model emits
+its whole body under a name scope (``"block/dense"``), so weights are keyed by their path in the
+outermost model (``"block/dense/kernel"``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import networkx as nx
@@ -16,21 +20,54 @@ from .types import TensorType
 from .weights import ParamInit
 
 
-def weight_key(layer: Any, pname: str) -> str:
-    """The qualified name of a layer's weight: ``"dense_1/kernel"``."""
-    return f"{layer.name}/{pname}"
+def weight_key(layer: Any, pname: str, prefix: str = "") -> str:
+    """The qualified name of a layer's weight: ``"dense_1/kernel"`` (nested: ``"block/..."``)."""
+    return f"{prefix}{layer.name}/{pname}"
 
 
-def origin_of(layer: Any) -> Origin:
-    return Origin(layer.name, type(layer).__name__)
+def weight_entries(model: Any) -> list[tuple[str, Any, str]]:
+    """Every weight of ``model`` once, in Keras order: ``(key, layer, parameter)``.
+
+    Nested models contribute their weights under their name (``"block/dense/kernel"``); the
+    top-level model's own name is not a prefix. A weight reachable twice (a tied layer, an inner
+    model used at several places) is listed at its first occurrence only.
+    """
+    out: list = []
+    seen: set = set()
+
+    def walk(owner: Any, prefix: str) -> None:
+        for layer in owner.layers:
+            if getattr(layer, "is_model", False):
+                walk(layer, f"{prefix}{layer.name}/")
+                continue
+            for pname in layer.param_names:
+                var = layer.variable(pname)
+                if id(var) not in seen:
+                    seen.add(id(var))
+                    out.append((weight_key(layer, pname, prefix), layer, pname))
+
+    walk(model, "")
+    return out
+
+
+def origin_of(layer: Any, prefix: str = "") -> Origin:
+    return Origin(prefix + layer.name, type(layer).__name__)
 
 
 class GraphBuilder:
-    """Appends layer calls to a fresh IR graph; one param node per (layer, parameter)."""
+    """Appends layer calls to a fresh IR graph; one param node per (layer, parameter).
 
-    def __init__(self, name: str, dtype):
+    ``keys`` maps each variable (by id) to its key in the model being lowered, so a weight
+    reached through several paths is one param node with one name.
+    """
+
+    def __init__(self, name: str, dtype, keys: dict[int, str] | None = None):
         self.graph = new_graph(name)
         self.dtype = dtype
+        self.keys = dict(keys or {})
+        self.prefix = ""
+        #: Output nodes of each top-level layer's first call (for reports such as ``summary``).
+        self.layer_outputs: dict[str, list[int]] = {}
         self._params: dict[int, list[int]] = {}
 
     def input(self, type: TensorType, name: str, expects: tuple | None = None) -> int:
@@ -40,38 +77,77 @@ class GraphBuilder:
         self.graph.graph["inputs"].append(node)
         return node
 
+    @contextlib.contextmanager
+    def scope(self, layer: Any) -> Iterator[None]:
+        """Lower a nested model's body under its name: origins and fallback keys get a prefix."""
+        saved = self.prefix
+        self.prefix = f"{saved}{layer.name}/"
+        try:
+            yield
+        finally:
+            self.prefix = saved
+
+    def origin(self, layer: Any) -> Origin:
+        return origin_of(layer, self.prefix)
+
     def params(self, layer: Any) -> list[int]:
         """The nodes holding ``layer``'s parameters: created once, shared by all its uses."""
         key = id(layer)
         if key not in self._params:
             self._params[key] = [
-                add_node(self.graph, "param", origin=origin_of(layer), param=pname,
-                         key=weight_key(layer, pname),
+                add_node(self.graph, "param", origin=self.origin(layer), param=pname,
+                         key=self.keys.get(id(layer.variable(pname)))
+                         or weight_key(layer, pname, self.prefix),
                          init=ParamInit(layer.initializer(pname), layer.dtype),
                          type=TensorType(tuple(shape), self.dtype))
                 for pname, shape in layer.param_shapes.items()]
         return self._params[key]
 
     def call(self, layer: Any, inputs: Sequence[int]) -> int:
+        """One node for one call of a primitive layer (``Layer.lower``'s default)."""
         params = self.params(layer)
         node = add_node(self.graph, layer.op, list(inputs) + params, attrs=layer.op_attrs(),
-                        origin=origin_of(layer))
+                        origin=self.origin(layer))
         if layer._declared_input is not None:
             self.graph.nodes[node]["expects"] = layer._declared_input
         return node
+
+    def expect(self, layer: Any, node: int, declared: tuple | None) -> int:
+        """An identity node checking that ``node`` fits ``layer``'s declared input shape
+        (removed by ``remove_identities`` once shapes are checked)."""
+        if declared is None:
+            return node
+        out = add_node(self.graph, "identity", [node], origin=self.origin(layer))
+        self.graph.nodes[out]["expects"] = declared
+        return out
+
+    def lower_layer(self, layer: Any, inputs: Sequence[int]) -> list[int]:
+        """Lower one call of ``layer`` (which may emit several nodes); returns its outputs."""
+        outputs = list(layer.lower(self, list(inputs)))
+        if not self.prefix:
+            self.layer_outputs.setdefault(layer.name, outputs)
+        return outputs
 
     def finish(self, outputs: Sequence[int]) -> nx.DiGraph:
         self.graph.graph["outputs"] = list(outputs)
         return self.graph
 
 
-def lower(model: Any, input_types: Sequence[TensorType]) -> nx.DiGraph:
-    """The IR of ``model`` applied to inputs of ``input_types`` (types may be partial)."""
-    builder = GraphBuilder(model.name, model.dtype)
+def lower(model: Any, input_types: Sequence[TensorType],
+          layer_outputs: dict | None = None) -> nx.DiGraph:
+    """The IR of ``model`` applied to inputs of ``input_types`` (types may be partial).
+
+    ``layer_outputs``, when given, receives each top-level layer's output nodes.
+    """
+    store = model.weight_store
+    keys = {id(store[k]): k for k in store}
+    builder = GraphBuilder(model.name, model.dtype, keys)
     nodes = [builder.input(t, name, expects)
              for t, name, expects in zip(input_types, model.input_names, model.declared_inputs)]
     graph = builder.finish(model._lower_body(builder, nodes))
+    if layer_outputs is not None:
+        layer_outputs.update(builder.layer_outputs)
     # Where the param keys' weights live, like an ONNX graph's initializers: a pipeline run
     # without an explicit store reads (and commits to) this one.
-    graph.graph["weights"] = model.weight_store
+    graph.graph["weights"] = store
     return graph

@@ -193,7 +193,9 @@ CASES = [
     Case("keyword input", a(x=VALID), Raises(TypeError, r"keyword|unexpected")),
     Case("keyword plus positional", a(arr((2, WIDTH)), training=False),
          Raises(TypeError, r"keyword|unexpected")),
-    Case("symbolic tensor", a(lambda: Input((WIDTH,))), Raises(CompilerError, r"symbolic|numeric")),
+    # A model called on a symbolic tensor nests (tests/test_nesting.py); a plan cannot.
+    Case("symbolic tensor", a(lambda: Input((WIDTH,))), Raises(CompilerError, r"symbolic|numeric"),
+         {"model": SKIP, "fresh": SKIP}),
     Case("a model as input", a(make_net), Raises(DTypeError, NUMERIC)),
     Case("another model's output", a(arr((2, UNITS))),
          Raises(ShapeError, r"expected (size )?4, received 3"), {"fresh": OK}),

@@ -52,6 +52,11 @@ class Layer:
     """Base class. Subclasses set ``op`` and implement ``op_attrs`` (and initializers if any)."""
 
     op: str = "identity"
+    #: True for ``Sequential``/``Model``: composite layers whose weights live in their layers.
+    is_model: bool = False
+    #: Whether the name was picked automatically (a nested model may then be renamed to stay
+    #: unique among its siblings).
+    _auto_named: bool = False
 
     def __init__(self, name: str | None = None, input_shape: Sequence | None = None,
                  input_dim: int | None = None, dtype: Any = None, **kwargs: Any):
@@ -102,6 +107,7 @@ class Layer:
                 candidate = base if i == 0 else f"{base}_{i}"
                 if candidate not in taken:
                     self._name = candidate
+                    self._auto_named = True
                     return
 
     def __repr__(self) -> str:
@@ -204,6 +210,13 @@ class Layer:
                     var.replace(np.array(arr, dtype=dtype, order="C"))
 
     # -- calling ----------------------------------------------------------------------------
+    def lower(self, builder: Any, inputs: list[int]) -> list[int]:
+        """Emit this call's IR nodes (``compiler.lowering.GraphBuilder``); returns the outputs.
+
+        A primitive layer is one node; composite layers (nested models) emit several.
+        """
+        return [builder.call(self, inputs)]
+
     def __call__(self, *inputs: Any) -> Any:
         """On symbolic tensors: record a call in a functional graph. On arrays: run the layer
         (a one-layer model, built on first use). Several inputs may come as one list."""

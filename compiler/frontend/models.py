@@ -1,7 +1,9 @@
 """Models: ``Sequential`` and functional ``Model``; both lower to the same IR.
 
-A model's weights are its layers' variables, seen by key through ``model.weight_store``
-(``"dense_1/kernel"``); the model keeps a cache of compiled plans, one per input signature with
+A model is itself a layer: it can sit inside a ``Sequential`` or be called on symbolic tensors in
+a functional model (once or at several places, sharing its weights). A model's weights are its
+layers' variables, seen by key through ``model.weight_store`` (``"dense_1/kernel"``, nested
+``"block/dense/kernel"``); the model keeps a cache of compiled plans, one per input signature with
 the batch axis symbolic, so a new batch size never recompiles.
 """
 
@@ -14,16 +16,16 @@ from typing import Any
 import numpy as np
 
 from ..errors import CompilerError, DeferredInitializationError, ShapeError
-from ..lowering import weight_key
+from ..lowering import weight_entries
 from ..ops import get_op
 from ..symbolic import Dim
 from ..types import TensorSpec, TensorType, as_model_dtype
-from ..weights import WeightStore
+from ..weights import Variable, WeightStore
 from .functional import SymbolicTensor
-from .layers import Layer, require_built
+from .layers import Layer
 
 
-class Model:
+class Model(Layer):
     """A functional model: ``Model(inputs, outputs)`` over symbolic tensors from ``Input``."""
 
     def __init__(self, inputs: Any, outputs: Any, name: str | None = None, dtype: Any = None):
@@ -37,7 +39,7 @@ class Model:
         if any(t.layer is not None for t in ins):
             raise CompilerError("Model: every input must come straight from Input()")
         dtypes = {t.dtype for t in ins}
-        self._init_common(name or "model", dtype if dtype is not None else
+        self._init_common(name, dtype if dtype is not None else
                           (dtypes.pop() if len(dtypes) == 1 else None))
         self._inputs, self._outputs = ins, outs
         self._calls = _collect_calls(ins, outs)
@@ -46,8 +48,14 @@ class Model:
         self._input_specs = [t.spec for t in ins]
         self._build_from(self._input_specs)
 
-    def _init_common(self, name: str, dtype: Any) -> None:
-        self.name = name
+    is_model = True
+
+    def _init_common(self, name: str | None, dtype: Any) -> None:
+        if name is not None and (not isinstance(name, str) or not name or "/" in name):
+            raise CompilerError(f"{type(self).__name__}: name must be a non-empty string "
+                                f"without '/', received {name!r}")
+        self._name = name
+        self._variables: dict = {}
         self.dtype = as_model_dtype(dtype)
         self._plans: dict = {}
         self._lock = threading.RLock()
@@ -55,8 +63,21 @@ class Model:
         self._built_specs: list[TensorSpec] | None = None
 
     def _name_layers(self) -> None:
-        taken: set = {layer._name for layer in self._layers if layer._name is not None}
+        """Give unnamed layers unique Keras-style names; refuse two layers with one name.
+
+        A nested model named automatically (``sequential``) is renamed when a sibling already
+        has its name, as Keras' global counters would have done.
+        """
+        renamable = [m for m in self._layers if m.is_model and m._auto_named]
+        taken: set = {layer._name for layer in self._layers
+                      if layer._name is not None and not any(layer is m for m in renamable)}
         for layer in self._layers:
+            if any(layer is m for m in renamable):
+                if layer._name in taken:
+                    layer._name = None
+                else:
+                    taken.add(layer._name)
+                    continue
             if layer._name is None:
                 layer._assign_name(taken)
                 taken.add(layer.name)
@@ -65,6 +86,9 @@ class Model:
         if dupes:
             raise CompilerError(f"model '{self.name}': layer names must be unique, "
                                 f"{dupes} appear more than once")
+        for layer in self._layers:
+            if layer is self or (layer.is_model and _contains(layer, self)):
+                raise CompilerError(f"model '{self.name}' cannot contain itself")
 
     # -- structure (what lowering reads) ----------------------------------------------------
     @property
@@ -92,13 +116,71 @@ class Model:
     def _lower_body(self, builder, input_nodes: list[int]) -> list[int]:
         values = {id(t): n for t, n in zip(self._inputs, input_nodes)}
         for layer, args, out in self._calls:
-            values[id(out)] = builder.call(layer, [values[id(a)] for a in args])
+            values[id(out)] = _single(layer, builder.lower_layer(
+                layer, [values[id(a)] for a in args]))
         return [values[id(t)] for t in self._outputs]
+
+    # -- as a layer of another model ----------------------------------------------------------
+    @property
+    def _declared_input(self) -> tuple | None:
+        """The single input shape this model declares (batch axis first), if any."""
+        if self._input_specs is None or self.num_inputs != 1:
+            return None
+        return self.declared_inputs[0]
+
+    @property
+    def param_names(self) -> list[str]:
+        return []  # a model owns no weights itself: its layers do
+
+    @property
+    def param_shapes(self) -> dict[str, tuple]:
+        return {}
+
+    def lower(self, builder, inputs: list[int]) -> list[int]:
+        """Inline this model's body into the outer graph, under its name (``"block/..."``)."""
+        if len(inputs) != self.num_inputs:
+            raise CompilerError(f"model '{self.name}' takes {self.num_inputs} input(s), "
+                                f"received {len(inputs)}")
+        checked = [builder.expect(self, n, d) for n, d in zip(inputs, self.declared_inputs)]
+        with builder.scope(self):
+            return self._lower_body(builder, checked)
+
+    def _call_symbolically(self, inputs: Sequence[SymbolicTensor]) -> SymbolicTensor:
+        """Record ``self(*inputs)`` in a functional graph; the output type is inferred now."""
+        from ..lowering import lower
+        from ..passes import CompileContext, propagate_shapes
+
+        if len(inputs) != self.num_inputs:
+            raise CompilerError(f"model '{self.name}' takes {self.num_inputs} input(s), "
+                                f"received {len(inputs)}")
+        if not self._single_output:
+            raise CompilerError(f"model '{self.name}' has several outputs; only single-output "
+                                f"models can be called as a layer")
+        graph = lower(self, [x.type for x in inputs])
+        try:
+            propagate_shapes(graph, CompileContext())
+        except ShapeError as e:
+            shapes = ", ".join(str(x.type) for x in inputs)
+            raise ShapeError(f"model '{self.name}' ({type(self).__name__}) called on {shapes}: "
+                             f"{e}") from None
+        out = graph.nodes[graph.graph["outputs"][0]]["type"]
+        return SymbolicTensor(out, self, inputs)
 
     # -- building ---------------------------------------------------------------------------
     @property
     def built(self) -> bool:
         return all(layer.built for layer in self._layers)
+
+    def _weight_entries(self) -> list[tuple[str, Layer, str]]:
+        """``(key, layer, parameter)`` for every weight once; names the variables by key."""
+        entries = weight_entries(self)
+        for key, layer, pname in entries:
+            var = layer.variable(pname)
+            # The deepest path wins: a layer built inside a block keeps "block/dense/kernel"
+            # even when the block is also used on its own.
+            if var._path is None or key.count("/") >= var._path.count("/"):
+                var.name = key
+        return entries
 
     def build(self, input_shape: Any = None) -> None:
         """Infer every size from ``input_shape`` (batch axis included, e.g. ``(None, 20)``) and
@@ -131,11 +213,14 @@ class Model:
         if kwargs:
             raise TypeError(f"model '{self.name}' takes its inputs positionally, received "
                             f"keyword arguments {sorted(kwargs)}")
-        if len(inputs) == 1 and isinstance(inputs[0], (list, tuple)) and self.num_inputs > 1:
+        if len(inputs) == 1 and isinstance(inputs[0], (list, tuple)) and (
+                self.num_inputs > 1 or (inputs[0] and isinstance(inputs[0][0], SymbolicTensor))):
             inputs = tuple(inputs[0])
         if any(isinstance(x, SymbolicTensor) for x in inputs):
-            raise CompilerError(f"model '{self.name}': calling a model on symbolic tensors "
-                                "(nesting models) is not supported; call its layers instead")
+            if not all(isinstance(x, SymbolicTensor) for x in inputs):
+                raise CompilerError(f"model '{self.name}': mix of symbolic tensors and arrays "
+                                    f"in a call")
+            return self._call_symbolically(inputs)
         if len(inputs) != self.num_inputs:
             raise CompilerError(f"model '{self.name}' takes {self.num_inputs} input(s), "
                                 f"received {len(inputs)}")
@@ -169,39 +254,44 @@ class Model:
         return np.concatenate(parts) if parts else self(x)
 
     # -- weights ----------------------------------------------------------------------------
-    def get_weights(self) -> list[np.ndarray]:
-        """All weights, layer by layer in Keras order; raises until they exist."""
-        for layer in self._layers:
-            if not layer.built:
+    def _require_built(self) -> list[tuple[str, Layer, str]]:
+        entries = self._weight_entries()
+        for key, layer, pname in entries:
+            if layer.variable(pname).value is None:
                 raise DeferredInitializationError(
-                    f"model '{self.name}' has no weights yet: layer '{layer.name}' does not know "
-                    f"its input size. Call the model on data (net(X)), or build it with an input "
-                    f"shape, e.g. net.build((None, 20)).")
-        return [w for layer in self._layers for w in layer.get_weights()]
+                    f"model '{self.name}' has no weights yet: layer '{key.rsplit('/', 1)[0]}' "
+                    f"does not know its input size. Call the model on data (net(X)), or build it "
+                    f"with an input shape, e.g. net.build((None, 20)).")
+        return entries
+
+    @property
+    def weights(self) -> list[Variable]:
+        """Every initialized weight once, as a variable named by its key."""
+        return [layer.variable(p) for _, layer, p in self._weight_entries()
+                if layer.variable(p).value is not None]
+
+    def get_weights(self) -> list[np.ndarray]:
+        """All weights in Keras order, each shared weight once; raises until they exist."""
+        return [layer.variable(p).value.copy() for _, layer, p in self._require_built()]
 
     def set_weights(self, weights: Sequence[np.ndarray]) -> None:
-        """Set every layer's weights at once; on error no layer changes."""
-        for layer in self._layers:
-            require_built(layer)
+        """Set every weight at once (in ``get_weights`` order); on error nothing changes."""
+        entries = self._require_built()
         weights = list(weights)
-        expected = sum(len(layer.param_names) for layer in self._layers)
-        if len(weights) != expected:
-            raise ShapeError(f"model '{self.name}' has {expected} weight arrays, received "
+        if len(weights) != len(entries):
+            raise ShapeError(f"model '{self.name}' has {len(entries)} weight arrays, received "
                              f"{len(weights)}")
-        i = 0
-        for layer in self._layers:
-            n = len(layer.param_names)
-            for pname, w in zip(layer.param_names, weights[i:i + n]):
-                current = layer.variable(pname).value
-                if np.shape(w) != current.shape:
-                    raise ShapeError(f"layer '{layer.name}': weight {pname} expects shape "
-                                     f"{current.shape}, received {np.shape(w)}")
-            i += n
-        i = 0
-        for layer in self._layers:
-            n = len(layer.param_names)
-            layer.set_weights(weights[i:i + n])
-            i += n
+        for (key, layer, pname), w in zip(entries, weights):
+            current = layer.variable(pname).value
+            if np.shape(w) != current.shape:
+                raise ShapeError(f"weight '{key}' expects shape {current.shape}, received "
+                                 f"{np.shape(w)}")
+            if np.asarray(w).dtype.kind not in "fiu":
+                raise CompilerError(f"weight '{key}' must be numeric, received dtype "
+                                    f"{np.asarray(w).dtype}")
+        for (_, layer, pname), w in zip(entries, weights):
+            with layer._lock:
+                layer.variable(pname)._set(np.asarray(w), in_place=True)
 
     @property
     def weight_store(self) -> WeightStore:
@@ -210,19 +300,24 @@ class Model:
         The variables belong to the layers, so a layer shared with another model is the same
         variable in both stores; compiled plans read weights from here by key.
         """
-        layers = self._layers
+        entries = self._weight_entries()
+        signature = tuple((key, id(layer)) for key, layer, _ in entries)
         cached = self.__dict__.get("_store_cache")
-        signature = tuple((id(layer), layer.name) for layer in layers)
         if cached is None or cached[0] != signature:
-            store = WeightStore({weight_key(layer, p): layer.variable(p)
-                                 for layer in layers for p in layer.param_names})
+            store = WeightStore({key: layer.variable(p) for key, layer, p in entries})
             cached = (signature, store)
             self.__dict__["_store_cache"] = cached
         return cached[1]
 
     def count_params(self) -> int | None:
-        counts = [layer.count_params() for layer in self._layers]
-        return None if any(c is None for c in counts) else sum(counts)
+        """Scalars in the weights, each shared weight once; ``None`` while a size is unknown."""
+        total = 0
+        for _, layer, pname in self._weight_entries():
+            shape = layer.param_shapes.get(pname)
+            if shape is None or any(not isinstance(d, int) for d in shape):
+                return None
+            total += int(np.prod(shape, dtype=np.int64))
+        return total
 
     # -- saving (compiler/frontend/saving.py) ----------------------------------------------
     def save_weights(self, path: Any) -> None:
@@ -243,6 +338,9 @@ class Model:
         from .saving import model_to_config
 
         return model_to_config(self)
+
+    def get_config(self) -> dict:
+        return self.to_config()["config"]
 
     @classmethod
     def from_config(cls, config: dict) -> Model:
@@ -266,7 +364,7 @@ class Model:
         specs = self._built_specs or self._input_specs
         if specs is not None:
             return [s.to_type(self.dtype, i) for i, s in enumerate(specs)]
-        rank = get_op(self._layers[0].op).natural_input_rank if self._layers else None
+        rank = natural_input_rank(self)
         shape = None if rank is None else (Dim.symbol("N"),) + (None,) * (rank - 1)
         return [TensorType(shape, self.dtype)]
 
@@ -279,7 +377,8 @@ class Sequential(Model):
     """A plain stack of layers; the first may be ``Input(shape)`` or declare ``input_shape``."""
 
     def __init__(self, layers: Iterable[Any] = (), name: str | None = None, dtype: Any = None):
-        self._init_common(name or "sequential", dtype)
+        self._init_common(name, dtype)
+        self._stack: list[Layer] = []  # the layers in calling order; a tied layer repeats
         self._layers: list[Layer] = []
         self._single_output = True
         items = list(layers)
@@ -291,8 +390,8 @@ class Sequential(Model):
         for layer in items:
             self._append(layer)
         self._name_layers()
-        if self._input_specs is None and self._layers and self._layers[0]._declared_input:
-            self._input_specs = [TensorSpec(self._layers[0]._declared_input)]
+        if self._input_specs is None and self._stack and self._stack[0]._declared_input:
+            self._input_specs = [TensorSpec(self._stack[0]._declared_input)]
         if self._input_specs is not None:
             self._build_from(self._input_specs)
 
@@ -301,7 +400,12 @@ class Sequential(Model):
             raise CompilerError("Sequential: Input(...) may only be the first element")
         if not isinstance(layer, Layer):
             raise CompilerError(f"Sequential: expected a layer, received {layer!r}")
-        self._layers.append(layer)
+        if layer.is_model and layer.num_inputs != 1:
+            raise CompilerError(f"Sequential: model '{layer.name}' takes {layer.num_inputs} "
+                                f"inputs; a Sequential passes one")
+        self._stack.append(layer)
+        if not any(layer is x for x in self._layers):
+            self._layers.append(layer)
 
     def add(self, layer: Layer) -> None:
         """Append a layer (Keras ``add``); an already built model builds the new layer now."""
@@ -312,7 +416,8 @@ class Sequential(Model):
                 if self._input_specs is not None:
                     self._build_from(self._input_specs)
             except Exception:
-                self._layers.pop()
+                self._stack.pop()
+                self._layers = _unique(self._stack)
                 raise
             self._plans.clear()
 
@@ -322,9 +427,37 @@ class Sequential(Model):
 
     def _lower_body(self, builder, input_nodes: list[int]) -> list[int]:
         (node,) = input_nodes
-        for layer in self._layers:
-            node = builder.call(layer, [node])
+        for layer in self._stack:
+            node = _single(layer, builder.lower_layer(layer, [node]))
         return [node]
+
+    def __repr__(self) -> str:
+        names = [layer.name for layer in self._stack]
+        return f"<Sequential '{self.name}' layers={names}>"
+
+
+def _single(layer: Layer, outputs: list[int]) -> int:
+    if len(outputs) != 1:
+        raise CompilerError(f"layer '{layer.name}' ({type(layer).__name__}) has "
+                            f"{len(outputs)} outputs where one is expected")
+    return outputs[0]
+
+
+def _contains(model: Model, target: Model) -> bool:
+    """Whether ``target`` is nested anywhere inside ``model``."""
+    return any(layer is target or (layer.is_model and _contains(layer, target))
+               for layer in model.layers)
+
+
+def natural_input_rank(model: Model) -> int | None:
+    """The input rank the first layer implies (looking into a nested first model)."""
+    first = model._stack[0] if isinstance(model, Sequential) and model._stack else (
+        model.layers[0] if model.layers else None)
+    if first is None:
+        return None
+    if first.is_model:
+        return natural_input_rank(first)
+    return get_op(first.op).natural_input_rank
 
 
 def _collect_calls(inputs, outputs) -> list:

@@ -1,7 +1,9 @@
 """Saving and loading: weights as ``.npz`` files, architectures as JSON-ready configs.
 
-Weights are keyed ``"<layer name>/<parameter>"`` (``"dense_1/kernel"``), the same keys as the
-model's ``WeightStore`` and the IR's param nodes. Loading into a model
+Weights are keyed ``"<layer name>/<parameter>"`` (``"dense_1/kernel"``; in a nested model
+``"block/dense/kernel"``), the same keys as the model's ``WeightStore`` and the IR's param nodes.
+A nested model's config holds the inner model's whole config; a layer tied at several places of a
+``Sequential`` is listed once, with the calling order in ``"stack"``. Loading into a model
 whose weights do not exist yet infers their shapes from the file, like PyTorch's lazy modules:
 the file's shapes are pinned on the IR's parameter nodes and shape propagation checks that they
 fit the model and each other before any layer is touched. Every load is all-or-nothing.
@@ -18,8 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CompilerError, DTypeError, ShapeError
-from ..lowering import weight_key
-from ..ops import Unifier, get_op
+from ..ops import Unifier
 from ..symbolic import format_shape
 from ..types import TensorSpec
 from .layers import Layer
@@ -74,7 +75,16 @@ def _input_from_config(cfg: Mapping) -> Any:
 
 
 def _layer_config(layer: Layer) -> dict:
+    if layer.is_model:
+        return model_to_config(layer)
     return {"class_name": type(layer).__name__, "config": layer.get_config()}
+
+
+def _layer_from_config(config: Mapping) -> Layer:
+    cls = layer_class(config["class_name"])
+    if getattr(cls, "is_model", False):
+        return model_from_config(config)
+    return cls.from_config(dict(config["config"]))
 
 
 def model_to_config(model: Any) -> dict:
@@ -85,12 +95,15 @@ def model_to_config(model: Any) -> dict:
               "layers": [_layer_config(layer) for layer in model.layers]}
     if isinstance(model, Sequential):
         specs = model._input_specs
-        first_declares = bool(model.layers) and model.layers[0]._declared_input is not None
+        stack = model._stack
+        first_declares = bool(stack) and stack[0]._declared_input is not None
         # An input that only repeats the first layer's input_shape is rebuilt from that layer.
         explicit = specs is not None and not (first_declares and specs[0].dtype is None
                                               and specs[0].name is None)
-        return {"class_name": "Sequential",
-                "config": {**common, "input": _spec_config(specs[0]) if explicit else None}}
+        config = {**common, "input": _spec_config(specs[0]) if explicit else None}
+        if len(stack) != len(model.layers):  # a tied layer: its calls by name
+            config["stack"] = [layer.name for layer in stack]
+        return {"class_name": "Sequential", "config": config}
     refs = {id(t): ["input", i] for i, t in enumerate(model._inputs)}
     calls = []
     for j, (layer, args, out) in enumerate(model._calls):
@@ -111,10 +124,12 @@ def model_from_config(config: Mapping) -> Any:
                             f"received {_short(config)}")
     kind, cfg = config["class_name"], config["config"]
     try:
-        layers = [layer_class(c["class_name"]).from_config(dict(c["config"]))
-                  for c in cfg["layers"]]
+        layers = [_layer_from_config(c) for c in cfg["layers"]]
         if kind == "Sequential":
             first = [] if cfg.get("input") is None else [_input_from_config(cfg["input"])]
+            if cfg.get("stack") is not None:
+                by_name = {layer.name: layer for layer in layers}
+                layers = [by_name[name] for name in cfg["stack"]]
             return Sequential(first + layers, name=cfg["name"], dtype=cfg["dtype"])
         if kind != "Model":
             raise CompilerError(f"unknown model class {kind!r}; expected 'Sequential' or 'Model'")
@@ -152,9 +167,8 @@ def save_weights(model: Any, path: str | os.PathLike) -> None:
     The archive is written to a temporary file in the same directory, flushed to disk and then
     renamed over ``path``, so a crash mid-save leaves the previous file intact.
     """
-    model.get_weights()  # raises DeferredInitializationError, naming the layer, before any I/O
-    arrays = {weight_key(layer, p): w for layer in model.layers
-              for p, w in zip(layer.param_names, layer.get_weights())}
+    entries = model._require_built()  # raises, naming the layer, before any I/O
+    arrays = {key: layer.variable(p).value.copy() for key, layer, p in entries}
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
@@ -231,8 +245,7 @@ def load_weights(model: Any, path: str | os.PathLike) -> None:
 
 def _match_entries(model: Any, arrays: dict, where: str) -> dict:
     """Key -> (layer, parameter, array); report missing and extra entries by name."""
-    wanted = {weight_key(layer, p): (layer, p) for layer in model.layers
-              for p in layer.param_names}
+    wanted = {key: (layer, p) for key, layer, p in model._weight_entries()}
     missing = sorted(wanted.keys() - arrays.keys())
     extra = sorted(arrays.keys() - wanted.keys())
     if missing or extra:
@@ -261,7 +274,9 @@ def _check_fresh_shapes(model: Any, staged: dict) -> list[TensorSpec] | None:
 
     specs, guessed = model._built_specs or model._input_specs, False
     if specs is None:
-        rank = get_op(model.layers[0].op).natural_input_rank if model.layers else None
+        from .models import natural_input_rank
+
+        rank = natural_input_rank(model)
         guessed = rank is None
         specs = [TensorSpec((None,) * (rank or 2))]
     graph = lower(model, [s.to_type(model.dtype, i) for i, s in enumerate(specs)])
