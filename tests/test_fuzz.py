@@ -179,14 +179,23 @@ class Drawn:
 
 @st.composite
 def sequential_models(draw) -> Drawn:
+    """Stacks; a shape-preserving layer may be tied (used twice in a row), and a run of layers
+    may be wrapped into a nested Sequential (at any depth of one)."""
     shape = draw(feature_shapes)
     first = shape
     stack = []
+    dtype = np.dtype(draw(st.sampled_from(["float32", "float64"])))
     for _ in range(draw(st.integers(1, 5))):
         gen = draw(st.sampled_from([g for g in LAYER_GENERATORS if g.applies(shape)]))
+        before = shape
         layer, shape = gen.make(draw, shape)
         stack.append(layer)
-    dtype = np.dtype(draw(st.sampled_from(["float32", "float64"])))
+        if shape == before and _can_share(layer, before, shape) and draw(st.booleans()):
+            stack.append(layer)  # tied: one set of weights at two places
+    if len(stack) >= 2 and draw(st.booleans()):
+        i = draw(st.integers(0, len(stack) - 1))
+        j = draw(st.integers(i + 1, len(stack)))
+        stack[i:j] = [Sequential(stack[i:j], dtype=dtype)]
     if draw(st.booleans()):
         stack = [Input(first)] + stack
     model = Sequential(stack, dtype=dtype)
@@ -206,11 +215,13 @@ def functional_models(draw) -> Drawn:
         reusable = [(layer, out) for layer, s, out in applied if _can_share(layer, s, shape)]
         if reusable and draw(st.booleans()):
             layer, first_out = draw(st.sampled_from(reusable))
-            out_shape = first_out if isinstance(layer, _SHAPE_SPECIFIC) else \
-                _shared_out_shape(layer, shape)
+            out_shape = first_out if isinstance(_core(layer), _SHAPE_SPECIFIC) else \
+                _shared_out_shape(_core(layer), shape)
         else:
             gen = draw(st.sampled_from([g for g in LAYER_GENERATORS if g.applies(shape)]))
             layer, out_shape = gen.make(draw, shape)
+            if draw(st.integers(0, 3)) == 0:  # the same layer inside a nested model
+                layer = Sequential([layer])
             applied.append((layer, shape, out_shape))
         values.append((layer(x), out_shape))
         partners = [v for v in values if v[0] is not x and _broadcast(shape, v[1]) is not None]
@@ -239,7 +250,13 @@ def _broadcast(a: tuple, b: tuple) -> tuple | None:
     return tuple(max(x, y) for x, y in zip(a, b))
 
 
+def _core(layer):
+    """The layer a one-layer nested model wraps (the generators' only kind of nesting)."""
+    return layer.layers[0] if isinstance(layer, Model) else layer
+
+
 def _can_share(layer, first_shape: tuple, shape: tuple) -> bool:
+    layer = _core(layer)
     if isinstance(layer, _SHAPE_SPECIFIC):
         return first_shape == shape
     if isinstance(layer, layers.Dense):
