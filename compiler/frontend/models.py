@@ -10,6 +10,7 @@ the batch axis symbolic, so a new batch size never recompiles.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -68,11 +69,11 @@ class Model(Layer):
         A nested model named automatically (``sequential``) is renamed when a sibling already
         has its name, as Keras' global counters would have done.
         """
-        renamable = [m for m in self._layers if m.is_model and m._auto_named]
+        renamable = {id(m) for m in self._layers if m.is_model and m._auto_named}
         taken: set = {layer._name for layer in self._layers
-                      if layer._name is not None and not any(layer is m for m in renamable)}
+                      if layer._name is not None and id(layer) not in renamable}
         for layer in self._layers:
-            if any(layer is m for m in renamable):
+            if id(layer) in renamable:
                 if layer._name in taken:
                     layer._name = None
                 else:
@@ -81,8 +82,8 @@ class Model(Layer):
             if layer._name is None:
                 layer._assign_name(taken)
                 taken.add(layer.name)
-        names = [layer.name for layer in self._layers]
-        dupes = sorted({n for n in names if names.count(n) > 1})
+        counts = Counter(layer.name for layer in self._layers)
+        dupes = sorted(n for n, c in counts.items() if c > 1)
         if dupes:
             raise CompilerError(f"model '{self.name}': layer names must be unique, "
                                 f"{dupes} appear more than once")
@@ -379,7 +380,8 @@ class Sequential(Model):
     def __init__(self, layers: Iterable[Any] = (), name: str | None = None, dtype: Any = None):
         self._init_common(name, dtype)
         self._stack: list[Layer] = []  # the layers in calling order; a tied layer repeats
-        self._layers: list[Layer] = []
+        self._layers: list[Layer] = []  # each layer once
+        self._member_ids: set = set()
         self._single_output = True
         items = list(layers)
         if items and isinstance(items[0], SymbolicTensor):
@@ -404,7 +406,8 @@ class Sequential(Model):
             raise CompilerError(f"Sequential: model '{layer.name}' takes {layer.num_inputs} "
                                 f"inputs; a Sequential passes one")
         self._stack.append(layer)
-        if not any(layer is x for x in self._layers):
+        if id(layer) not in self._member_ids:
+            self._member_ids.add(id(layer))
             self._layers.append(layer)
 
     def add(self, layer: Layer) -> None:
@@ -418,6 +421,7 @@ class Sequential(Model):
             except Exception:
                 self._stack.pop()
                 self._layers = _unique(self._stack)
+                self._member_ids = {id(x) for x in self._layers}
                 raise
             self._plans.clear()
 
