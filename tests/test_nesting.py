@@ -253,3 +253,42 @@ def test_load_into_an_unbuilt_nested_model_infers_shapes(tmp_path):
         fresh.get_weights()
     fresh.load_weights(tmp_path / "w.npz")
     np.testing.assert_allclose(fresh(x), y, rtol=1e-6)
+
+
+def test_inner_model_reused_on_conflicting_widths_names_the_inner_layer():
+    inner = Sequential([layers.Dense(3, name="d")], name="block")
+    a, b = Input((4,)), Input((5,))
+    with pytest.raises(ShapeError, match=r"'block/d' \(Dense\) is used at two places.*\(N, 4\).*"
+                                         r"5\)"):
+        Model([a, b], layers.Add()([inner(a), inner(b)]))
+    assert not inner.built
+
+
+def test_models_that_cannot_be_a_single_layer_are_refused_at_the_call():
+    a, b = Input((3,)), Input((3,))
+    two_in = Model([a, b], layers.Add()([a, b]), name="two_in")
+    with pytest.raises(CompilerError, match="'two_in' takes 2 inputs"):
+        Sequential([two_in])
+    two_out = Model(a, [layers.Dense(2)(a), layers.Dense(1)(a)], name="two_out")
+    with pytest.raises(CompilerError, match="'two_out' has several outputs"):
+        two_out(Input((3,)))
+    x, y = Input((3,)), Input((3,))
+    z = two_in([x, y])  # several inputs are fine
+    net = Model([x, y], z)
+    xs, ys = data(2, 3), data(2, 3)
+    np.testing.assert_allclose(net(xs, ys), xs + ys, rtol=1e-6)
+
+
+def test_plan_of_a_nested_tied_model_pickles():
+    import pickle
+
+    shared = layers.Dense(4, activation="relu", name="shared")
+    block = Sequential([shared, shared], name="block")
+    net = Sequential([layers.Dense(4, name="pre"), block, layers.Dense(1, name="head")])
+    plan = compile(net, TensorSpec((None, 3)))
+    x = data(5, 3)
+    copy = pickle.loads(pickle.dumps(plan))
+    np.testing.assert_array_equal(copy(x), plan(x))
+    kp, bp, k, b, kh, bh = net.get_weights()
+    expected = dense(dense(dense(dense(x, kp, bp), k, b, "relu"), k, b, "relu"), kh, bh)
+    np.testing.assert_allclose(plan(x), expected, rtol=1e-5, atol=1e-5)
