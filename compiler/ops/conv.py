@@ -16,7 +16,14 @@ from ..errors import ShapeError
 from ..symbolic import DimLike, add, ceildiv, floordiv, is_concrete, mul
 from ..types import TensorType
 from .activations import LEAKY_RELU_DEFAULT_SLOPE, apply_activation
-from .registry import OpDef, register, require_rank
+from .registry import (
+    FUSES_ACTIVATION,
+    FUSES_RESIDUAL,
+    OUTPUT_FUSABLE,
+    OpDef,
+    register,
+    require_rank,
+)
 
 SPATIAL_AXES = ((1, "height"), (2, "width"))
 
@@ -194,7 +201,7 @@ register(OpDef(
     kernel="conv2d",
     num_inputs=1,  # 2 once ``fuse`` folds a residual add in (attr residual=True): see arity()
     natural_input_rank=4,
-    extras={"fuses_activation": True, "fuses_residual": True},
+    traits=frozenset({OUTPUT_FUSABLE, FUSES_ACTIVATION, FUSES_RESIDUAL}),
     doc="2-D convolution (NHWC) with fused bias, optional residual add and activation.",
 ))
 
@@ -249,6 +256,6 @@ register(OpDef(
     reference=depthwise_reference,
     kernel="depthwise_conv2d",
     natural_input_rank=4,
-    extras={"fuses_activation": True},
+    traits=frozenset({OUTPUT_FUSABLE, FUSES_ACTIVATION}),
     doc="Depthwise 2-D convolution (NHWC); output channel c*depth_multiplier + m.",
 ))

@@ -12,7 +12,7 @@ from ..errors import ShapeError
 from ..symbolic import add
 from ..types import TensorType
 from .conv import pad_nhwc, pair, spatial_output, window_pads, window_taps
-from .registry import OpDef, register, require_rank
+from .registry import INJECTIVE, REDUCTION, OpDef, register, require_rank
 
 _LAYERS = {"max_pool2d": "MaxPooling2D", "avg_pool2d": "AveragePooling2D"}
 
@@ -66,6 +66,7 @@ for _kind, _layer in _LAYERS.items():
         shape_rule=_pool_shape_rule(_layer),
         reference=_pool_reference(_kind),
         kernel=_kind,
+        traits=frozenset({REDUCTION}),
         natural_input_rank=4,
         doc=f"{_layer}: sliding-window {'max' if _kind == 'max_pool2d' else 'mean'} (NHWC).",
     ))
@@ -98,6 +99,7 @@ register(OpDef(
     shape_rule=_global_shape_rule("GlobalAveragePooling2D"),
     reference=_global_reference(np.mean),
     kernel="global_avg_pool2d",
+    traits=frozenset({REDUCTION}),
     natural_input_rank=4,
     doc="Mean over H and W (NHWC); keepdims keeps them as size 1.",
 ))
@@ -106,6 +108,7 @@ register(OpDef(
     shape_rule=_global_shape_rule("GlobalMaxPooling2D"),
     reference=_global_reference(np.max),
     kernel="global_max_pool2d",
+    traits=frozenset({REDUCTION}),
     natural_input_rank=4,
     doc="Max over H and W (NHWC; NaN propagates like np.max); keepdims keeps them as size 1.",
 ))
@@ -150,6 +153,7 @@ register(OpDef(
     shape_rule=zero_padding_shape_rule,
     reference=zero_padding_reference,
     kernel="zero_padding2d",
+    traits=frozenset({INJECTIVE}),
     natural_input_rank=4,
     doc="Pads H and W with zeros: ((top, bottom), (left, right)).",
 ))
