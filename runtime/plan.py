@@ -26,7 +26,7 @@ import numpy as np
 
 from compiler.errors import CompilerError
 from compiler.inputs import as_input_array
-from compiler.ir import dump, layer_name
+from compiler.ir import dump, format_node, layer_name
 from compiler.passes.pipeline import PassRecord
 from compiler.passes.plan_memory import assign_offsets
 from compiler.symbolic import Dim
@@ -147,6 +147,7 @@ class Plan:
         g = self.graph
         kernel = get_kernel(step.kernel)
         params = dict(step.params)
+        _check_params(g, step, kernel, params)
         out_type = g.nodes[step.node]["type"]
         in_shapes = [g.nodes[n]["type"].shape for n in step.inputs]
         scalars, dynamic = self._static_scalars(kernel, step, in_shapes, out_type.shape)
@@ -508,6 +509,20 @@ class Plan:
         from compiler.ir import to_dot
 
         return to_dot(self.graph, path=path)
+
+
+def _check_params(g: nx.DiGraph, step, kernel, params: dict) -> None:
+    """Every param the node reads is one the kernel takes, and every one it needs is there: a
+    misspelled name would otherwise reach the kernel as an empty array."""
+    unknown = sorted(set(params) - set(kernel.param_names))
+    missing = [p for p in kernel.param_names if p not in params and p not in kernel.optional_params]
+    if unknown or missing:
+        optional = sorted(kernel.optional_params)
+        raise CompilerError(
+            f"layer '{layer_name(g, step.node)}': kernel '{kernel.name}' takes params "
+            f"{list(kernel.param_names)} (optional: {optional}), the node reads "
+            f"{sorted(params)}" + (f"; unknown: {unknown}" if unknown else "")
+            + (f"; missing: {missing}" if missing else "") + f"\n  at {format_node(g, step.node)}")
 
 
 def _free_symbols(shapes) -> set:

@@ -469,7 +469,8 @@ def _conv_scalars(attrs, input_shapes, out_shape):
                        float(attrs.get("alpha", 0.2)))
 
 
-register_kernel(Kernel("conv2d", conv2d, _conv_scalars, param_names=("kernel", "bias")))
+register_kernel(Kernel("conv2d", conv2d, _conv_scalars, param_names=("kernel", "bias"),
+                       optional_params=frozenset({"bias"})))
 
 
 # -- depthwise -----------------------------------------------------------------------------------
@@ -537,4 +538,4 @@ def _depthwise_scalars(attrs, input_shapes, out_shape):
 
 
 register_kernel(Kernel("depthwise_conv2d", depthwise_conv2d, _depthwise_scalars,
-                       param_names=("kernel", "bias")))
+                       param_names=("kernel", "bias"), optional_params=frozenset({"bias"})))

@@ -77,4 +77,4 @@ def _dense_scalars(attrs, input_shapes, out_shape):
 
 
 register_kernel(Kernel("dense", dense, _dense_scalars, param_names=("kernel", "bias"),
-                       parallel_fn=dense_parallel))
+                       optional_params=frozenset({"bias"}), parallel_fn=dense_parallel))

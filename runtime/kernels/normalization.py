@@ -51,7 +51,8 @@ def _epsilon_scalars(attrs, input_shapes, out_shape):
 
 
 register_kernel(Kernel("batch_norm", batch_norm, _epsilon_scalars,
-                       param_names=("gamma", "beta", "moving_mean", "moving_variance")))
+                       param_names=("gamma", "beta", "moving_mean", "moving_variance"),
+                       optional_params=frozenset({"gamma", "beta"})))
 
 
 @njit(inline="always", **_INLINE)
@@ -102,4 +103,4 @@ def layer_norm(x, gamma, beta, out, epsilon):
 
 
 register_kernel(Kernel("layer_norm", layer_norm, _epsilon_scalars,
-                       param_names=("gamma", "beta")))
+                       param_names=("gamma", "beta"), optional_params=frozenset({"gamma", "beta"})))
