@@ -1,4 +1,4 @@
-"""verify: hand-broken graphs fail loudly, naming the node; the runtime refuses misspelled params."""
+"""verify: hand-broken graphs fail loudly, naming the node; runtime refuses a misspelled param."""
 
 import dataclasses
 
