@@ -29,14 +29,18 @@ SPATIAL_AXES = ((1, "height"), (2, "width"))
 
 
 def pair(value, what: str, layer: str) -> tuple[int, int]:
-    """Normalise an int or a 2-sequence of positive ints (Keras accepts both)."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        value = (value, value)
-    if (not isinstance(value, (tuple, list)) or len(value) != 2
-            or not all(isinstance(v, (int, np.integer)) and v > 0 for v in value)):
-        raise ShapeError(f"{layer}: {what} must be a positive int or a pair of them, "
-                         f"received {value!r}")
-    return int(value[0]), int(value[1])
+    """Keras accepts ``3`` or ``(3, 3)``; both entries must be positive ints.
+
+    The one int-or-pair parser: layers validate their arguments with it, shape rules, NumPy
+    references and the runtime's scalar derivations normalise attrs with it.
+    """
+    items = (value, value) if not isinstance(value, (tuple, list)) else tuple(value)
+    if len(items) != 2:
+        raise ShapeError(f"{layer}: {what} must be an int or a pair of ints, received {value!r}")
+    for v in items:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v <= 0:
+            raise ShapeError(f"{layer}: {what} must be a positive int, received {v!r}")
+    return int(items[0]), int(items[1])
 
 
 def window_output_size(size: DimLike | None, k: int, stride: int, dilation: int, padding: str,

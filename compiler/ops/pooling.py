@@ -115,20 +115,25 @@ register(OpDef(
 
 
 # -- zero padding --------------------------------------------------------------------------------
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
 def zero_padding_amounts(attrs) -> tuple[tuple[int, int], tuple[int, int]]:
     """Keras' forms: ``p``, ``(ph, pw)`` or ``((top, bottom), (left, right))``."""
-    pad = attrs.get("padding", ((1, 1), (1, 1)))
-    if isinstance(pad, (int, np.integer)):
+    value = pad = attrs.get("padding", ((1, 1), (1, 1)))
+    if _is_int(pad):
         pad = ((pad, pad), (pad, pad))
     try:
-        pad = tuple((p, p) if isinstance(p, (int, np.integer)) else tuple(p) for p in pad)
-        ok = len(pad) == 2 and all(len(p) == 2 and all(
-            isinstance(v, (int, np.integer)) and v >= 0 for v in p) for p in pad)
+        pad = tuple((p, p) if _is_int(p) else tuple(p) for p in pad)
+        ok = len(pad) == 2 and all(len(p) == 2 and all(map(_is_int, p)) for p in pad)
     except TypeError:
         ok = False
     if not ok:
         raise ShapeError("ZeroPadding2D: padding must be an int, (ph, pw) or "
-                         f"((top, bottom), (left, right)) of non-negative ints, received {pad!r}")
+                         f"((top, bottom), (left, right)), received {value!r}")
+    if any(v < 0 for p in pad for v in p):
+        raise ShapeError(f"ZeroPadding2D: padding must be non-negative ints, received {value!r}")
     return (int(pad[0][0]), int(pad[0][1])), (int(pad[1][0]), int(pad[1][1]))
 
 

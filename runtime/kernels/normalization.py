@@ -5,6 +5,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from compiler.ops.normalization import DEFAULT_EPSILON
+
 from .flags import JIT, PARALLEL_MIN_ELEMENTS
 from .registry import Kernel, register_kernel
 
@@ -47,7 +49,7 @@ def batch_norm(x, gamma, beta, moving_mean, moving_variance, out, epsilon):
 
 
 def _epsilon_scalars(attrs, input_shapes, out_shape):
-    return (float(attrs.get("epsilon", 1e-3)),)
+    return (float(attrs.get("epsilon", DEFAULT_EPSILON)),)
 
 
 register_kernel(Kernel("batch_norm", batch_norm, _epsilon_scalars,

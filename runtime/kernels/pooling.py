@@ -9,7 +9,9 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .conv import as_pair, window_scalars
+from compiler.ops.pooling import pool_geometry, zero_padding_amounts
+
+from .conv import window_scalars
 from .flags import JIT, PARALLEL_MIN_ELEMENTS
 from .registry import Kernel, register_kernel
 
@@ -72,27 +74,27 @@ def avg_pool2d(x, out, kh, kw, sh, sw, pt, pl):
 
 
 @njit(**JIT)
-def max_pool2d_parallel(x, out, kh, kw, sh, sw, pt, pl):
+def _pool_threaded(x, out, kh, kw, sh, sw, pt, pl, is_max):
     if out.size >= PARALLEL_MIN_ELEMENTS:
-        _pool_parallel(x, out, kh, kw, sh, sw, pt, pl, True)
+        _pool_parallel(x, out, kh, kw, sh, sw, pt, pl, is_max)
     else:
-        _pool_serial(x, out, kh, kw, sh, sw, pt, pl, True)
+        _pool_serial(x, out, kh, kw, sh, sw, pt, pl, is_max)
+
+
+@njit(**JIT)
+def max_pool2d_parallel(x, out, kh, kw, sh, sw, pt, pl):
+    _pool_threaded(x, out, kh, kw, sh, sw, pt, pl, True)
 
 
 @njit(**JIT)
 def avg_pool2d_parallel(x, out, kh, kw, sh, sw, pt, pl):
-    if out.size >= PARALLEL_MIN_ELEMENTS:
-        _pool_parallel(x, out, kh, kw, sh, sw, pt, pl, False)
-    else:
-        _pool_serial(x, out, kh, kw, sh, sw, pt, pl, False)
+    _pool_threaded(x, out, kh, kw, sh, sw, pt, pl, False)
 
 
 def _pool_scalars(attrs, input_shapes, out_shape):
-    kh, kw = as_pair(attrs.get("pool_size", (2, 2)))
-    strides = attrs.get("strides")
-    geo = {"strides": (kh, kw) if strides is None else strides,
-           "padding": attrs.get("padding", "valid")}
-    sh, sw, pt, pl, _, _ = window_scalars(geo, input_shapes[0], out_shape, (kh, kw))
+    geo = pool_geometry(attrs, "pooling")
+    kh, kw = geo["pool_size"]
+    sh, sw, pt, pl, _, _ = window_scalars(geo, input_shapes[0], out_shape, (kh, kw), "pooling")
     return kh, kw, sh, sw, pt, pl
 
 
@@ -224,12 +226,8 @@ def zero_padding2d_parallel(x, out, top, left):
 
 
 def _padding_scalars(attrs, input_shapes, out_shape):
-    pad = attrs.get("padding", ((1, 1), (1, 1)))
-    if isinstance(pad, (int, np.integer)):
-        return int(pad), int(pad)
-    top = pad[0] if isinstance(pad[0], (int, np.integer)) else pad[0][0]
-    left = pad[1] if isinstance(pad[1], (int, np.integer)) else pad[1][0]
-    return int(top), int(left)
+    (top, _), (left, _) = zero_padding_amounts(attrs)
+    return top, left
 
 
 register_kernel(Kernel("zero_padding2d", zero_padding2d, _padding_scalars,
