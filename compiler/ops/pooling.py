@@ -94,24 +94,19 @@ def _global_reference(reduce):
     return reference
 
 
-register(OpDef(
-    name="global_avg_pool2d",
-    shape_rule=_global_shape_rule("GlobalAveragePooling2D"),
-    reference=_global_reference(np.mean),
-    kernel="global_avg_pool2d",
-    traits=frozenset({REDUCTION}),
-    natural_input_rank=4,
-    doc="Mean over H and W (NHWC); keepdims keeps them as size 1.",
-))
-register(OpDef(
-    name="global_max_pool2d",
-    shape_rule=_global_shape_rule("GlobalMaxPooling2D"),
-    reference=_global_reference(np.max),
-    kernel="global_max_pool2d",
-    traits=frozenset({REDUCTION}),
-    natural_input_rank=4,
-    doc="Max over H and W (NHWC; NaN propagates like np.max); keepdims keeps them as size 1.",
-))
+for _kind, _layer, _reduce, _what in (
+        ("global_avg_pool2d", "GlobalAveragePooling2D", np.mean, "Mean"),
+        ("global_max_pool2d", "GlobalMaxPooling2D", np.max,
+         "Max (NaN propagates like np.max)")):
+    register(OpDef(
+        name=_kind,
+        shape_rule=_global_shape_rule(_layer),
+        reference=_global_reference(_reduce),
+        kernel=_kind,
+        traits=frozenset({REDUCTION}),
+        natural_input_rank=4,
+        doc=f"{_what} over H and W (NHWC); keepdims keeps them as size 1.",
+    ))
 
 
 # -- zero padding --------------------------------------------------------------------------------
