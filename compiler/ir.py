@@ -129,29 +129,54 @@ def dump(g: nx.DiGraph) -> str:
 
 
 def verify(g: nx.DiGraph) -> None:
-    """Structural invariants every pass must keep; raises ``AssertionError`` naming the node."""
-    from .ops.registry import registered_ops
+    """Invariants every pass must keep; raises ``AssertionError`` naming the node.
+
+    Structure (operands created before their readers, operand slots, arity per ``OpDef.arity``),
+    types (every value has a dtype; ops that run an epilogue or are one read and write one
+    dtype), parameters (an op with a ``param_spec`` reads exactly the params it declares for its
+    attrs, e.g. no ``bias`` when ``use_bias=False``), and no dangling nodes: every op and param is
+    read by an op or returned. Only graph inputs may go unread (a model may ignore an input that
+    is part of its signature).
+    """
+    from .ops.registry import AS_ACTIVATION, OUTPUT_FUSABLE, registered_ops
 
     ops = registered_ops()
+    outputs = set(g.graph["outputs"])
     for src, dst in g.edges:  # with sources having no operands, this proves the graph acyclic
         assert src < dst or g.nodes[src]["op"] in SOURCE_OPS, \
             f"{format_node(g, dst)}: reads %{src}, created after it"
     for node, data in g.nodes(data=True):
         op = data.get("op")
+        t = data.get("type")
+        assert t is not None and t.dtype is not None, f"{format_node(g, node)}: no dtype"
+        if op != "input":
+            assert g.out_degree(node) > 0 or node in outputs, \
+                f"{format_node(g, node)}: dangling (read by no op and not returned)"
         if op in SOURCE_OPS:
             assert g.in_degree(node) == 0, f"{format_node(g, node)}: a source node has operands"
             continue
         assert op in ops, f"{format_node(g, node)}: unknown op {op!r}"
+        opdef = ops[op]
         slots = sorted(p for _, _, d in g.in_edges(node, data=True) for p in d["positions"])
         assert slots == list(range(len(slots))), f"{format_node(g, node)}: operand slots {slots}"
-        fewest, most = ops[op].arity(data["attrs"])
-        n_data = sum(len(d["positions"]) for src, _, d in g.in_edges(node, data=True)
-                     if g.nodes[src]["op"] != "param")
-        assert fewest <= n_data and (most is None or n_data <= most), \
-            f"{format_node(g, node)}: {n_data} data operands, op {op} takes {fewest}..{most}"
+        fewest, most = opdef.arity(data["attrs"])
+        data_in = data_operands(g, node)
+        assert fewest <= len(data_in) and (most is None or len(data_in) <= most), \
+            f"{format_node(g, node)}: {len(data_in)} data operands, op {op} takes {fewest}..{most}"
+        params = param_operands(g, node)
+        if opdef.param_spec is not None:
+            declared = opdef.param_shapes([g.nodes[n]["type"] for n in data_in], data["attrs"])
+            assert set(params) == set(declared), \
+                (f"{format_node(g, node)}: reads params {sorted(params)}, op {op} declares "
+                 f"{sorted(declared)} for attrs {data['attrs']}")
+        if opdef.traits & {OUTPUT_FUSABLE, AS_ACTIVATION}:
+            for n in (*data_in, *params.values()):
+                assert g.nodes[n]["type"].dtype == t.dtype, \
+                    (f"{format_node(g, node)}: operand %{n} is {g.nodes[n]['type'].dtype}, "
+                     f"op {op} computes in {t.dtype}")
     for n in g.graph["inputs"]:
         assert g.nodes[n]["op"] == "input", f"graph input %{n} is not an input node"
-    for n in g.graph["outputs"]:
+    for n in outputs:
         assert n in g, f"graph output %{n} is not in the graph"
 
 

@@ -1,4 +1,9 @@
-"""Whole-plan code generation: the schedule becomes one numba function, one jitted call per run.
+"""Code generation: a schedule (or a run of its steps) becomes one numba function.
+
+A plan whose kernels are all numba functions compiles to one ``forward``: one jitted call per run.
+A plan with Python-level steps (launchers that choose an algorithm per call, e.g. convolutions)
+compiles each maximal run of jitted steps into its own function, a *segment*, which writes into
+the arena the plan allocates and hands back the values later steps read (see ``segments``).
 
 The generated module is written to the cache directory (``runtime.cache``) under a name derived
 from a hash of its source (which encodes the plan's structure: kernels, scalar arguments, ranks;
@@ -64,10 +69,64 @@ def _aligned(n: int) -> int:
     return -(-n // ALIGN_ELEMENTS) * ALIGN_ELEMENTS
 
 
+def is_jitted_step(step: Any) -> bool:
+    """Can generated code call this step (a reshape view, or a numba kernel in both variants)?"""
+    if step.alias:
+        return True
+    kernel = get_kernel(step.kernel)
+    return _is_jitted(kernel.fn) and _is_jitted(kernel.parallel_fn or kernel.fn)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A maximal run of jitted steps ``[start, stop)``: the values it reads from earlier steps
+    (or the plan's inputs) and the values it hands back (read later, or returned)."""
+
+    start: int
+    stop: int
+    reads: tuple
+    writes: tuple
+
+
+def segments(steps: Sequence, input_nodes: Sequence[int], outputs: Sequence[int]) -> list:
+    """The schedule as a program: ``Segment``s for runs of jitted steps that call at least one
+    kernel, step indices (ints) for the Python-level steps in between."""
+    program: list = []
+    run: list = []
+
+    def close() -> None:
+        if any(not steps[i].alias for i in run):
+            program.append(_segment(steps, run[0], run[-1] + 1, outputs))
+        else:
+            program.extend(run)
+        run.clear()
+
+    for index, step in enumerate(steps):
+        if is_jitted_step(step):
+            run.append(index)
+        else:
+            close()
+            program.append(index)
+    close()
+    return program
+
+
+def _segment(steps: Sequence, start: int, stop: int, outputs: Sequence[int]) -> Segment:
+    inside = {s.node for s in steps[start:stop]}
+    reads = dict.fromkeys(n for s in steps[start:stop] for n in s.inputs if n not in inside)
+    later = {n for s in steps[stop:] for n in s.inputs} | set(outputs)
+    writes = tuple(s.node for s in steps[start:stop] if s.node in later)
+    return Segment(start, stop, tuple(reads), writes)
+
+
 def generate(steps: Sequence, input_nodes: Sequence[int], outputs: Sequence[int],
-             fresh: Collection[int], param_shapes, parallel: bool = False
-             ) -> GeneratedPlan | None:
+             fresh: Collection[int], param_shapes, parallel: bool = False,
+             segment: Segment | None = None, weight_base: int = 0) -> GeneratedPlan | None:
     """Source of ``forward(inputs..., wbuf, layout) -> output(s)``.
+
+    With ``segment``: ``forward(arena, wbuf, layout, reads...) -> (writes...,)`` for the steps
+    ``segment.start:segment.stop`` only (indices into the layout stay those of the whole plan),
+    its weights packed from ``weight_base`` on, so every segment slices one shared buffer.
 
     ``wbuf`` holds every weight, packed at offsets fixed here; ``layout`` (int64) holds the
     arena size, then each step's arena offset, then every step's shape, flattened (see
@@ -80,12 +139,20 @@ def generate(steps: Sequence, input_nodes: Sequence[int], outputs: Sequence[int]
         return None
     imports: dict = {}
     slots: list = []
-    packed = 0
-    names = {n: f"i{k}" for k, n in enumerate(input_nodes)}
-    body = ["    arena = np.empty(layout[0], wbuf.dtype)"]
+    packed = weight_base
     dim_base = 1 + len(steps)
     scalar_base = dim_base + sum(len(step.shape) for step in steps)
-    for index, step in enumerate(steps):
+    if segment is None:
+        start, stop = 0, len(steps)
+        body = ["    arena = np.empty(layout[0], wbuf.dtype)"]
+    else:
+        start, stop = segment.start, segment.stop
+        input_nodes, outputs = segment.reads, segment.writes
+        dim_base += sum(len(step.shape) for step in steps[:start])
+        body = []
+    names = {n: f"i{k}" for k, n in enumerate(input_nodes)}
+    for index in range(start, stop):
+        step = steps[index]
         rank = len(step.shape)
         dims = [f"layout[{dim_base + a}]" for a in range(rank)]
         dim_base += rank
@@ -124,9 +191,14 @@ def generate(steps: Sequence, input_nodes: Sequence[int], outputs: Sequence[int]
                      else _literal(slot[1]) for slot in step.dynamic]
         body.append(f"    {alias}({', '.join(args)})")
     results = [names[n] for n in outputs]
-    body.append("    return " + (results[0] if len(results) == 1 else
-                                 "(" + "".join(r + ", " for r in results) + ")"))
-    params = [f"i{k}" for k in range(len(input_nodes))] + ["wbuf", "layout"]
+    if segment is None:
+        body.append("    return " + (results[0] if len(results) == 1 else
+                                     "(" + "".join(r + ", " for r in results) + ")"))
+        params = [f"i{k}" for k in range(len(input_nodes))] + ["wbuf", "layout"]
+    else:
+        body.append("    return (" + "".join(r + ", " for r in results) + ")" if results
+                    else "    return 0")
+        params = ["arena", "wbuf", "layout"] + [f"i{k}" for k in range(len(input_nodes))]
     header = [f"# generated by deferc codegen v{_CODEGEN_VERSION}; do not edit",
               "import numpy as np", "from numba import njit"]
     header += [f"from {mod} import {name} as {alias}" for (mod, name), alias in imports.items()]
@@ -134,6 +206,14 @@ def generate(steps: Sequence, input_nodes: Sequence[int], outputs: Sequence[int]
                                  f"def forward({', '.join(params)}):"] + body + [""])
     key = hashlib.sha256((source + sys.version).encode()).hexdigest()[:20]
     return GeneratedPlan(source, key, tuple(slots), packed)
+
+
+def combine(parts: Sequence[GeneratedPlan]) -> GeneratedPlan:
+    """The segments of one plan as one record: their sources, and every weight slot of the one
+    buffer they share (each segment packed its weights after the previous one's)."""
+    return GeneratedPlan("\n".join(p.source for p in parts), "+".join(p.key for p in parts),
+                         tuple(slot for p in parts for slot in p.weight_slots),
+                         max((p.weight_elements for p in parts), default=0))
 
 
 def pack_weights(gen: GeneratedPlan, value_of, dtype) -> np.ndarray:

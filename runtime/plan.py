@@ -1,9 +1,11 @@
 """The executable plan: binds dims from the actual inputs, validates, runs the kernels.
 
-Two executors share one memory layout: generated code (the whole forward pass as one jitted
-call, see ``codegen``) and a kernel-by-kernel loop (for debugging, for plans codegen declines,
-and selectable with ``executor="steps"``). Intermediate values live in one arena allocated per
-call (offsets from ``plan_memory``), so concurrent calls never share buffers.
+Two executors share one memory layout: generated code (see ``codegen``: the whole forward pass
+as one jitted call, or, when some steps are Python-level launchers, one generated function per
+run of jitted steps with those steps called in between) and a kernel-by-kernel loop (for
+debugging, for plans codegen declines, and selectable with ``executor="steps"``). Intermediate
+values live in one arena allocated per call (offsets from ``plan_memory``), so concurrent calls
+never share buffers.
 
 A plan's state is plain data (steps with kernel names, the memory layout, weight keys and arrays,
 the input signature), so it pickles: jitted functions are resolved again by kernel name, and
@@ -24,7 +26,7 @@ import numpy as np
 
 from compiler.errors import CompilerError
 from compiler.inputs import as_input_array
-from compiler.ir import dump, layer_name
+from compiler.ir import dump, format_node, layer_name
 from compiler.passes.pipeline import PassRecord
 from compiler.passes.plan_memory import assign_offsets
 from compiler.symbolic import Dim
@@ -102,6 +104,7 @@ class Plan:
         self._output_roots = [n for n in dict.fromkeys(self.memory.root[o] for o in
                                                        self._output_nodes)
                               if n not in self._input_nodes]
+        self._fresh = frozenset(self._output_roots)
         self._single_io = len(self._input_nodes) == 1 and len(self._output_nodes) == 1
         self._copy_outputs = [self.memory.root[o] in self._input_nodes
                               for o in self._output_nodes]
@@ -109,24 +112,42 @@ class Plan:
         self._lock = threading.Lock()
         self._generated = None
         self._init_weights(store)
-        self.executor = "steps"
-        self._forward = None
-        self._generated = None
-        self._wbuf = None
-        self._forward_parallel = None
-        self._steps_warm: set = set()  # kernel variants (serial/parallel) already compiled
+        self._reset_executors()
         wanted = executor or os.environ.get("DEFERC_EXECUTOR", "codegen")
         if wanted not in ("codegen", "steps"):
             raise CompilerError(f"executor must be 'codegen' or 'steps', received {wanted!r}")
+        self.executor = "steps"
         if wanted == "codegen":
-            self._forward = self._compile_forward()
-            self.executor = "codegen" if self._forward is not None else "steps"
+            self._build_codegen()
+
+    def _reset_executors(self) -> None:
+        self._forward = self._forward_parallel = None  # the whole plan as one function
+        self._program = None       # else: Segments and Python-level step indices, in order
+        self._segment_fns: dict = {}  # parallel? -> one compiled function per Segment
+        self._generated = self._wbuf = None
+        self._steps_warm: set = set()  # kernel variants (serial/parallel) already compiled
+
+    def _build_codegen(self) -> None:
+        """One generated function for the whole plan; else one per run of jitted steps (when
+        any run calls a kernel); else the step executor."""
+        self._forward = self._compile_forward()
+        if self._forward is not None:
+            self.executor = "codegen"
+            return
+        if len(self._steps) > codegen.MAX_CODEGEN_STEPS:
+            return
+        program = codegen.segments(self._steps, self._input_nodes, self._output_nodes)
+        if any(isinstance(item, codegen.Segment) for item in program):
+            self._program = program
+            self._segment_fns[False] = self._compile_segments(False)
+            self.executor = "codegen"
 
     # -- construction -----------------------------------------------------------------------
     def _prepare_step(self, step) -> PlanStep:
         g = self.graph
         kernel = get_kernel(step.kernel)
         params = dict(step.params)
+        _check_params(g, step, kernel, params)
         out_type = g.nodes[step.node]["type"]
         in_shapes = [g.nodes[n]["type"].shape for n in step.inputs]
         scalars, dynamic = self._static_scalars(kernel, step, in_shapes, out_type.shape)
@@ -248,6 +269,42 @@ class Plan:
                 self._forward_parallel = self._compile_forward(parallel=True)
         return self._forward_parallel
 
+    def _compile_segments(self, parallel: bool) -> list:
+        """Generate, load and compile one function per ``Segment`` (serial or threaded kernels);
+        their weights share one buffer, each segment's after the previous one's."""
+        parts, base = [], 0
+        fresh = set(self._output_roots)
+        for seg in self._program:
+            if isinstance(seg, codegen.Segment):
+                gen = codegen.generate(self._steps, self._input_nodes, self._output_nodes, fresh,
+                                       self._param_shapes, parallel, seg, base)
+                parts.append((seg, gen))
+                base = gen.weight_elements
+        if self._generated is None:
+            self._generated = codegen.combine([gen for _, gen in parts])
+            self._wbuf = self._pack()
+        array = numba.typeof(np.empty(0, self.dtype))
+        ranks = {n: len(t.shape) for n, t in zip(self._input_nodes, self.signature.types)}
+        ranks.update((s.node, len(s.shape)) for s in self._steps)
+        fns = []
+        with compile_lock():
+            for seg, gen in parts:
+                fn = codegen.load(gen)
+                fn.compile((array, numba.typeof(self._wbuf), numba.typeof(np.empty(1, np.int64)))
+                           + tuple(numba.typeof(np.empty((0,) * ranks[n], self.dtype))
+                                   for n in seg.reads))
+                fns.append(fn)
+        return fns
+
+    def _segments_for(self, parallel: bool) -> list:
+        fns = self._segment_fns.get(parallel)
+        if fns is None:
+            with self._lock:
+                fns = self._segment_fns.get(parallel)
+                if fns is None:
+                    fns = self._segment_fns[parallel] = self._compile_segments(parallel)
+        return fns
+
     def _pack(self) -> np.ndarray:
         return codegen.pack_weights(self._generated, self._values.__getitem__, self.dtype)
 
@@ -326,12 +383,16 @@ class Plan:
             forward = self._parallel_forward() if layout.parallel else self._forward
             result = forward(*arrays, self._wbuf, layout.array)
             outs = [result] if len(self._output_nodes) == 1 else list(result)
-        elif layout.parallel in self._steps_warm:
-            outs = self._run_steps(arrays, layout)
         else:
-            with compile_lock():  # the first run compiles (or loads) the kernels
-                outs = self._run_steps(arrays, layout)
-            self._steps_warm.add(layout.parallel)
+            run = self._run_steps if self._program is None else self._run_segments
+            if layout.parallel in self._steps_warm:
+                outs = run(arrays, layout)
+            else:
+                if self._program is not None:
+                    self._segments_for(layout.parallel)  # compiled outside the kernels' lock
+                with compile_lock():  # the first run compiles (or loads) the kernels
+                    outs = run(arrays, layout)
+                self._steps_warm.add(layout.parallel)
         for i, copy in enumerate(self._copy_outputs):
             if copy:  # the output is (a view of) an input: never hand the caller's array back
                 outs[i] = outs[i].copy()
@@ -340,22 +401,39 @@ class Plan:
     def _run_steps(self, arrays: Sequence[np.ndarray], layout: Layout) -> list:
         """The kernel-by-kernel executor (same kernels, same layout, a Python loop)."""
         values: dict[int, np.ndarray] = dict(zip(self._input_nodes, arrays))
-        fresh = set(self._output_roots)
         arena = np.empty(max(layout.arena_elements, 1), self.dtype)
-        for step, shape, offset, scalars in zip(self._steps, layout.step_shapes, layout.offsets,
-                                                layout.scalars):
-            if step.alias:
-                values[step.node] = values[step.inputs[0]].reshape(shape)
-                continue
-            if step.node in fresh:
-                out = np.empty(shape, self.dtype)
-            else:
-                size = int(np.prod(shape, dtype=np.int64))
-                out = arena[offset:offset + size].reshape(shape)
-            fn = step.parallel_fn if layout.parallel else step.fn
-            fn(*[values[i] for i in step.inputs], *self._weights(step), out, *scalars)
-            values[step.node] = out
+        for index in range(len(self._steps)):
+            self._run_step(index, values, arena, layout)
         return [values[n] for n in self._output_nodes]
+
+    def _run_segments(self, arrays: Sequence[np.ndarray], layout: Layout) -> list:
+        """Generated segments and the Python-level steps between them, over one arena."""
+        values: dict[int, np.ndarray] = dict(zip(self._input_nodes, arrays))
+        arena = np.empty(max(layout.arena_elements, 1), self.dtype)
+        fns = iter(self._segments_for(layout.parallel))
+        for item in self._program:
+            if type(item) is int:
+                self._run_step(item, values, arena, layout)
+                continue
+            result = next(fns)(arena, self._wbuf, layout.array, *[values[n] for n in item.reads])
+            if item.writes:
+                values.update(zip(item.writes, result))
+        return [values[n] for n in self._output_nodes]
+
+    def _run_step(self, index: int, values: dict, arena: np.ndarray, layout: Layout) -> None:
+        step, shape = self._steps[index], layout.step_shapes[index]
+        if step.alias:
+            values[step.node] = values[step.inputs[0]].reshape(shape)
+            return
+        if step.node in self._fresh:
+            out = np.empty(shape, self.dtype)
+        else:
+            offset = layout.offsets[index]
+            size = int(np.prod(shape, dtype=np.int64))
+            out = arena[offset:offset + size].reshape(shape)
+        fn = step.parallel_fn if layout.parallel else step.fn
+        fn(*[values[i] for i in step.inputs], *self._weights(step), out, *layout.scalars[index])
+        values[step.node] = out
 
     # -- pickling ---------------------------------------------------------------------------
     def __getstate__(self) -> dict:
@@ -363,7 +441,7 @@ class Plan:
         state = dict(self.__dict__)
         for name in ("_forward", "_forward_parallel", "_generated", "_wbuf", "_lock",
                      "_weights_lock", "_store", "_layouts", "_steps_warm", "_stale",
-                     "_versions", "_watched"):
+                     "_versions", "_watched", "_program", "_segment_fns"):
             state.pop(name, None)
         state["_steps"] = [replace(s, fn=None, parallel_fn=None) for s in self._steps]
         graph = self.graph.copy()
@@ -384,12 +462,11 @@ class Plan:
         self._lock = threading.Lock()
         self._weights_lock = threading.Lock()
         self._store, self._stale, self._versions, self._watched = None, False, {}, []
-        self._layouts, self._steps_warm = {}, set()
-        self._forward = self._forward_parallel = self._generated = self._wbuf = None
+        self._layouts = {}
+        self._reset_executors()
         if self.executor == "codegen":
-            self._forward = self._compile_forward()
-            if self._forward is None:
-                self.executor = "steps"
+            self.executor = "steps"
+            self._build_codegen()
 
     # -- introspection ----------------------------------------------------------------------
     @property
@@ -401,9 +478,23 @@ class Plan:
         """The generated Python/numba source, when the codegen executor is in use."""
         return self._generated.source if self._generated is not None else None
 
+    @property
+    def segments(self) -> tuple[int, int]:
+        """``(generated functions, Python-level steps)`` per call: ``(1, 0)`` for a plan that
+        compiled whole, ``(0, steps)`` on the step executor."""
+        if self._forward is not None:
+            return 1, 0
+        if self._program is None:
+            return 0, sum(not s.alias for s in self._steps)
+        segs = sum(isinstance(item, codegen.Segment) for item in self._program)
+        return segs, sum(type(i) is int and not self._steps[i].alias for i in self._program)
+
     def describe(self) -> str:
         """The passes that ran, with timings, then the final IR."""
-        lines = [f"plan for model '{self.model_name}' (executor: {self.executor})", "passes:"]
+        segs, steps = self.segments
+        lines = [f"plan for model '{self.model_name}' (executor: {self.executor}; "
+                 f"{segs} generated function(s), {steps} Python-level kernel call(s))",
+                 "passes:"]
         lines += [f"  {r}" for r in self.report]
         lines += ["IR:", *("  " + line for line in self.ir.splitlines())]
         return "\n".join(lines)
@@ -418,6 +509,20 @@ class Plan:
         from compiler.ir import to_dot
 
         return to_dot(self.graph, path=path)
+
+
+def _check_params(g: nx.DiGraph, step, kernel, params: dict) -> None:
+    """Every param the node reads is one the kernel takes, and every one it needs is there: a
+    misspelled name would otherwise reach the kernel as an empty array."""
+    unknown = sorted(set(params) - set(kernel.param_names))
+    missing = [p for p in kernel.param_names if p not in params and p not in kernel.optional_params]
+    if unknown or missing:
+        optional = sorted(kernel.optional_params)
+        raise CompilerError(
+            f"layer '{layer_name(g, step.node)}': kernel '{kernel.name}' takes params "
+            f"{list(kernel.param_names)} (optional: {optional}), the node reads "
+            f"{sorted(params)}" + (f"; unknown: {unknown}" if unknown else "")
+            + (f"; missing: {missing}" if missing else "") + f"\n  at {format_node(g, step.node)}")
 
 
 def _free_symbols(shapes) -> set:

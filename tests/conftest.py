@@ -1,4 +1,4 @@
-"""Shared test configuration: hypothesis profiles.
+"""Shared test configuration: hypothesis profiles, a fresh cache, verify after every pass.
 
 ``ci`` (the default) keeps property tests quick; ``long`` searches much harder. Pick one with
 ``pytest --hypothesis-profile=long`` or the ``HYPOTHESIS_PROFILE`` environment variable.
@@ -10,6 +10,8 @@ import tempfile
 # A fresh compiled-code cache per test session: results never depend on what an earlier run (or
 # another checkout) left in ~/.cache/deferc. Set before compiler/runtime are imported.
 os.environ.setdefault("DEFERC_CACHE_DIR", tempfile.mkdtemp(prefix="deferc-test-cache-"))
+# Every pipeline run in the tests checks the IR (``compiler.ir.verify``) after each pass.
+os.environ.setdefault("DEFERC_VERIFY_EACH", "1")
 
 from hypothesis import HealthCheck, settings
 

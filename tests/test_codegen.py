@@ -83,3 +83,50 @@ def test_second_process_reuses_the_disk_cache(tmp_path):
     second_hits, second_misses = map(int, runs[1].stdout.split())
     assert first_misses == 1 and second_hits == 1 and second_misses == 0
     assert list(tmp_path.rglob("plan_*.py"))
+
+
+def small_cnn():
+    return Sequential([Input((None, None, 3)), layers.Conv2D(4, 3, activation="relu"),
+                       layers.MaxPooling2D(), layers.ZeroPadding2D(1),
+                       layers.Conv2D(6, 3, padding="same"), layers.AveragePooling2D(),
+                       layers.GlobalAveragePooling2D(), layers.Dense(5, activation="tanh"),
+                       layers.Dense(3)])
+
+
+@pytest.mark.parametrize("batch", [0, 1, 2, 128])  # 128: big enough for the threaded variants
+def test_cnn_plan_compiles_runs_of_jitted_steps_into_segments(batch):
+    net = small_cnn()
+    plan = compile(net)
+    steps = compile(net, executor="steps")
+    # conv launchers stay Python-level; the pools, the padding and the dense head are generated
+    assert plan.executor == "codegen" and plan.segments == (2, 2)
+    assert steps.segments == (0, 8)
+    assert plan.source.count("def forward(arena, wbuf, layout, ") == 2
+    assert "0 generated function(s), 8 Python-level" in steps.describe()
+    assert "2 generated function(s), 2 Python-level" in plan.describe()
+    x = np.random.default_rng(batch).normal(size=(batch, 20, 18, 3)).astype(np.float32)
+    a, b = plan(x), steps(x)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(a, run_reference(plan.graph, x), rtol=1e-4, atol=1e-5)
+    assert plan.layout(x).parallel == (batch == 128)
+
+
+def test_segments_hand_values_to_later_steps_and_outputs():
+    x = Input((None, None, 2))
+    p = layers.MaxPooling2D()(x)                 # generated, read by a conv and returned
+    c = layers.Conv2D(3, 1)(p)                   # Python-level
+    g = layers.GlobalMaxPooling2D()(c)           # generated again, reads the conv
+    model = Model(x, [p, layers.Dense(2)(g), layers.Flatten()(c)])
+    plan = compile(model)
+    assert plan.segments == (2, 1)
+    xs = np.random.default_rng(1).normal(size=(2, 6, 8, 2)).astype(np.float32)
+    for o, s, r in zip(plan(xs), compile(model, executor="steps")(xs),
+                       run_reference(plan.graph, xs)):
+        np.testing.assert_array_equal(o, s)
+        np.testing.assert_allclose(o, r, rtol=1e-5, atol=1e-6)
+
+
+def test_whole_plan_stays_one_function():
+    plan = compile(MODELS["seed"](), TensorSpec((None, 20)))
+    assert plan.segments == (1, 0) and plan.source.count("def forward(") == 1
+    assert plan._program is None and "def forward(i0, wbuf, layout)" in plan.source

@@ -68,7 +68,7 @@ def test_pickled_plan_runs_bit_identically_in_a_fresh_process(tmp_path, make, sh
                                                    vars(plan).values()}}
         y = plan(np.load({str(tmp_path / 'x.npy')!r}))
         np.save({str(tmp_path / 'y.npy')!r}, y)
-        print(plan.executor)
+        print(plan.executor, *plan.segments)
         print(plan.describe().splitlines()[0])
     """)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -76,7 +76,8 @@ def test_pickled_plan_runs_bit_identically_in_a_fresh_process(tmp_path, make, sh
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     executor, header = done.stdout.splitlines()[:2]
-    assert executor == plan.executor and net.name in header
+    assert executor == " ".join(map(str, [plan.executor, *plan.segments])) and net.name in header
+    assert plan.executor == "codegen" and plan.segments[0] >= 1  # the CNN too: its pools and head
     got = np.load(tmp_path / "y.npy")
     assert got.dtype == expected.dtype and got.shape == expected.shape
     assert got.tobytes() == expected.tobytes()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import CompilerError
+from ..ops.normalization import DEFAULT_EPSILON
 from . import initializers
 from .layers import Layer, _flag
 
@@ -27,7 +28,7 @@ class BatchNormalization(Layer):
 
     op = "batch_norm"
 
-    def __init__(self, axis: int = -1, momentum: float = 0.99, epsilon: float = 1e-3,
+    def __init__(self, axis: int = -1, momentum: float = 0.99, epsilon: float = DEFAULT_EPSILON,
                  center: bool = True, scale: bool = True, beta_initializer: Any = "zeros",
                  gamma_initializer: Any = "ones", moving_mean_initializer: Any = "zeros",
                  moving_variance_initializer: Any = "ones", **kwargs: Any):
@@ -61,7 +62,7 @@ class LayerNormalization(Layer):
 
     op = "layer_norm"
 
-    def __init__(self, axis: int = -1, epsilon: float = 1e-3, center: bool = True,
+    def __init__(self, axis: int = -1, epsilon: float = DEFAULT_EPSILON, center: bool = True,
                  scale: bool = True, beta_initializer: Any = "zeros",
                  gamma_initializer: Any = "ones", **kwargs: Any):
         super().__init__(**kwargs)

@@ -11,19 +11,12 @@ from typing import Any
 
 from ..errors import CompilerError
 from ..ops.activations import canonical_activation
+from ..ops.conv import pair as _pair
+from ..ops.pooling import pool_geometry, zero_padding_amounts
 from . import initializers
 from .layers import Layer, _flag, _positive_int
 
 _PADDINGS = ("valid", "same")
-
-
-def _pair(value: Any, what: str, layer: str) -> tuple[int, int]:
-    """Keras accepts ``3`` or ``(3, 3)``; both entries must be positive ints."""
-    items = (value, value) if not isinstance(value, (tuple, list)) else tuple(value)
-    if len(items) != 2:
-        raise CompilerError(f"{layer}: {what} must be an int or a pair of ints, received "
-                            f"{value!r}")
-    return tuple(_positive_int(v, what, layer) for v in items)  # type: ignore[return-value]
 
 
 def _padding(value: Any, layer: str) -> str:
@@ -123,8 +116,8 @@ class _Pooling2D(Layer):
                  **kwargs: Any):
         super().__init__(**kwargs)
         kind = type(self).__name__
-        self.pool_size = _pair(pool_size, "pool_size", kind)
-        self.strides = self.pool_size if strides is None else _pair(strides, "strides", kind)
+        geo = pool_geometry({"pool_size": pool_size, "strides": strides}, kind)
+        self.pool_size, self.strides = geo["pool_size"], geo["strides"]
         self.padding = _padding(padding, kind)
 
     def op_attrs(self) -> dict:
@@ -170,29 +163,10 @@ class ZeroPadding2D(Layer):
 
     def __init__(self, padding: Any = (1, 1), **kwargs: Any):
         super().__init__(**kwargs)
-        self.padding = _padding_pairs(padding)
+        self.padding = zero_padding_amounts({"padding": padding})
 
     def op_attrs(self) -> dict:
         return {"padding": self.padding}
 
     def get_config(self) -> dict:
         return {**super().get_config(), "padding": [list(p) for p in self.padding]}
-
-
-def _padding_pairs(value: Any) -> tuple:
-    def amount(v: Any) -> int:
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise CompilerError(f"ZeroPadding2D: padding amounts must be non-negative ints, "
-                                f"received {value!r}")
-        return v
-
-    if isinstance(value, int):
-        p = amount(value)
-        return ((p, p), (p, p))
-    items = tuple(value) if isinstance(value, (tuple, list)) else ()
-    if len(items) == 2 and all(isinstance(v, int) for v in items):
-        return tuple((amount(v), amount(v)) for v in items)
-    if len(items) == 2 and all(isinstance(v, (tuple, list)) and len(v) == 2 for v in items):
-        return tuple((amount(a), amount(b)) for a, b in items)
-    raise CompilerError(f"ZeroPadding2D: padding must be an int, (ph, pw) or ((top, bottom), "
-                        f"(left, right)), received {value!r}")

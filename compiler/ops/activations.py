@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import CompilerError
 from ..types import TensorType
-from .registry import OpDef, register
+from .registry import AS_ACTIVATION, ELEMENTWISE, INJECTIVE, OpDef, register
 
 LEAKY_RELU_DEFAULT_SLOPE = 0.2  # Keras 3 / tf.nn.leaky_relu default
 
@@ -78,6 +78,7 @@ register(OpDef(
     reference=_activation_reference,
     kernel="activation",
     elementwise=True,
+    traits=frozenset({AS_ACTIVATION}),
     doc="An elementwise activation (softmax: over the last axis).",
 ))
 
@@ -91,6 +92,7 @@ register(OpDef(
     shape_rule=_same_type,
     reference=_identity_reference,
     kernel="identity",
+    traits=frozenset({ELEMENTWISE, INJECTIVE}),
     doc="Passes its input through (Dropout at inference).",
 ))
 
@@ -108,5 +110,6 @@ register(OpDef(
     reference=_chain_reference,
     kernel="activation_chain",
     elementwise=True,
+    traits=frozenset({AS_ACTIVATION}),
     doc="Several elementwise activations applied in one pass (made by the fuse pass).",
 ))

@@ -16,20 +16,31 @@ from ..errors import ShapeError
 from ..symbolic import DimLike, add, ceildiv, floordiv, is_concrete, mul
 from ..types import TensorType
 from .activations import LEAKY_RELU_DEFAULT_SLOPE, apply_activation
-from .registry import OpDef, register, require_rank
+from .registry import (
+    FUSES_ACTIVATION,
+    FUSES_RESIDUAL,
+    OUTPUT_FUSABLE,
+    OpDef,
+    register,
+    require_rank,
+)
 
 SPATIAL_AXES = ((1, "height"), (2, "width"))
 
 
 def pair(value, what: str, layer: str) -> tuple[int, int]:
-    """Normalise an int or a 2-sequence of positive ints (Keras accepts both)."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
-        value = (value, value)
-    if (not isinstance(value, (tuple, list)) or len(value) != 2
-            or not all(isinstance(v, (int, np.integer)) and v > 0 for v in value)):
-        raise ShapeError(f"{layer}: {what} must be a positive int or a pair of them, "
-                         f"received {value!r}")
-    return int(value[0]), int(value[1])
+    """Keras accepts ``3`` or ``(3, 3)``; both entries must be positive ints.
+
+    The one int-or-pair parser: layers validate their arguments with it, shape rules, NumPy
+    references and the runtime's scalar derivations normalise attrs with it.
+    """
+    items = (value, value) if not isinstance(value, (tuple, list)) else tuple(value)
+    if len(items) != 2:
+        raise ShapeError(f"{layer}: {what} must be an int or a pair of ints, received {value!r}")
+    for v in items:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v <= 0:
+            raise ShapeError(f"{layer}: {what} must be a positive int, received {v!r}")
+    return int(items[0]), int(items[1])
 
 
 def window_output_size(size: DimLike | None, k: int, stride: int, dilation: int, padding: str,
@@ -194,7 +205,7 @@ register(OpDef(
     kernel="conv2d",
     num_inputs=1,  # 2 once ``fuse`` folds a residual add in (attr residual=True): see arity()
     natural_input_rank=4,
-    extras={"fuses_activation": True, "fuses_residual": True},
+    traits=frozenset({OUTPUT_FUSABLE, FUSES_ACTIVATION, FUSES_RESIDUAL}),
     doc="2-D convolution (NHWC) with fused bias, optional residual add and activation.",
 ))
 
@@ -249,6 +260,6 @@ register(OpDef(
     reference=depthwise_reference,
     kernel="depthwise_conv2d",
     natural_input_rank=4,
-    extras={"fuses_activation": True},
+    traits=frozenset({OUTPUT_FUSABLE, FUSES_ACTIVATION}),
     doc="Depthwise 2-D convolution (NHWC); output channel c*depth_multiplier + m.",
 ))

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..symbolic import format_shape
 from .activations import LEAKY_RELU_DEFAULT_SLOPE, apply_activation
-from .registry import OpDef, register, require_rank
+from .registry import FUSES_ACTIVATION, OUTPUT_FUSABLE, OpDef, register, require_rank
 
 
 def dense_param_spec(inputs, attrs) -> dict:
@@ -46,6 +46,6 @@ register(OpDef(
     reference=dense_reference,
     kernel="dense",
     natural_input_rank=2,
-    extras={"fuses_activation": True},
+    traits=frozenset({OUTPUT_FUSABLE, FUSES_ACTIVATION}),
     doc="Fully connected layer with fused bias and activation.",
 ))

@@ -18,7 +18,7 @@ from ..errors import ShapeError
 from ..symbolic import add as add_dims
 from ..symbolic import format_shape
 from ..types import TensorType
-from .registry import OpDef, register
+from .registry import AS_RESIDUAL, INJECTIVE, OpDef, register
 
 #: op -> (Keras layer, NumPy binary function folded over the inputs, fixed arity or None)
 ELEMENTWISE_MERGES = {
@@ -76,6 +76,7 @@ for _name, (_layer, _op, _arity) in ELEMENTWISE_MERGES.items():
         num_inputs=_arity,
         elementwise=True,
         broadcast=True,
+        traits=frozenset({AS_RESIDUAL}) if _name == "add" else frozenset(),
         doc=f"Element-wise {_name} of {'two' if _arity else 'any number of'} inputs, "
             f"broadcast NumPy-style.",
     ))
@@ -120,6 +121,7 @@ def concatenate_reference(inputs, params, attrs) -> np.ndarray:
 
 register(OpDef(
     name="concatenate",
+    traits=frozenset({INJECTIVE}),
     shape_rule=concatenate_shape_rule,
     reference=concatenate_reference,
     kernel="concatenate",

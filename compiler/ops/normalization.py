@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..types import TensorType
-from .registry import OpDef, register, require_rank
+from .registry import REDUCTION, OpDef, register, require_rank
 
 DEFAULT_EPSILON = 1e-3  # Keras BatchNormalization and LayerNormalization
 
@@ -97,6 +97,7 @@ register(OpDef(
     param_spec=layer_norm_param_spec,
     reference=layer_norm_reference,
     kernel="layer_norm",
+    traits=frozenset({REDUCTION}),
     natural_input_rank=2,
     doc="Layer norm over the last axis (biased variance, Keras epsilon 1e-3).",
 ))

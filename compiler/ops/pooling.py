@@ -12,7 +12,7 @@ from ..errors import ShapeError
 from ..symbolic import add
 from ..types import TensorType
 from .conv import pad_nhwc, pair, spatial_output, window_pads, window_taps
-from .registry import OpDef, register, require_rank
+from .registry import INJECTIVE, REDUCTION, OpDef, register, require_rank
 
 _LAYERS = {"max_pool2d": "MaxPooling2D", "avg_pool2d": "AveragePooling2D"}
 
@@ -66,6 +66,7 @@ for _kind, _layer in _LAYERS.items():
         shape_rule=_pool_shape_rule(_layer),
         reference=_pool_reference(_kind),
         kernel=_kind,
+        traits=frozenset({REDUCTION}),
         natural_input_rank=4,
         doc=f"{_layer}: sliding-window {'max' if _kind == 'max_pool2d' else 'mean'} (NHWC).",
     ))
@@ -93,39 +94,41 @@ def _global_reference(reduce):
     return reference
 
 
-register(OpDef(
-    name="global_avg_pool2d",
-    shape_rule=_global_shape_rule("GlobalAveragePooling2D"),
-    reference=_global_reference(np.mean),
-    kernel="global_avg_pool2d",
-    natural_input_rank=4,
-    doc="Mean over H and W (NHWC); keepdims keeps them as size 1.",
-))
-register(OpDef(
-    name="global_max_pool2d",
-    shape_rule=_global_shape_rule("GlobalMaxPooling2D"),
-    reference=_global_reference(np.max),
-    kernel="global_max_pool2d",
-    natural_input_rank=4,
-    doc="Max over H and W (NHWC; NaN propagates like np.max); keepdims keeps them as size 1.",
-))
+for _kind, _layer, _reduce, _what in (
+        ("global_avg_pool2d", "GlobalAveragePooling2D", np.mean, "Mean"),
+        ("global_max_pool2d", "GlobalMaxPooling2D", np.max,
+         "Max (NaN propagates like np.max)")):
+    register(OpDef(
+        name=_kind,
+        shape_rule=_global_shape_rule(_layer),
+        reference=_global_reference(_reduce),
+        kernel=_kind,
+        traits=frozenset({REDUCTION}),
+        natural_input_rank=4,
+        doc=f"{_what} over H and W (NHWC); keepdims keeps them as size 1.",
+    ))
 
 
 # -- zero padding --------------------------------------------------------------------------------
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
 def zero_padding_amounts(attrs) -> tuple[tuple[int, int], tuple[int, int]]:
     """Keras' forms: ``p``, ``(ph, pw)`` or ``((top, bottom), (left, right))``."""
-    pad = attrs.get("padding", ((1, 1), (1, 1)))
-    if isinstance(pad, (int, np.integer)):
+    value = pad = attrs.get("padding", ((1, 1), (1, 1)))
+    if _is_int(pad):
         pad = ((pad, pad), (pad, pad))
     try:
-        pad = tuple((p, p) if isinstance(p, (int, np.integer)) else tuple(p) for p in pad)
-        ok = len(pad) == 2 and all(len(p) == 2 and all(
-            isinstance(v, (int, np.integer)) and v >= 0 for v in p) for p in pad)
+        pad = tuple((p, p) if _is_int(p) else tuple(p) for p in pad)
+        ok = len(pad) == 2 and all(len(p) == 2 and all(map(_is_int, p)) for p in pad)
     except TypeError:
         ok = False
     if not ok:
         raise ShapeError("ZeroPadding2D: padding must be an int, (ph, pw) or "
-                         f"((top, bottom), (left, right)) of non-negative ints, received {pad!r}")
+                         f"((top, bottom), (left, right)), received {value!r}")
+    if any(v < 0 for p in pad for v in p):
+        raise ShapeError(f"ZeroPadding2D: padding must be non-negative ints, received {value!r}")
     return (int(pad[0][0]), int(pad[0][1])), (int(pad[1][0]), int(pad[1][1]))
 
 
@@ -150,6 +153,7 @@ register(OpDef(
     shape_rule=zero_padding_shape_rule,
     reference=zero_padding_reference,
     kernel="zero_padding2d",
+    traits=frozenset({INJECTIVE}),
     natural_input_rank=4,
     doc="Pads H and W with zeros: ((top, bottom), (left, right)).",
 ))

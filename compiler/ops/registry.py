@@ -84,6 +84,29 @@ def _free(dim: DimLike) -> frozenset:
     return getattr(dim, "free_symbols", frozenset())
 
 
+# -- traits: what fusion (and other passes) may assume about an op, instead of its name --------
+#: output element i depends on input element i only (same shape in and out)
+ELEMENTWISE = "elementwise"
+#: inputs broadcast NumPy-style (``compiler.broadcast``)
+BROADCAST = "broadcast"
+#: each output element is one input element, or a constant (reshape, padding, concatenation)
+INJECTIVE = "injective"
+#: output elements combine several input elements (pooling, normalisation, softmax)
+REDUCTION = "reduction"
+#: the kernel runs an epilogue on its output, which element-wise consumers can fold into
+OUTPUT_FUSABLE = "output_fusable"
+#: epilogue stages an output-fusable op's kernel applies (attrs ``activation``/``alpha``, and a
+#: residual read element for element, attr ``residual``) ...
+FUSES_ACTIVATION = "fuses_activation"
+FUSES_RESIDUAL = "fuses_residual"
+#: ... and the element-wise ops that are such a stage: a unary activation (its ``activation``
+#: attr, else the op's name, e.g. a ``relu`` op) or a same-shape sum of two values
+AS_ACTIVATION = "as_activation"
+AS_RESIDUAL = "as_residual"
+TRAITS = frozenset({ELEMENTWISE, BROADCAST, INJECTIVE, REDUCTION, OUTPUT_FUSABLE,
+                    FUSES_ACTIVATION, FUSES_RESIDUAL, AS_ACTIVATION, AS_RESIDUAL})
+
+
 @dataclass(frozen=True)
 class OpDef:
     """One op, in one place."""
@@ -102,6 +125,22 @@ class OpDef:
     #: inputs broadcast NumPy-style (``compiler.broadcast``); equal shapes are the fast case
     broadcast: bool = False
     extras: dict = field(default_factory=dict)
+    #: fusion traits (see ``TRAITS``); ``elementwise``/``broadcast`` and the extras
+    #: ``fuses_activation``/``fuses_residual`` are added to them
+    traits: frozenset = frozenset()
+
+    def __post_init__(self) -> None:
+        implied = {ELEMENTWISE: self.elementwise, BROADCAST: self.broadcast,
+                   FUSES_ACTIVATION: self.extras.get("fuses_activation", False),
+                   FUSES_RESIDUAL: self.extras.get("fuses_residual", False)}
+        traits = frozenset(self.traits) | {t for t, on in implied.items() if on}
+        if traits & {FUSES_ACTIVATION, FUSES_RESIDUAL}:
+            traits |= {OUTPUT_FUSABLE}
+        unknown = traits - TRAITS
+        if unknown:
+            raise ValueError(f"op {self.name!r}: unknown traits {sorted(unknown)}; "
+                             f"known: {sorted(TRAITS)}")
+        object.__setattr__(self, "traits", traits)
 
     def arity(self, attrs: Attrs) -> tuple[int, int | None]:
         """``(fewest, most)`` data inputs a node of this op reads (``None``: no upper bound).
@@ -111,7 +150,7 @@ class OpDef:
         """
         if self.num_inputs is None:
             return self.min_inputs, None
-        extra = 1 if self.extras.get("fuses_residual") and attrs.get("residual") else 0
+        extra = 1 if FUSES_RESIDUAL in self.traits and attrs.get("residual") else 0
         return self.num_inputs + extra, self.num_inputs + extra
 
     def param_shapes(self, inputs: Sequence[TensorType], attrs: Attrs) -> dict:

@@ -6,7 +6,7 @@ import math
 
 from ..errors import ShapeError
 from ..symbolic import DimLike, definitely_equal, floordiv, format_shape, mul
-from .registry import OpDef, register, require_rank
+from .registry import INJECTIVE, OpDef, register, require_rank
 
 
 def _product(dims) -> DimLike | None:
@@ -39,6 +39,7 @@ register(OpDef(
     shape_rule=flatten_shape_rule,
     reference=flatten_reference,
     kernel="reshape",
+    traits=frozenset({INJECTIVE}),
     doc="Keeps the batch axis, flattens the rest in C order.",
 ))
 
@@ -87,6 +88,7 @@ register(OpDef(
     shape_rule=reshape_shape_rule,
     reference=reshape_reference,
     kernel="reshape",
+    traits=frozenset({INJECTIVE}),
     doc="Keras Reshape: target shape excludes the batch axis.",
 ))
 

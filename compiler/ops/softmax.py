@@ -10,7 +10,7 @@ import numpy as np
 
 from ..types import TensorType
 from .merge import normalize_axis
-from .registry import OpDef, register, require_rank
+from .registry import REDUCTION, OpDef, register, require_rank
 
 
 def softmax_shape_rule(inputs, params, attrs, unify) -> TensorType:
@@ -35,5 +35,6 @@ register(OpDef(
     shape_rule=softmax_shape_rule,
     reference=softmax_reference,
     kernel="softmax",
+    traits=frozenset({REDUCTION}),
     doc="Softmax along `axis` (default -1).",
 ))

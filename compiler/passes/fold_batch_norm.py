@@ -26,6 +26,7 @@ from ..ir import (
     topo_nodes,
     users,
 )
+from ..ops.normalization import DEFAULT_EPSILON
 from ..types import TensorType
 from ..weights import Derived, derive, register_derivation
 
@@ -74,7 +75,7 @@ def fold_batch_norm(g: nx.DiGraph, ctx) -> nx.DiGraph:
         sources = tuple((role, keys.get(role)) for role in ("kernel", "bias", *_BN_ROLES))
         base = g.nodes[old["kernel"]]["key"].split("+")[0].rsplit("/", 1)[0]
         common = (("dtype", str(np.dtype(dtype))), ("epsilon", g.nodes[bn]["attrs"].get(
-            "epsilon", 1e-3)), ("op", data["op"]))
+            "epsilon", DEFAULT_EPSILON)), ("op", data["op"]))
         n_data = len(data_operands(g, src))
         new = {}
         for pos, part in enumerate(("kernel", "bias")):

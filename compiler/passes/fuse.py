@@ -1,13 +1,16 @@
-"""Fusion: fewer, bigger kernel calls.
+"""Fusion: fewer, bigger kernel calls, decided by op traits (``compiler.ops.registry``), never
+by op names, so it works whatever frontend emitted the ops.
 
-- An activation right after an op that applies its own activation (Dense, Conv2D with
-  ``fuses_activation``) is folded into that op's epilogue: one kernel call does matmul + bias +
-  activation.
-- Remaining runs of elementwise activations become one ``activation_chain`` call.
-- ``add(conv(x), r)`` becomes a conv that adds the residual ``r`` in its epilogue (then any
-  activation after the add folds in too): one pass over a ResNet block's output instead of three.
-  Only when ``r``, the conv's output and the add's output have one shape: the epilogue reads the
-  residual element for element, so a broadcasting add (``(N, H, W, C) + (N, 1, 1, C)``) stays.
+- An element-wise op that is an activation stage (``as_activation``: an Activation/ReLU layer,
+  or a primitive such as ``relu``) right after an op whose kernel applies an activation in its
+  epilogue (``fuses_activation``: Dense, Conv2D) is folded into that epilogue: one kernel call
+  does matmul + bias + activation.
+- Remaining runs of activation stages become one ``activation_chain`` call.
+- A same-shape sum (``as_residual``: ``add``) of a ``fuses_residual`` op's output and another
+  value ``r`` becomes that op adding ``r`` in its epilogue (then any activation after the add
+  folds in too): one pass over a ResNet block's output instead of three. Only when ``r``, the
+  conv's output and the add's output have one shape: the epilogue reads the residual element for
+  element, so a broadcasting add (``(N, H, W, C) + (N, 1, 1, C)``) stays.
 
 Only values read by exactly one op, and not returned by the graph, are fused away.
 """
@@ -18,16 +21,25 @@ import networkx as nx
 
 from ..ir import SOURCE_OPS, data_operands, replace_uses, topo_nodes, users
 from ..ops import get_op
+from ..ops.activations import LEAKY_RELU_DEFAULT_SLOPE
+from ..ops.registry import AS_ACTIVATION, AS_RESIDUAL, FUSES_ACTIVATION, FUSES_RESIDUAL
 from .remove_identities import remove_identities
 
-_ELEMENTWISE = ("activation", "activation_chain")
+#: the op a run of activation stages becomes
+CHAIN_OP = "activation_chain"
+
+
+def _traits(g: nx.DiGraph, node: int) -> frozenset:
+    op = g.nodes[node]["op"]
+    return frozenset() if op in SOURCE_OPS else get_op(op).traits
 
 
 def _chain_of(data: dict) -> tuple:
+    """The ``(activation, alpha)`` stages an ``as_activation`` node applies."""
     attrs = data["attrs"]
-    if data["op"] == "activation_chain":
+    if "chain" in attrs:
         return tuple(attrs["chain"])
-    return ((attrs["activation"], attrs.get("alpha", 0.2)),)
+    return ((attrs.get("activation", data["op"]), attrs.get("alpha", LEAKY_RELU_DEFAULT_SLOPE)),)
 
 
 def _sole_reader(g: nx.DiGraph, node: int) -> int | None:
@@ -52,7 +64,7 @@ def _fuse_residual_add(g: nx.DiGraph, add: int) -> bool:
         return False  # a broadcasting add: the conv epilogue cannot read a broadcast residual
     for conv, residual in sorted((operands, operands[::-1]), key=lambda p: -p[0]):
         data = g.nodes[conv]
-        if data["op"] in SOURCE_OPS or not get_op(data["op"]).extras.get("fuses_residual") \
+        if FUSES_RESIDUAL not in _traits(g, conv) \
                 or data["attrs"].get("activation") != "linear" or data["attrs"].get("residual") \
                 or _sole_reader(g, conv) != add or residual > conv:
             continue
@@ -79,7 +91,7 @@ def fuse(g: nx.DiGraph, ctx) -> nx.DiGraph:
     """
     remove_identities(g, ctx)
     for node in topo_nodes(g):
-        if node in g and g.nodes[node]["op"] == "add":
+        if node in g and AS_RESIDUAL in _traits(g, node):
             _fuse_residual_add(g, node)
     changed = True
     while changed:
@@ -88,17 +100,18 @@ def fuse(g: nx.DiGraph, ctx) -> nx.DiGraph:
             if node not in g or g.nodes[node]["op"] in SOURCE_OPS:
                 continue
             user = _sole_reader(g, node)
-            if user is None or g.nodes[user]["op"] not in _ELEMENTWISE:
+            if user is None or AS_ACTIVATION not in _traits(g, user) \
+                    or len(data_operands(g, user)) != 1:
                 continue
             data, chain = g.nodes[node], _chain_of(g.nodes[user])
-            op = get_op(data["op"])
-            if op.extras.get("fuses_activation") and data["attrs"].get("activation") == "linear" \
+            traits = _traits(g, node)
+            if FUSES_ACTIVATION in traits and data["attrs"].get("activation") == "linear" \
                     and len(chain) == 1:
                 name, alpha = chain[0]
                 data["attrs"] = {**data["attrs"], "activation": name, "alpha": alpha}
-            elif data["op"] in _ELEMENTWISE:
+            elif AS_ACTIVATION in traits:
                 data["attrs"] = {"chain": _chain_of(data) + chain}
-                data["op"] = "activation_chain"
+                data["op"] = CHAIN_OP
             else:
                 continue
             data["type"] = g.nodes[user]["type"]

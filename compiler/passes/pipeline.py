@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -42,7 +43,8 @@ class CompileContext:
     options: dict = field(default_factory=dict)
     disabled: frozenset = frozenset()
     dump_ir: bool = False
-    verify_each: bool = False
+    #: run ``ir.verify`` after every pass (default from ``DEFERC_VERIFY_EACH=1``; the tests set it)
+    verify_each: bool = field(default_factory=lambda: os.environ.get("DEFERC_VERIFY_EACH") == "1")
     unifier: Unifier = field(default_factory=Unifier)
     store: WeightStore | None = None
     records: list = field(default_factory=list)

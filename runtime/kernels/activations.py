@@ -4,6 +4,8 @@ import math
 
 from numba import njit, prange
 
+from compiler.ops.activations import LEAKY_RELU_DEFAULT_SLOPE
+
 from .flags import JIT, PARALLEL_MIN_ELEMENTS
 
 LINEAR, RELU, SIGMOID, TANH, GELU, LEAKY_RELU, SOFTMAX = range(7)
@@ -102,3 +104,9 @@ def activation_kernel_parallel(x, out, code, alpha):
     else:
         for i in range(dst.shape[0]):
             activate_row(dst[i], code, alpha)
+
+
+def epilogue_scalars(attrs) -> tuple:
+    """``(activation code, alpha)`` of an op's fused activation, Keras' defaults filled in."""
+    return (CODES[attrs.get("activation", "linear")],
+            float(attrs.get("alpha", LEAKY_RELU_DEFAULT_SLOPE)))

@@ -19,7 +19,16 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .activations import CODES, LINEAR, RELU, SOFTMAX, activate_row, scalar_activation
+from compiler.ops.conv import pair, window_pads
+
+from .activations import (
+    LINEAR,
+    RELU,
+    SOFTMAX,
+    activate_row,
+    epilogue_scalars,
+    scalar_activation,
+)
 from .blas import gemm
 from .dense import _BLOCKS as _THREADS
 from .dense import PARALLEL_MIN_MACS
@@ -439,37 +448,24 @@ def conv2d(*args):
     conv2d_nhwc(x, kernel, bias, residual, out, *scalars)
 
 
-def same_padding(size: int, out: int, k: int, stride: int, dilation: int) -> int:
-    """TF ``SAME``: the leading (top/left) pad; the extra odd cell goes to the bottom/right."""
-    total = max((out - 1) * stride + (k - 1) * dilation + 1 - size, 0)
-    return total // 2
-
-
-def as_pair(value) -> tuple[int, int]:
-    if isinstance(value, (int, np.integer)):
-        return int(value), int(value)
-    return int(value[0]), int(value[1])
-
-
-def window_scalars(attrs, x_shape, out_shape, k) -> tuple:
-    """``(sh, sw, pad_top, pad_left, dh, dw)`` for a sliding window over NHWC."""
-    sh, sw = as_pair(attrs.get("strides", (1, 1)))
-    dh, dw = as_pair(attrs.get("dilation", (1, 1)))
-    if attrs.get("padding", "valid") == "same":
-        pt = same_padding(x_shape[1], out_shape[1], k[0], sh, dh)
-        pl = same_padding(x_shape[2], out_shape[2], k[1], sw, dw)
-    else:
-        pt = pl = 0
+def window_scalars(attrs, x_shape, out_shape, k, what: str = "conv2d") -> tuple:
+    """``(sh, sw, pad_top, pad_left, dh, dw)`` for a sliding window over NHWC (the padding
+    arithmetic is the compiler's, ``compiler.ops.conv.window_pads``)."""
+    sh, sw = pair(attrs.get("strides", (1, 1)), "strides", what)
+    dh, dw = pair(attrs.get("dilation", (1, 1)), "dilation", what)
+    (pt, _), (pl, _) = window_pads(x_shape, out_shape[1:3], k, (sh, sw), (dh, dw),
+                                   attrs.get("padding", "valid"))
     return sh, sw, pt, pl, dh, dw
 
 
 def _conv_scalars(attrs, input_shapes, out_shape):
-    geometry = window_scalars(attrs, input_shapes[0], out_shape, as_pair(attrs["kernel_size"]))
-    return geometry + (int(attrs.get("groups", 1)), CODES[attrs.get("activation", "linear")],
-                       float(attrs.get("alpha", 0.2)))
+    k = pair(attrs["kernel_size"], "kernel_size", "conv2d")
+    geometry = window_scalars(attrs, input_shapes[0], out_shape, k)
+    return geometry + (int(attrs.get("groups", 1)), *epilogue_scalars(attrs))
 
 
-register_kernel(Kernel("conv2d", conv2d, _conv_scalars, param_names=("kernel", "bias")))
+register_kernel(Kernel("conv2d", conv2d, _conv_scalars, param_names=("kernel", "bias"),
+                       optional_params=frozenset({"bias"})))
 
 
 # -- depthwise -----------------------------------------------------------------------------------
@@ -532,9 +528,9 @@ def depthwise_conv2d(x, kernel, bias, out, sh, sw, pt, pl, dh, dw, code, alpha):
 
 
 def _depthwise_scalars(attrs, input_shapes, out_shape):
-    geometry = window_scalars(attrs, input_shapes[0], out_shape, as_pair(attrs["kernel_size"]))
-    return geometry + (CODES[attrs.get("activation", "linear")], float(attrs.get("alpha", 0.2)))
+    k = pair(attrs["kernel_size"], "kernel_size", "depthwise_conv2d")
+    return window_scalars(attrs, input_shapes[0], out_shape, k) + epilogue_scalars(attrs)
 
 
 register_kernel(Kernel("depthwise_conv2d", depthwise_conv2d, _depthwise_scalars,
-                       param_names=("kernel", "bias")))
+                       param_names=("kernel", "bias"), optional_params=frozenset({"bias"})))

@@ -11,7 +11,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from .activations import CODES, activate_row
+from .activations import activate_row, epilogue_scalars
 from .flags import JIT
 from .registry import Kernel, register_kernel
 
@@ -73,8 +73,8 @@ def dense_parallel(x, kernel, bias, out, code, alpha):
 
 
 def _dense_scalars(attrs, input_shapes, out_shape):
-    return CODES[attrs.get("activation", "linear")], float(attrs.get("alpha", 0.2))
+    return epilogue_scalars(attrs)
 
 
 register_kernel(Kernel("dense", dense, _dense_scalars, param_names=("kernel", "bias"),
-                       parallel_fn=dense_parallel))
+                       optional_params=frozenset({"bias"}), parallel_fn=dense_parallel))

@@ -3,13 +3,15 @@
 import numpy as np
 from numba import njit
 
+from compiler.ops.activations import LEAKY_RELU_DEFAULT_SLOPE
+
 from .activations import CODES, activate_row, activation_kernel, activation_kernel_parallel
 from .flags import JIT
 from .registry import Kernel, register_kernel
 
 
 def _activation_scalars(attrs, input_shapes, out_shape):
-    return CODES[attrs["activation"]], float(attrs.get("alpha", 0.2))
+    return CODES[attrs["activation"]], float(attrs.get("alpha", LEAKY_RELU_DEFAULT_SLOPE))
 
 
 def _no_scalars(attrs, input_shapes, out_shape):

@@ -5,6 +5,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from compiler.ops.normalization import DEFAULT_EPSILON
+
 from .flags import JIT, PARALLEL_MIN_ELEMENTS
 from .registry import Kernel, register_kernel
 
@@ -47,11 +49,12 @@ def batch_norm(x, gamma, beta, moving_mean, moving_variance, out, epsilon):
 
 
 def _epsilon_scalars(attrs, input_shapes, out_shape):
-    return (float(attrs.get("epsilon", 1e-3)),)
+    return (float(attrs.get("epsilon", DEFAULT_EPSILON)),)
 
 
 register_kernel(Kernel("batch_norm", batch_norm, _epsilon_scalars,
-                       param_names=("gamma", "beta", "moving_mean", "moving_variance")))
+                       param_names=("gamma", "beta", "moving_mean", "moving_variance"),
+                       optional_params=frozenset({"gamma", "beta"})))
 
 
 @njit(inline="always", **_INLINE)
@@ -102,4 +105,4 @@ def layer_norm(x, gamma, beta, out, epsilon):
 
 
 register_kernel(Kernel("layer_norm", layer_norm, _epsilon_scalars,
-                       param_names=("gamma", "beta")))
+                       param_names=("gamma", "beta"), optional_params=frozenset({"gamma", "beta"})))

@@ -9,7 +9,9 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .conv import as_pair, window_scalars
+from compiler.ops.pooling import pool_geometry, zero_padding_amounts
+
+from .conv import window_scalars
 from .flags import JIT, PARALLEL_MIN_ELEMENTS
 from .registry import Kernel, register_kernel
 
@@ -59,32 +61,47 @@ def _pool_serial(x, out, kh, kw, sh, sw, pt, pl, is_max):
         _pool_row(x, out, r // oh_n, r % oh_n, kh, kw, sh, sw, pt, pl, is_max)
 
 
-def _pool(x, out, kh, kw, sh, sw, pt, pl, is_max):
-    if out.size == 0:
-        return
-    run = _pool_parallel if out.size >= PARALLEL_MIN_ELEMENTS else _pool_serial
-    run(x, out, kh, kw, sh, sw, pt, pl, is_max)
-
-
+# Kernels are numba functions, so generated code calls them directly (no Python launcher): the
+# serial variant never starts threads; the threaded one still keeps small outputs serial.
+@njit(**JIT)
 def max_pool2d(x, out, kh, kw, sh, sw, pt, pl):
-    _pool(x, out, kh, kw, sh, sw, pt, pl, True)
+    _pool_serial(x, out, kh, kw, sh, sw, pt, pl, True)
 
 
+@njit(**JIT)
 def avg_pool2d(x, out, kh, kw, sh, sw, pt, pl):
-    _pool(x, out, kh, kw, sh, sw, pt, pl, False)
+    _pool_serial(x, out, kh, kw, sh, sw, pt, pl, False)
+
+
+@njit(**JIT)
+def _pool_threaded(x, out, kh, kw, sh, sw, pt, pl, is_max):
+    if out.size >= PARALLEL_MIN_ELEMENTS:
+        _pool_parallel(x, out, kh, kw, sh, sw, pt, pl, is_max)
+    else:
+        _pool_serial(x, out, kh, kw, sh, sw, pt, pl, is_max)
+
+
+@njit(**JIT)
+def max_pool2d_parallel(x, out, kh, kw, sh, sw, pt, pl):
+    _pool_threaded(x, out, kh, kw, sh, sw, pt, pl, True)
+
+
+@njit(**JIT)
+def avg_pool2d_parallel(x, out, kh, kw, sh, sw, pt, pl):
+    _pool_threaded(x, out, kh, kw, sh, sw, pt, pl, False)
 
 
 def _pool_scalars(attrs, input_shapes, out_shape):
-    kh, kw = as_pair(attrs.get("pool_size", (2, 2)))
-    strides = attrs.get("strides")
-    geo = {"strides": (kh, kw) if strides is None else strides,
-           "padding": attrs.get("padding", "valid")}
-    sh, sw, pt, pl, _, _ = window_scalars(geo, input_shapes[0], out_shape, (kh, kw))
+    geo = pool_geometry(attrs, "pooling")
+    kh, kw = geo["pool_size"]
+    sh, sw, pt, pl, _, _ = window_scalars(geo, input_shapes[0], out_shape, (kh, kw), "pooling")
     return kh, kw, sh, sw, pt, pl
 
 
-register_kernel(Kernel("max_pool2d", max_pool2d, _pool_scalars))
-register_kernel(Kernel("avg_pool2d", avg_pool2d, _pool_scalars))
+register_kernel(Kernel("max_pool2d", max_pool2d, _pool_scalars,
+                       parallel_fn=max_pool2d_parallel))
+register_kernel(Kernel("avg_pool2d", avg_pool2d, _pool_scalars,
+                       parallel_fn=avg_pool2d_parallel))
 
 
 # -- global pooling ------------------------------------------------------------------------------
@@ -127,28 +144,43 @@ def _global_serial(x, out2d, is_max):
         _global_image(x, out2d, n, is_max)
 
 
-def _global(x, out, is_max):
-    if out.size == 0:
-        return
-    out2d = out.reshape(x.shape[0], x.shape[3])
-    big = x.size >= PARALLEL_MIN_ELEMENTS and x.shape[0] > 1
-    (_global_parallel if big else _global_serial)(x, out2d, is_max)
-
-
+@njit(**JIT)
 def global_max_pool2d(x, out):
-    _global(x, out, True)
+    _global_serial(x, out.reshape((x.shape[0], x.shape[3])), True)
 
 
+@njit(**JIT)
 def global_avg_pool2d(x, out):
-    _global(x, out, False)
+    _global_serial(x, out.reshape((x.shape[0], x.shape[3])), False)
+
+
+@njit(**JIT)
+def _global_threaded(x, out, is_max):
+    out2d = out.reshape((x.shape[0], x.shape[3]))
+    if x.size >= PARALLEL_MIN_ELEMENTS and x.shape[0] > 1:
+        _global_parallel(x, out2d, is_max)
+    else:
+        _global_serial(x, out2d, is_max)
+
+
+@njit(**JIT)
+def global_max_pool2d_parallel(x, out):
+    _global_threaded(x, out, True)
+
+
+@njit(**JIT)
+def global_avg_pool2d_parallel(x, out):
+    _global_threaded(x, out, False)
 
 
 def _no_scalars(attrs, input_shapes, out_shape):
     return ()
 
 
-register_kernel(Kernel("global_max_pool2d", global_max_pool2d, _no_scalars))
-register_kernel(Kernel("global_avg_pool2d", global_avg_pool2d, _no_scalars))
+register_kernel(Kernel("global_max_pool2d", global_max_pool2d, _no_scalars,
+                       parallel_fn=global_max_pool2d_parallel))
+register_kernel(Kernel("global_avg_pool2d", global_avg_pool2d, _no_scalars,
+                       parallel_fn=global_avg_pool2d_parallel))
 
 
 # -- zero padding --------------------------------------------------------------------------------
@@ -180,20 +212,23 @@ def _pad_serial(x, out, top, left):
         _pad_row(x, out, r // oh_n, r % oh_n, top, left)
 
 
+@njit(**JIT)
 def zero_padding2d(x, out, top, left):
-    if out.size == 0:
-        return
-    run = _pad_parallel if out.size >= PARALLEL_MIN_ELEMENTS else _pad_serial
-    run(x, out, top, left)
+    _pad_serial(x, out, top, left)
+
+
+@njit(**JIT)
+def zero_padding2d_parallel(x, out, top, left):
+    if out.size >= PARALLEL_MIN_ELEMENTS:
+        _pad_parallel(x, out, top, left)
+    else:
+        _pad_serial(x, out, top, left)
 
 
 def _padding_scalars(attrs, input_shapes, out_shape):
-    pad = attrs.get("padding", ((1, 1), (1, 1)))
-    if isinstance(pad, (int, np.integer)):
-        return int(pad), int(pad)
-    top = pad[0] if isinstance(pad[0], (int, np.integer)) else pad[0][0]
-    left = pad[1] if isinstance(pad[1], (int, np.integer)) else pad[1][0]
-    return int(top), int(left)
+    (top, _), (left, _) = zero_padding_amounts(attrs)
+    return top, left
 
 
-register_kernel(Kernel("zero_padding2d", zero_padding2d, _padding_scalars))
+register_kernel(Kernel("zero_padding2d", zero_padding2d, _padding_scalars,
+                       parallel_fn=zero_padding2d_parallel))

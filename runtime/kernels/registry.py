@@ -27,6 +27,8 @@ class Kernel:
     scalars: Scalars
     #: params the kernel takes, in order (missing optional ones are passed as empty arrays)
     param_names: tuple = ()
+    #: which of ``param_names`` a node may omit (no bias); any other missing name is an error
+    optional_params: frozenset = frozenset()
     #: same convention, spreads large work over threads; ``fn`` must never start threads, so
     #: plans that only see small inputs never pay for compiling a parallel region
     parallel_fn: Callable | None = None
