@@ -173,9 +173,16 @@ def test_the_cache_lock_is_reentrant_and_excludes_other_processes(tmp_path):
              "    open(sys.argv[1], 'w').close()\n")
     with cache.compile_lock(), cache.compile_lock():  # a thread may take it twice
         other = subprocess.Popen([sys.executable, "-c", probe, str(marker)], cwd=ROOT,
-                                 env=_env(cache.cache_root()))
-        with pytest.raises(subprocess.TimeoutExpired):
-            other.wait(timeout=3)  # still waiting for the lock this process holds
+                                 env=_env(cache.cache_root()), stdout=subprocess.PIPE,
+                                 stderr=subprocess.STDOUT, text=True)
+        try:
+            other.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            pass  # still waiting for the lock this process holds
+        else:
+            pytest.fail(f"the child did not wait for the lock (exit {other.returncode}):\n"
+                        f"{other.stdout.read()}")
         assert not marker.exists()
-    assert other.wait(timeout=120) == 0
+    output, _ = other.communicate(timeout=120)
+    assert other.returncode == 0, output
     assert marker.exists()
