@@ -156,6 +156,19 @@ def test_unknown_width_is_checked_per_chunk_at_compute():
         y.compute(scheduler="threads")
 
 
+def test_several_outputs_threads():
+    a = Input((4,), name="a")
+    h = layers.Dense(6, activation="relu")(a)
+    net = Model(a, [layers.Dense(2)(h), layers.Dense(3)(h)], name="two_out")
+    plan = compile(net)
+    x = data((25, 4), 10)
+    y1, y2 = predict(plan, da.from_array(x, chunks=10))
+    assert (y1.shape, y2.shape) == ((25, 2), (25, 3)) and y2.chunks == ((10, 10, 5), (3,))
+    r1, r2 = zip(*(plan(x[s]) for s in (slice(0, 10), slice(10, 20), slice(20, 25))))
+    np.testing.assert_array_equal(y1.compute(scheduler="threads"), np.concatenate(r1))
+    np.testing.assert_array_equal(y2.compute(scheduler="threads"), np.concatenate(r2))
+
+
 # -- a 2-process cluster ------------------------------------------------------------------------
 
 def test_uninitialized_lenet_on_the_cluster(client):
@@ -219,3 +232,4 @@ def test_killed_worker_result_is_complete_and_equal(client):
     os.kill(next(iter(pids.values())), signal.SIGKILL)
     got = future.result(timeout=TIMEOUT)
     np.testing.assert_array_equal(got, per_chunk(plan, x, (20,) * 20))
+
