@@ -169,6 +169,13 @@ def test_several_outputs_threads():
     np.testing.assert_array_equal(y2.compute(scheduler="threads"), np.concatenate(r2))
 
 
+def test_scale_out_benchmarks_are_registered():
+    from benchmarks.workloads import WORKLOADS
+
+    assert "2,000,000 rows in chunks of 100,000" in WORKLOADS["D1"].title
+    assert "50,000 rows" in WORKLOADS["D2"].title and "LeNet-5" in WORKLOADS["D2"].title
+
+
 # -- a 2-process cluster ------------------------------------------------------------------------
 
 def test_uninitialized_lenet_on_the_cluster(client):
