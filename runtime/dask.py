@@ -28,7 +28,7 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise ImportError("runtime.dask needs dask: pip install 'deferc[dask]' "
                       "(or 'dask[distributed]')") from e
 
-from compiler.errors import ShapeError
+from compiler.errors import DTypeError, ShapeError
 from compiler.symbolic import Dim
 from compiler.types import TensorSpec
 
@@ -216,8 +216,7 @@ def _known(d: float) -> int | None:
 
 
 def _check_dtype(name: str, plan: Plan, i: int, dtype: np.dtype) -> None:
-    from compiler.errors import DTypeError
-
+    """Refuse what ``plan(x)`` refuses (complex, strings, objects); other numbers are cast."""
     kind = np.dtype(dtype).kind
     if kind not in "fiub":
         raise DTypeError(f"predict(model '{name}'): {plan.signature.describe(i)} must be "
