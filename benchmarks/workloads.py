@@ -2,7 +2,8 @@
 
 To add a dense workload, describe its model with ``modelspec`` configs and register an
 ``InferenceWorkload``; a conv workload names a model in ``ours_graph.MODELS`` and registers a
-``GraphWorkload``; or register any ``run(ctx) -> list[Row]`` function.
+``GraphWorkload``; a scale-out (dask) workload registers a ``ScaleOutWorkload``; or register
+any ``run(ctx) -> list[Row]`` function.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from .graph_inference import describe as describe_graph
 from .inference import InferenceWorkload, describe, run_inference
 from .modelspec import DenseConfig, mlp
 from .records import Row, Target
+from .scale_out import ScaleOutWorkload, run_scale_out
+from .scale_out import describe as describe_scale_out
 from .startup import run_w5
 
 
@@ -82,3 +85,13 @@ _CONV = [
 for _wl in _CONV:
     WORKLOADS[_wl.id] = Workload(_wl.id, describe_graph(_wl), lambda ctx, wl=_wl: wl.steps(),
                                  lambda ctx, wl=_wl: run_graph_inference(ctx, wl))
+
+_SCALE_OUT = [
+    ScaleOutWorkload("D1", "seed MLP over a cluster", "seed_mlp", (20,), rows=2_000_000,
+                     chunk_rows=100_000),
+    ScaleOutWorkload("D2", "LeNet-5 over a cluster", "lenet5", (28, 28, 1), rows=50_000,
+                     chunk_rows=2_500),
+]
+for _wl in _SCALE_OUT:
+    WORKLOADS[_wl.id] = Workload(_wl.id, describe_scale_out(_wl), lambda ctx, wl=_wl: wl.steps(),
+                                 lambda ctx, wl=_wl: run_scale_out(ctx, wl))
