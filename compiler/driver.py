@@ -35,9 +35,10 @@ def _input_types(model: Any, specs: Sequence[TensorSpec]) -> list:
 def build_graph(model: Any, specs: Sequence[TensorSpec], passes: Sequence, **ctx_args: Any
                 ) -> tuple[nx.DiGraph, CompileContext]:
     """Lower ``model`` for ``specs`` and run ``passes``; the model itself is not modified."""
-    ctx = CompileContext(store=model.weight_store, **ctx_args)
     with _gc_paused():
         graph = lower(model, _input_types(model, specs))
+        # the store after lowering: tracing a custom layer's first call declares its weights
+        ctx = CompileContext(store=model.weight_store, **ctx_args)
         return run_pipeline(graph, passes, ctx), ctx
 
 

@@ -53,6 +53,9 @@ class GraphBuilder:
         return self._params[key]
 
     def call(self, layer: Any, inputs: Sequence[int]) -> int:
+        lower_self = getattr(layer, "lower", None)  # traced custom layers and op calls
+        if lower_self is not None:
+            return lower_self(self, list(inputs))
         params = self.params(layer)
         node = add_node(self.graph, layer.op, list(inputs) + params, attrs=layer.op_attrs(),
                         origin=origin_of(layer))

@@ -26,7 +26,13 @@ from .layers import Layer, require_built
 class Model:
     """A functional model: ``Model(inputs, outputs)`` over symbolic tensors from ``Input``."""
 
-    def __init__(self, inputs: Any, outputs: Any, name: str | None = None, dtype: Any = None):
+    def __init__(self, inputs: Any = None, outputs: Any = None, name: str | None = None,
+                 dtype: Any = None):
+        if inputs is None and outputs is None:  # the subclassing form: layers + ``call``
+            from .subclassing import init_subclassed
+
+            init_subclassed(self, name, dtype)
+            return
         ins = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
         outs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
         self._single_output = not isinstance(outputs, (list, tuple))
@@ -69,6 +75,10 @@ class Model:
     # -- structure (what lowering reads) ----------------------------------------------------
     @property
     def layers(self) -> list[Layer]:
+        if self.__dict__.get("_subclassed"):
+            from .subclassing import refresh_layers
+
+            refresh_layers(self)
         return list(self._layers)
 
     @property
@@ -81,7 +91,7 @@ class Model:
     def declared_inputs(self) -> list:
         """The input shapes the model itself declares (``Input`` shapes), or Nones."""
         if self._input_specs is None:
-            return [None]
+            return [None] * self.num_inputs
         return [tuple(None if isinstance(d, str) else d for d in s.shape)
                 for s in self._input_specs]
 
@@ -90,6 +100,10 @@ class Model:
         return len(self._inputs)
 
     def _lower_body(self, builder, input_nodes: list[int]) -> list[int]:
+        if self.__dict__.get("_subclassed"):
+            from .subclassing import lower_subclassed
+
+            return lower_subclassed(self, builder, input_nodes)
         values = {id(t): n for t, n in zip(self._inputs, input_nodes)}
         for layer, args, out in self._calls:
             values[id(out)] = builder.call(layer, [values[id(a)] for a in args])
@@ -212,7 +226,7 @@ class Model:
         """
         layers = self._layers
         cached = self.__dict__.get("_store_cache")
-        signature = tuple((id(layer), layer.name) for layer in layers)
+        signature = tuple((id(layer), layer.name, tuple(layer.param_names)) for layer in layers)
         if cached is None or cached[0] != signature:
             store = WeightStore({weight_key(layer, p): layer.variable(p)
                                  for layer in layers for p in layer.param_names})
