@@ -8,6 +8,10 @@ here on first use, so the registry never imports the frontend at import time.
 from . import activations, conv, dense, merge, normalization, pooling, primitives, reshape, softmax  # noqa: F401,E402
 from .registry import OpDef, Unifier, get_op, register, registered_ops  # noqa: F401
 
+# The op modules ``reshape`` and ``softmax`` share names with user functions; the functions win
+# (``ops.reshape(x, shape)``). The modules stay importable (``from compiler.ops.reshape import``).
+del reshape, softmax  # noqa: F821
+
 
 def __getattr__(name: str):
     from ..frontend import ops_api
