@@ -52,6 +52,13 @@ class Model:
         self._input_specs = [t.spec for t in ins]
         self._build_from(self._input_specs)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if not name.startswith("_") and self.__dict__.get("_subclassed"):
+            from .subclassing import refresh_layers  # a subclassed model's layers are attributes
+
+            refresh_layers(self)
+
     def _init_common(self, name: str, dtype: Any) -> None:
         self.name = name
         self.dtype = as_model_dtype(dtype)

@@ -24,9 +24,11 @@ def _ops():
     return ops_api
 
 
-def user_frame() -> traceback.FrameSummary | None:
-    """The innermost stack frame outside deferc: the user's line that asked for a value."""
-    for frame in reversed(traceback.extract_stack()):
+def user_frame(tb: Any = None) -> traceback.FrameSummary | None:
+    """The innermost stack frame outside deferc (of traceback ``tb``, else of the current
+    stack): the user's line that asked for a value or made a shape error."""
+    frames = traceback.extract_tb(tb) if tb is not None else traceback.extract_stack()
+    for frame in reversed(frames):
         if not os.path.abspath(frame.filename).startswith(_PACKAGE + os.sep):
             return frame
     return None

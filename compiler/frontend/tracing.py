@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import CompilerError, DeferredInitializationError
+from ..errors import CompilerError, DeferredInitializationError, ShapeError
 from ..ir import add_node
 from ..lowering import origin_of, weight_key
 from ..symbolic import format_shape
@@ -28,7 +28,7 @@ from ..weights import ParamInit
 from . import initializers
 from .functional import SymbolicTensor
 from .layers import Layer
-from .operators import ConcretizationError, TensorOperators
+from .operators import ConcretizationError, TensorOperators, user_frame
 
 _state = threading.local()
 
@@ -224,6 +224,10 @@ def run_call(owner: Any, types: Sequence[TensorType], dtype: np.dtype
         out = owner.call(*tensors)
     except ConcretizationError as e:
         raise ConcretizationError(f"{_describe(owner)}.call: {e}") from None
+    except ShapeError as e:
+        frame = user_frame(e.__traceback__)
+        where = f"\n  at {frame.filename}:{frame.lineno}: {frame.line}" if frame else ""
+        raise ShapeError(f"{_describe(owner)}.call: {e}{where}") from None
     finally:
         _traces().pop()
     return tensors, out
