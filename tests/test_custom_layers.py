@@ -14,8 +14,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from compiler import (CompilerError, DeferredInitializationError, Input, Model, Sequential,
-                      ShapeError, TensorSpec, compile, layers, ops)
+from compiler import (
+    CompilerError,
+    DeferredInitializationError,
+    Input,
+    Model,
+    Sequential,
+    ShapeError,
+    TensorSpec,
+    compile,
+    layers,
+    ops,
+)
 from compiler.reference import run_reference
 
 ROOT = Path(__file__).resolve().parent.parent
