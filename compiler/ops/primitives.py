@@ -9,8 +9,11 @@ IR as ``constant`` nodes (rank 0, weakly typed as in NumPy: they take the other 
 dtype). The ops reused from older layers (``add``, ``activation``, ``concatenate``...) are not
 redefined here; ``api.py`` maps Keras names onto them.
 
-Kernels: ops here whose kernel name starts with ``numpy:`` run through the runtime's generic
-kernel, which calls the op's NumPy reference (``runtime/kernels/reference_ops.py``).
+Kernels: element-wise ops have numba kernels (``runtime/kernels/elementwise_ops.py``),
+reductions too (``reductions.py``); ops whose kernel name starts with ``numpy:`` (data
+movement: ``matmul transpose stack slice take pad``, and ``cast constant variable``) run through
+the runtime's generic kernel, which calls the op's NumPy reference
+(``runtime/kernels/reference_ops.py``): correct, but such a plan runs step by step.
 """
 
 from __future__ import annotations
@@ -118,10 +121,10 @@ def _elementwise_ref(fn):
 
 
 for _name, _fn in UNARY.items():
-    _prim(_name, _elementwise_rule(_name), _elementwise_ref(_fn), num_inputs=1,
+    _prim(_name, _elementwise_rule(_name), _elementwise_ref(_fn), num_inputs=1, kernel=_name,
           traits=(ELEMENTWISE,), doc=f"Element-wise {_name} (NumPy `{_name}`).")
 for _name, _fn in BINARY.items():
-    _prim(_name, _elementwise_rule(_name), _elementwise_ref(_fn), num_inputs=2,
+    _prim(_name, _elementwise_rule(_name), _elementwise_ref(_fn), num_inputs=2, kernel=_name,
           traits=(ELEMENTWISE, BROADCAST), doc=f"Element-wise {_name}, broadcast NumPy-style.")
 
 
@@ -135,7 +138,8 @@ def _where_ref(inputs, params, attrs):
     return np.where(np.asarray(cond).astype(bool), x, y)
 
 
-_prim("where", _where_rule, _where_ref, num_inputs=3, traits=(ELEMENTWISE, BROADCAST),
+_prim("where", _where_rule, _where_ref, num_inputs=3, kernel="where",
+      traits=(ELEMENTWISE, BROADCAST),
       doc="`x` where `condition` else `y`, broadcast NumPy-style.")
 
 
@@ -157,9 +161,9 @@ def _fill_rule(inputs, params, attrs, unify) -> TensorType:
 
 
 _prim("zeros_like", _fill_rule, lambda inputs, params, attrs: np.zeros_like(inputs[0]),
-      traits=(ELEMENTWISE,), doc="Zeros of the input's shape and dtype.")
+      kernel="zeros_like", traits=(ELEMENTWISE,), doc="Zeros of the input's shape and dtype.")
 _prim("ones_like", _fill_rule, lambda inputs, params, attrs: np.ones_like(inputs[0]),
-      traits=(ELEMENTWISE,), doc="Ones of the input's shape and dtype.")
+      kernel="ones_like", traits=(ELEMENTWISE,), doc="Ones of the input's shape and dtype.")
 
 
 # -- matmul ---------------------------------------------------------------------------------------
@@ -445,7 +449,7 @@ def _reduction_ref(fn):
 
 
 for _name, _fn in _REDUCE.items():
-    _prim(_name, _reduction_rule(_name), _reduction_ref(_fn), traits=(REDUCTION,),
+    _prim(_name, _reduction_rule(_name), _reduction_ref(_fn), traits=(REDUCTION,), kernel=_name,
           doc=f"{_name} over attr `axis` (None: all; a tuple: several), `keepdims`.")
 
 
@@ -464,5 +468,5 @@ def _log_softmax_ref(inputs, params, attrs):
                 ).astype(x.dtype)
 
 
-_prim("log_softmax", _same_rule, _log_softmax_ref, traits=(REDUCTION,),
+_prim("log_softmax", _same_rule, _log_softmax_ref, traits=(REDUCTION,), kernel="log_softmax",
       doc="log(softmax(x)) along attr `axis`, computed stably.")
