@@ -153,6 +153,16 @@ def test_a_shape_error_in_call_names_the_layer_and_the_line():
     assert f"{__file__}:{lineno}" in message
 
 
+def test_a_failed_build_leaves_the_custom_layer_unbuilt():
+    dense = MyDense(3)
+    with pytest.raises(ShapeError, match="Reshape"):
+        Sequential([dense, layers.Reshape((7,))])(np.ones((2, 5), np.float32))
+    assert not dense.built and dense.param_names == [] and dense.get_weights() == []
+    X = RNG.normal(size=(2, 4)).astype(np.float32)
+    w_shape = [w.shape for w in (dense(X), *dense.get_weights())]
+    assert w_shape == [(2, 3), (4, 3), (3,)]  # built afresh for the new input width
+
+
 def test_a_symbolic_weight_shape_is_refused():
     class Spatial(layers.Layer):
         def build(self, input_shape):

@@ -11,8 +11,9 @@ A subclassed ``Model`` is traced the same way, its sub-layers lowering as layers
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -213,6 +214,29 @@ def _ensure_built(layer: Layer, types: Sequence[TensorType]) -> None:
         layer.__dict__["_weight_specs"] = saved  # a failed build leaves the layer as it was
         raise
     layer.__dict__["_build_done"] = True
+    scopes = getattr(_state, "scopes", None)
+    if scopes:
+        scopes[-1].append((layer, saved))
+
+
+@contextlib.contextmanager
+def build_scope() -> Iterator[None]:
+    """Undo the custom layers' ``build``s made inside if it fails: a failed model build or
+    compile leaves every layer as it was (its weights are only created at commit)."""
+    if not hasattr(_state, "scopes"):
+        _state.scopes = []
+    built: list = []
+    _state.scopes.append(built)
+    try:
+        yield
+    except BaseException:
+        for layer, saved in built:
+            if all(layer.variable(p).value is None for p in layer.param_names):
+                layer.__dict__["_weight_specs"] = saved
+                layer.__dict__.pop("_build_done", None)
+        raise
+    finally:
+        _state.scopes.pop()
 
 
 def run_call(owner: Any, types: Sequence[TensorType], dtype: np.dtype
