@@ -260,6 +260,24 @@ def test_subclassed_model_with_two_inputs_and_two_outputs():
     np.testing.assert_allclose(y2, (a * b).sum(-1), rtol=1e-5)
 
 
+def test_summary_shows_custom_layers_without_building_them():
+    net = Sequential([layers.Dense(4), MyDense(3)])
+    text = net.summary(print_fn=None)
+    assert "my_dense (MyDense)" in text and "Total params: ?" in text
+    assert not net.layers[1].built and net.layers[1].param_names == []
+    net.build((None, 5))
+    text = net.summary(print_fn=None)
+    assert "weight (4, 3), bias (3,)" in text and "Total params: 39" in text
+
+
+def test_configs_refuse_what_they_cannot_rebuild():
+    with pytest.raises(CompilerError, match="subclassed Model"):
+        MLP().to_config()
+    x = Input((3,))
+    with pytest.raises(CompilerError, match="compiler.ops calls"):
+        Model(x, ops.relu(x) + 1.0).to_config()
+
+
 def test_model_without_call_is_refused():
     with pytest.raises(CompilerError, match="subclassing form"):
         Model()

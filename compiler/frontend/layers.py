@@ -189,6 +189,8 @@ class Layer:
 
     def count_params(self) -> int | None:
         """Number of scalars in the weights, or ``None`` while some size is unknown."""
+        if self._traced and not self.__dict__.get("_build_done"):
+            return None  # a custom layer's weights are declared by its build()
         total = 0
         for shape in self.param_shapes.values():
             if any(d is None or not isinstance(d, int) for d in shape):

@@ -263,6 +263,10 @@ class Model:
         """The architecture as a JSON-serializable dict (``Model.from_config`` rebuilds it)."""
         from .saving import model_to_config
 
+        if self.__dict__.get("_subclassed"):
+            raise CompilerError(f"model '{self.name}' is a subclassed Model: its architecture is "
+                                f"its Python class; save the weights with save_weights and "
+                                f"rebuild it with {type(self).__name__}(...)")
         return model_to_config(self)
 
     @classmethod

@@ -9,20 +9,33 @@ from ..symbolic import format_shape
 
 
 def _layer_outputs(model: Any) -> dict:
-    """Output type of each layer's first use, from shape propagation on the known inputs."""
+    """Output type of each layer's first use, from shape propagation on the known inputs.
+
+    A layer may lower to several nodes (a traced custom layer): its output is the last node of
+    the first run of nodes it made. Custom layers are not built by a summary.
+    """
     from ..lowering import lower
     from ..passes import CompileContext, propagate_shapes
+    from .tracing import build_scope
 
-    graph = lower(model, model.assumed_input_types())
     try:
-        propagate_shapes(graph, CompileContext())
+        with build_scope(dry_run=True):
+            graph = lower(model, model.assumed_input_types())
+            propagate_shapes(graph, CompileContext())
     except CompilerError:
         return {}
     out: dict = {}
-    for node, data in graph.nodes(data=True):
+    done: set = set()
+    previous = None
+    for node in sorted(graph.nodes):
+        data = graph.nodes[node]
         origin = data.get("origin")
-        if origin is not None and data["op"] != "param":
-            out.setdefault(origin.name, data["type"])
+        name = None if origin is None else origin.name
+        if previous is not None and name != previous:
+            done.add(previous)
+        if name is not None and data["op"] != "param" and name not in done:
+            out[name] = data["type"]
+        previous = name
     return out
 
 

@@ -151,6 +151,11 @@ class OpCall(Layer):
     def lower(self, builder: Any, inputs: Sequence[int]) -> int:
         return emit_op(builder, self, inputs, origin_of(self))
 
+    def get_config(self) -> dict:
+        raise CompilerError(f"model configs cannot hold compiler.ops calls yet ('{self.name}': "
+                            f"ops.{self._kind}); save the weights with save_weights and rebuild "
+                            f"the model from Python")
+
 
 def emit_op(builder: Any, call: OpCall, inputs: Sequence[int], origin: Any) -> int:
     operands = list(inputs)
@@ -220,23 +225,29 @@ def _ensure_built(layer: Layer, types: Sequence[TensorType]) -> None:
 
 
 @contextlib.contextmanager
-def build_scope() -> Iterator[None]:
-    """Undo the custom layers' ``build``s made inside if it fails: a failed model build or
-    compile leaves every layer as it was (its weights are only created at commit)."""
+def build_scope(dry_run: bool = False) -> Iterator[None]:
+    """Undo the custom layers' ``build``s made inside if it fails (or always, ``dry_run``: a
+    report such as ``summary()``): a failed model build or compile leaves every layer as it was
+    (its weights are only created at commit)."""
     if not hasattr(_state, "scopes"):
         _state.scopes = []
     built: list = []
     _state.scopes.append(built)
-    try:
-        yield
-    except BaseException:
+    def undo() -> None:
         for layer, saved in built:
             if all(layer.variable(p).value is None for p in layer.param_names):
                 layer.__dict__["_weight_specs"] = saved
                 layer.__dict__.pop("_build_done", None)
+
+    try:
+        yield
+    except BaseException:
+        undo()
         raise
     finally:
         _state.scopes.pop()
+    if dry_run:
+        undo()
 
 
 def run_call(owner: Any, types: Sequence[TensorType], dtype: np.dtype
