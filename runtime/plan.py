@@ -112,6 +112,8 @@ class Plan:
         # ``bool`` or an int (comparisons, ``cast``) is converted on the way out.
         logical = [g.nodes[o]["type"].dtype for o in self._output_nodes]
         self._output_dtypes = logical if any(d != self.dtype for d in logical) else None
+        # the fast path's one check: hand the kernel's output back as is (no copy, no cast)
+        self._plain_output = not any(self._copy_outputs) and self._output_dtypes is None
         self._layouts: dict = {}
         self._lock = threading.Lock()
         self._generated = None
@@ -371,6 +373,8 @@ class Plan:
             forward = self._forward_parallel or self._parallel_forward() if layout.parallel \
                 else self._forward
             out = forward(x, self._wbuf, layout.array)
+            if self._plain_output:
+                return out
             out = out.copy() if self._copy_outputs[0] else out
             return out if self._output_dtypes is None else out.astype(self._output_dtypes[0])
         if len(inputs) != len(self._input_nodes):
