@@ -4,7 +4,8 @@ This is the one place that reads layers; the graph it builds holds names and pla
 (``Origin``, weight keys, ``ParamInit``), never a layer object. Each layer lowers itself through
 ``layer.lower(builder, inputs) -> outputs``: a plain layer emits one node, a nested model emits
 its whole body under a name scope (``"block/dense"``), so weights are keyed by their path in the
-outermost model (``"block/dense/kernel"``).
+outermost model (``"block/dense/kernel"``), and a custom layer emits the primitive nodes its
+traced ``call`` recorded (``frontend/tracing.py``; its weights: ``GraphBuilder.weight``).
 """
 
 from __future__ import annotations
