@@ -35,9 +35,10 @@ def _input_types(model: Any, specs: Sequence[TensorSpec]) -> list:
 def build_graph(model: Any, specs: Sequence[TensorSpec], passes: Sequence, **ctx_args: Any
                 ) -> tuple[nx.DiGraph, CompileContext]:
     """Lower ``model`` for ``specs`` and run ``passes``; the model itself is not modified."""
-    ctx = CompileContext(store=model.weight_store, **ctx_args)
     with _gc_paused():
         graph = lower(model, _input_types(model, specs))
+        # the store after lowering: tracing a custom layer's first call declares its weights
+        ctx = CompileContext(store=model.weight_store, **ctx_args)
         return run_pipeline(graph, passes, ctx), ctx
 
 
@@ -56,7 +57,9 @@ def _gc_paused():
 
 def build_model(model: Any, specs: Sequence[TensorSpec], seed: int | None = None) -> None:
     """Infer shapes and initialize missing weights; all-or-nothing."""
-    with BUILD_LOCK:
+    from .frontend.tracing import build_scope
+
+    with BUILD_LOCK, build_scope():
         _graph, ctx = build_graph(model, specs, BUILD_PIPELINE, seed=seed)
         commit_weights(ctx)
         model._built_specs = list(specs)
@@ -99,7 +102,9 @@ def compile(model: Any, *input_specs: Any, seed: int | None = None, dump_ir: boo
     if not specs:
         raise CompilerError(f"compile(model '{model.name}') needs input specs, e.g. "
                             f"compile(net, TensorSpec((None, 20)))")
-    with model._lock, BUILD_LOCK:
+    from .frontend.tracing import build_scope
+
+    with model._lock, BUILD_LOCK, build_scope():
         graph, ctx = build_graph(model, specs, COMPILE_PIPELINE, seed=seed, dump_ir=dump_ir,
                                  disabled=frozenset(disabled), options=dict(options or {}))
         commit_weights(ctx)

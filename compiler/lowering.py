@@ -4,7 +4,8 @@ This is the one place that reads layers; the graph it builds holds names and pla
 (``Origin``, weight keys, ``ParamInit``), never a layer object. Each layer lowers itself through
 ``layer.lower(builder, inputs) -> outputs``: a plain layer emits one node, a nested model emits
 its whole body under a name scope (``"block/dense"``), so weights are keyed by their path in the
-outermost model (``"block/dense/kernel"``).
+outermost model (``"block/dense/kernel"``), and a custom layer emits the primitive nodes its
+traced ``call`` recorded (``frontend/tracing.py``; its weights: ``GraphBuilder.weight``).
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ class GraphBuilder:
         #: Output nodes of each top-level layer's first call (for reports such as ``summary``).
         self.layer_outputs: dict[str, list[int]] = {}
         self._params: dict[int, list[int]] = {}
+        self._weights: dict[tuple[int, str], int] = {}
 
     def input(self, type: TensorType, name: str, expects: tuple | None = None) -> int:
         node = add_node(self.graph, "input", attrs={"name": name}, type=type)
@@ -102,6 +104,19 @@ class GraphBuilder:
                          type=TensorType(tuple(shape), self.dtype))
                 for pname, shape in layer.param_shapes.items()]
         return self._params[key]
+
+    def weight(self, layer: Any, pname: str, shape: Sequence[int], initializer: Any) -> int:
+        """The param node of a custom layer's weight ``pname`` (declared by ``add_weight``):
+        role ``"value"``, the weight's name in attribute ``weight``; one node per weight."""
+        key = (id(layer), pname)
+        if key not in self._weights:
+            self._weights[key] = add_node(
+                self.graph, "param", origin=self.origin(layer), param="value", weight=pname,
+                key=self.keys.get(id(layer.variable(pname))) or weight_key(layer, pname,
+                                                                          self.prefix),
+                init=ParamInit(initializer, layer.dtype),
+                type=TensorType(tuple(shape), self.dtype))
+        return self._weights[key]
 
     def call(self, layer: Any, inputs: Sequence[int]) -> int:
         """One node for one call of a primitive layer (``Layer.lower``'s default)."""
@@ -148,6 +163,7 @@ def lower(model: Any, input_types: Sequence[TensorType],
     if layer_outputs is not None:
         layer_outputs.update(builder.layer_outputs)
     # Where the param keys' weights live, like an ONNX graph's initializers: a pipeline run
-    # without an explicit store reads (and commits to) this one.
-    graph.graph["weights"] = store
+    # without an explicit store reads (and commits to) this one. Read after lowering: tracing a
+    # custom layer's first call declares its weights.
+    graph.graph["weights"] = model.weight_store
     return graph

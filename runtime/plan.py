@@ -108,6 +108,12 @@ class Plan:
         self._single_io = len(self._input_nodes) == 1 and len(self._output_nodes) == 1
         self._copy_outputs = [self.memory.root[o] in self._input_nodes
                               for o in self._output_nodes]
+        # Values are computed in the model dtype (one arena); an output whose IR type is
+        # ``bool`` or an int (comparisons, ``cast``) is converted on the way out.
+        logical = [g.nodes[o]["type"].dtype for o in self._output_nodes]
+        self._output_dtypes = logical if any(d != self.dtype for d in logical) else None
+        # the fast path's one check: hand the kernel's output back as is (no copy, no cast)
+        self._plain_output = not any(self._copy_outputs) and self._output_dtypes is None
         self._layouts: dict = {}
         self._lock = threading.Lock()
         self._generated = None
@@ -367,7 +373,10 @@ class Plan:
             forward = self._forward_parallel or self._parallel_forward() if layout.parallel \
                 else self._forward
             out = forward(x, self._wbuf, layout.array)
-            return out.copy() if self._copy_outputs[0] else out
+            if self._plain_output:
+                return out
+            out = out.copy() if self._copy_outputs[0] else out
+            return out if self._output_dtypes is None else out.astype(self._output_dtypes[0])
         if len(inputs) != len(self._input_nodes):
             raise CompilerError(f"plan for model '{self.model_name}' takes "
                                 f"{len(self._input_nodes)} input(s), received {len(inputs)}")
@@ -396,6 +405,8 @@ class Plan:
         for i, copy in enumerate(self._copy_outputs):
             if copy:  # the output is (a view of) an input: never hand the caller's array back
                 outs[i] = outs[i].copy()
+        if self._output_dtypes is not None:
+            outs = [o.astype(d) for o, d in zip(outs, self._output_dtypes)]
         return outs[0] if len(outs) == 1 else outs
 
     def _run_steps(self, arrays: Sequence[np.ndarray], layout: Layout) -> list:

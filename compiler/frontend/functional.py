@@ -10,10 +10,15 @@ from ..ops import Unifier, get_op
 from ..ops.registry import check_arity
 from ..symbolic import format_shape
 from ..types import TensorSpec, TensorType, as_model_dtype
+from .operators import SymbolicValueGuard
 
 
-class SymbolicTensor:
-    """A value in a functional graph: where it comes from, and its type as far as known."""
+class SymbolicTensor(SymbolicValueGuard):
+    """A value in a functional graph: where it comes from, and its type as far as known.
+
+    Python operators build ``compiler.ops`` calls (``x + 1``, ``a @ b``); Python control flow on
+    its value raises (``operators.py``).
+    """
 
     def __init__(self, type: TensorType, layer: Any = None,
                  inputs: Sequence[SymbolicTensor] = (), spec: TensorSpec | None = None):
@@ -28,7 +33,8 @@ class SymbolicTensor:
         return self.type.dtype
 
     def __repr__(self) -> str:
-        src = f"from {self.layer.name}" if self.layer is not None else "input"
+        src = f"from {getattr(self.layer, 'name', 'a weight')}" if self.layer is not None \
+            else "input"
         return f"<SymbolicTensor {self.type} {src}>"
 
 
@@ -52,6 +58,10 @@ def call_layer_symbolically(layer: Any, inputs: Sequence[Any]) -> SymbolicTensor
     """Record ``layer(*inputs)`` and infer its output type right away (errors surface here)."""
     if not all(isinstance(x, SymbolicTensor) for x in inputs):
         raise CompilerError(f"layer '{layer.name}': mix of symbolic tensors and arrays in a call")
+    if getattr(layer, "_traced", False):  # a custom layer: its call is traced
+        from .tracing import trace_symbolic
+
+        return trace_symbolic(layer, inputs)
     op = get_op(layer.op)
     types = [x.type for x in inputs]
     attrs = layer.op_attrs()

@@ -49,7 +49,13 @@ def _flag(value: Any, what: str, layer: str) -> bool:
 
 
 class Layer:
-    """Base class. Subclasses set ``op`` and implement ``op_attrs`` (and initializers if any)."""
+    """Base class. Subclasses set ``op`` and implement ``op_attrs`` (and initializers if any).
+
+    Or, the Keras way: define ``build(self, input_shape)`` (create weights with ``add_weight``)
+    and ``call(self, inputs)`` (compute with ``compiler.ops`` and operators); ``call`` is traced
+    into primitive ops (``tracing.py``) and ``build`` runs on the first call with the inferred
+    input shape.
+    """
 
     op: str = "identity"
     #: True for ``Sequential``/``Model``: composite layers whose weights live in their layers.
@@ -57,6 +63,17 @@ class Layer:
     #: Whether the name was picked automatically (a nested model may then be renamed to stay
     #: unique among its siblings).
     _auto_named: bool = False
+    #: set on subclasses that define ``call``: lowered by tracing it
+    _traced: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any):
+        super().__init_subclass__(**kwargs)
+        # A custom layer (not a Model subclass: a subclassed Model lowers its body through
+        # ``Model.lower``) that defines ``call`` and no ``lower`` of its own is traced.
+        if "call" in cls.__dict__ and not cls.is_model:
+            cls._traced = True
+            if "lower" not in cls.__dict__:
+                cls.lower = cls.lower_traced  # what lowering calls (``GraphBuilder.lower_layer``)
 
     def __init__(self, name: str | None = None, input_shape: Sequence | None = None,
                  input_dim: int | None = None, dtype: Any = None, **kwargs: Any):
@@ -118,11 +135,35 @@ class Layer:
         return {}
 
     def initializer(self, param: str) -> initializers.Initializer:
+        specs = self.__dict__.get("_weight_specs", {})
+        if param in specs:
+            return specs[param].initializer
         raise CompilerError(f"{self._kind} has no parameter {param!r}")
 
     @property
     def param_names(self) -> list[str]:
+        if self._traced:
+            return list(self.__dict__.get("_weight_specs", ()))
         return list(get_op(self.op).param_shapes([TensorType(None)], self.op_attrs()))
+
+    # -- custom layers (compiler/frontend/tracing.py) ---------------------------------------
+    def build(self, input_shape: Any) -> None:
+        """Create weights with ``add_weight``; runs once, on the first call, with the inferred
+        input shape (``None`` for sizes known only at run time, like the batch)."""
+
+    def add_weight(self, name: str | None = None, shape: Sequence = (),
+                   initializer: Any = "glorot_uniform", dtype: Any = None,
+                   trainable: bool = True) -> Any:
+        """Declare a weight (Keras ``add_weight``); it is created with the model's others."""
+        from .tracing import add_weight
+
+        return add_weight(self, name, shape, initializer, dtype)
+
+    def lower_traced(self, builder: Any, inputs: list[int]) -> list[int]:
+        """``lower`` of a custom layer: its ``call`` traced into primitive nodes."""
+        from .tracing import trace_call
+
+        return [trace_call(self, builder, inputs)]
 
     # -- weights ----------------------------------------------------------------------------
     def variable(self, pname: str) -> Variable:
@@ -140,6 +181,8 @@ class Layer:
 
     @property
     def built(self) -> bool:
+        if self._traced and not self.__dict__.get("_build_done"):
+            return False
         return all(self.variable(p).value is not None for p in self.param_names)
 
     @property
@@ -147,12 +190,16 @@ class Layer:
         """Each parameter's shape as far as known; ``None`` marks a size not inferred yet."""
         if self.built:
             return {p: self.variable(p).value.shape for p in self.param_names}
+        if self._traced:
+            return {p: spec.shape for p, spec in self.__dict__.get("_weight_specs", {}).items()}
         declared = [TensorType(self._declared_input)] if self._declared_input else [
             TensorType(None)]
         return dict(get_op(self.op).param_shapes(declared, self.op_attrs()))
 
     def count_params(self) -> int | None:
         """Number of scalars in the weights, or ``None`` while some size is unknown."""
+        if self._traced and not self.__dict__.get("_build_done"):
+            return None  # a custom layer's weights are declared by its build()
         total = 0
         for shape in self.param_shapes.values():
             if any(d is None or not isinstance(d, int) for d in shape):

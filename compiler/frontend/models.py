@@ -29,7 +29,13 @@ from .layers import Layer
 class Model(Layer):
     """A functional model: ``Model(inputs, outputs)`` over symbolic tensors from ``Input``."""
 
-    def __init__(self, inputs: Any, outputs: Any, name: str | None = None, dtype: Any = None):
+    def __init__(self, inputs: Any = None, outputs: Any = None, name: str | None = None,
+                 dtype: Any = None):
+        if inputs is None and outputs is None:  # the subclassing form: layers + ``call``
+            from .subclassing import init_subclassed
+
+            init_subclassed(self, name, dtype)
+            return
         ins = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
         outs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
         self._single_output = not isinstance(outputs, (list, tuple))
@@ -50,6 +56,13 @@ class Model(Layer):
         self._build_from(self._input_specs)
 
     is_model = True
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if not name.startswith("_") and self.__dict__.get("_subclassed"):
+            from .subclassing import refresh_layers  # a subclassed model's layers are attributes
+
+            refresh_layers(self)
 
     def _init_common(self, name: str | None, dtype: Any) -> None:
         if name is not None and (not isinstance(name, str) or not name or "/" in name):
@@ -94,6 +107,10 @@ class Model(Layer):
     # -- structure (what lowering reads) ----------------------------------------------------
     @property
     def layers(self) -> list[Layer]:
+        if self.__dict__.get("_subclassed"):
+            from .subclassing import refresh_layers
+
+            refresh_layers(self)
         return list(self._layers)
 
     @property
@@ -106,7 +123,7 @@ class Model(Layer):
     def declared_inputs(self) -> list:
         """The input shapes the model itself declares (``Input`` shapes), or Nones."""
         if self._input_specs is None:
-            return [None]
+            return [None] * self.num_inputs
         return [tuple(None if isinstance(d, str) else d for d in s.shape)
                 for s in self._input_specs]
 
@@ -115,6 +132,10 @@ class Model(Layer):
         return len(self._inputs)
 
     def _lower_body(self, builder, input_nodes: list[int]) -> list[int]:
+        if self.__dict__.get("_subclassed"):
+            from .subclassing import lower_subclassed
+
+            return lower_subclassed(self, builder, input_nodes)
         values = {id(t): n for t, n in zip(self._inputs, input_nodes)}
         for layer, args, out in self._calls:
             values[id(out)] = _single(layer, builder.lower_layer(
@@ -338,6 +359,10 @@ class Model(Layer):
         """The architecture as a JSON-serializable dict (``Model.from_config`` rebuilds it)."""
         from .saving import model_to_config
 
+        if self.__dict__.get("_subclassed"):
+            raise CompilerError(f"model '{self.name}' is a subclassed Model: its architecture is "
+                                f"its Python class; save the weights with save_weights and "
+                                f"rebuild it with {type(self).__name__}(...)")
         return model_to_config(self)
 
     def get_config(self) -> dict:

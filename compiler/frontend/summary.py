@@ -11,14 +11,20 @@ from ..symbolic import format_shape
 
 def _layer_outputs(model: Any) -> dict:
     """Output type of each top-level layer's first use (a nested model's too), from shape
-    propagation on the known inputs."""
+    propagation on the known inputs.
+
+    A layer may lower to several nodes (a traced custom layer, a nested model): its output is
+    what its ``lower`` returned. Custom layers are not built by a summary (a dry-run build).
+    """
     from ..lowering import lower
     from ..passes import CompileContext, propagate_shapes
+    from .tracing import build_scope
 
     outputs: dict = {}
-    graph = lower(model, model.assumed_input_types(), layer_outputs=outputs)
     try:
-        propagate_shapes(graph, CompileContext())
+        with build_scope(dry_run=True):
+            graph = lower(model, model.assumed_input_types(), layer_outputs=outputs)
+            propagate_shapes(graph, CompileContext())
     except CompilerError:
         return {}
     return {name: graph.nodes[nodes[0]]["type"] for name, nodes in outputs.items() if nodes}

@@ -1,4 +1,27 @@
-"""Importing this package registers every op (each module calls ``register`` once per op)."""
+"""Importing this package registers every op (each module calls ``register`` once per op).
 
-from . import activations, conv, dense, merge, normalization, pooling, reshape, softmax  # noqa: F401  # noqa: F401,E402
+It is also the user-facing ``compiler.ops`` (Keras 3 ``keras.ops`` names: ``ops.matmul``,
+``ops.relu``...): those functions live in ``compiler/frontend/ops_api.py`` and are looked up
+here on first use, so the registry never imports the frontend at import time.
+"""
+
+from . import activations, conv, dense, merge, normalization, pooling, primitives, reshape, softmax  # noqa: F401,E402
 from .registry import OpDef, Unifier, get_op, register, registered_ops  # noqa: F401
+
+# The op modules ``reshape`` and ``softmax`` share names with user functions; the functions win
+# (``ops.reshape(x, shape)``). The modules stay importable (``from compiler.ops.reshape import``).
+del reshape, softmax  # noqa: F821
+
+
+def __getattr__(name: str):
+    from ..frontend import ops_api
+
+    if name in ops_api.__all__:
+        return getattr(ops_api, name)
+    raise AttributeError(f"module 'compiler.ops' has no attribute {name!r}")
+
+
+def __dir__() -> list:
+    from ..frontend import ops_api
+
+    return sorted(set(globals()) | set(ops_api.__all__))

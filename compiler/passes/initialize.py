@@ -29,7 +29,8 @@ def initialize(g: nx.DiGraph, ctx) -> nx.DiGraph:
     for node, data in g.nodes(data=True):
         if data["op"] != "param" or "derived" in data:  # derived (folded) values are final
             continue
-        key, pname, t = data["key"], data["param"], data["type"]
+        # a custom layer's weights all have the role "value"; ``weight`` is their own name
+        key, pname, t = data["key"], data.get("weight", data["param"]), data["type"]
         where = layer_name(g, node)
         existing = ctx.weights.get(key)
         if existing is None and data.get("value") is not None:

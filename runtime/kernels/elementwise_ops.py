@@ -1,0 +1,258 @@
+"""Element-wise kernels for ``compiler.ops`` primitives, one compiled loop per arity, keyed by
+an op code: unary (``negative abs exp log sqrt erf logical_not``, and the ``zeros_like`` /
+``ones_like`` fills), binary with NumPy broadcasting (``divide power``, comparisons,
+``logical_and logical_or``) and ``where``.
+
+Broadcasting: operands are right-aligned to ``out``; ``layout`` gives per-operand element
+strides (0 on broadcast axes) over ``out``'s axes with size-1 axes dropped and chained
+neighbours merged, so ``(N, H, W, C) / (N, 1, 1, C)`` runs as ``(N, H*W, C) / (N, 1, C)``.
+Results are stored in ``out``'s dtype (the model's): a comparison writes 1.0 or 0.0.
+"""
+
+import functools
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from .flags import JIT, PARALLEL_MIN_ELEMENTS
+from .registry import Kernel, register_kernel
+
+_INLINE = {k: v for k, v in JIT.items() if k != "cache"}
+_CHUNK = 1 << 14
+
+NEGATIVE, ABS, EXP, LOG, SQRT, ERF, LOGICAL_NOT, ZEROS, ONES = range(9)
+UNARY_CODES = {"negative": NEGATIVE, "abs": ABS, "exp": EXP, "log": LOG, "sqrt": SQRT,
+               "erf": ERF, "logical_not": LOGICAL_NOT, "zeros_like": ZEROS, "ones_like": ONES}
+(DIVIDE, POWER, EQUAL, NOT_EQUAL, GREATER, GREATER_EQUAL, LESS, LESS_EQUAL, LOGICAL_AND,
+ LOGICAL_OR) = range(10)
+BINARY_CODES = {"divide": DIVIDE, "power": POWER, "equal": EQUAL, "not_equal": NOT_EQUAL,
+                "greater": GREATER, "greater_equal": GREATER_EQUAL, "less": LESS,
+                "less_equal": LESS_EQUAL, "logical_and": LOGICAL_AND, "logical_or": LOGICAL_OR}
+
+
+@njit(inline="always", **_INLINE)
+def unary_value(v, code):
+    if code == NEGATIVE:
+        return -v
+    if code == ABS:
+        return abs(v)
+    if code == EXP:
+        return math.exp(v)
+    if code == LOG:
+        if v < 0:
+            return math.nan
+        if v == 0:
+            return -math.inf
+        return math.log(v)
+    if code == SQRT:
+        return math.sqrt(v) if v >= 0 else math.nan
+    if code == ERF:
+        return math.erf(v)
+    if code == LOGICAL_NOT:
+        return 1.0 if v == 0 else 0.0
+    if code == ZEROS:
+        return 0.0
+    return 1.0
+
+
+@njit(inline="always", **_INLINE)
+def binary_value(x, y, code):
+    if code == DIVIDE:
+        return x / y
+    if code == POWER:
+        return x ** y
+    if code == EQUAL:
+        return 1.0 if x == y else 0.0
+    if code == NOT_EQUAL:
+        return 1.0 if x != y else 0.0
+    if code == GREATER:
+        return 1.0 if x > y else 0.0
+    if code == GREATER_EQUAL:
+        return 1.0 if x >= y else 0.0
+    if code == LESS:
+        return 1.0 if x < y else 0.0
+    if code == LESS_EQUAL:
+        return 1.0 if x <= y else 0.0
+    if code == LOGICAL_AND:
+        return 1.0 if (x != 0 and y != 0) else 0.0
+    return 1.0 if (x != 0 or y != 0) else 0.0
+
+
+# -- unary: flat loops ---------------------------------------------------------------------------
+@njit(inline="always", **_INLINE)
+def _unary_chunk(x, out, lo, hi, code):
+    for i in range(lo, hi):
+        out[i] = unary_value(x[i], code)
+
+
+@njit(**JIT)
+def unary_serial(x, out, code):
+    _unary_chunk(x, out, 0, out.shape[0], code)
+
+
+@njit(parallel=True, **JIT)
+def unary_parallel(x, out, code):
+    n = out.shape[0]
+    for c in prange((n + _CHUNK - 1) // _CHUNK):
+        _unary_chunk(x, out, c * _CHUNK, min(n, (c + 1) * _CHUNK), code)
+
+
+def _unary(x, out, code):
+    """``out = f(x)`` element-wise (``x`` has ``out``'s shape)."""
+    if out.size == 0:
+        return
+    run = unary_parallel if out.size >= PARALLEL_MIN_ELEMENTS else unary_serial
+    run(np.ascontiguousarray(x).reshape(-1), out.reshape(-1), code)
+
+
+# -- broadcasting: strided rows ------------------------------------------------------------------
+@functools.lru_cache(maxsize=512)
+def layout(out_shape: tuple, *shapes: tuple):
+    """``(sizes, strides)``: int64 arrays, ``strides[k, d]`` the element stride of operand
+    ``k`` along coalesced axis ``d`` of ``out`` (0 where it broadcasts)."""
+    rank = len(out_shape)
+    per = []
+    for shape in shapes:
+        padded = (1,) * (rank - len(shape)) + tuple(shape)
+        st, step = [0] * rank, 1
+        for d in range(rank - 1, -1, -1):
+            st[d] = step if padded[d] != 1 else 0
+            step *= padded[d]
+        per.append(st)
+    dims = [(out_shape[d], tuple(st[d] for st in per)) for d in range(rank) if out_shape[d] != 1]
+    merged: list = []
+    for size, strides in dims:
+        if merged:
+            psize, pstrides = merged[-1]
+            if all(p == s * size for p, s in zip(pstrides, strides)):
+                merged[-1] = (psize * size, strides)
+                continue
+        merged.append((size, strides))
+    if not merged:
+        merged = [(1, (0,) * len(shapes))]
+    sizes = np.array([m[0] for m in merged], np.int64)
+    strides = np.array([m[1] for m in merged], np.int64).T.copy()
+    sizes.flags.writeable = strides.flags.writeable = False
+    return sizes, strides
+
+
+@njit(inline="always", **_INLINE)
+def _offsets(r, sizes, strides, offs):
+    """Each operand's offset of row ``r`` (all axes but the last)."""
+    rank = sizes.shape[0]
+    offs[:] = 0
+    rem = r
+    for d in range(rank - 2, -1, -1):
+        idx = rem % sizes[d]
+        rem //= sizes[d]
+        for k in range(offs.shape[0]):
+            offs[k] += idx * strides[k, d]
+
+
+@njit(inline="always", **_INLINE)
+def _binary_rows(a, b, out, sizes, strides, code, r0, r1):
+    rank = sizes.shape[0]
+    inner = sizes[rank - 1]
+    sa, sb = strides[0, rank - 1], strides[1, rank - 1]
+    offs = np.zeros(2, np.int64)
+    for r in range(r0, r1):
+        _offsets(r, sizes, strides, offs)
+        ao, bo, oo = offs[0], offs[1], r * inner
+        if sa == 1 and sb == 1:
+            for j in range(inner):
+                out[oo + j] = binary_value(a[ao + j], b[bo + j], code)
+        elif sb == 0:
+            y = b[bo]
+            for j in range(inner):
+                out[oo + j] = binary_value(a[ao + j * sa], y, code)
+        else:
+            x = a[ao]
+            for j in range(inner):
+                out[oo + j] = binary_value(x if sa == 0 else a[ao + j], b[bo + j], code)
+
+
+@njit(**JIT)
+def binary_serial(a, b, out, sizes, strides, code):
+    inner = sizes[sizes.shape[0] - 1]
+    _binary_rows(a, b, out, sizes, strides, code, 0, out.shape[0] // inner)
+
+
+@njit(parallel=True, **JIT)
+def binary_parallel(a, b, out, sizes, strides, code):
+    inner = sizes[sizes.shape[0] - 1]
+    rows = out.shape[0] // inner
+    per = max(1, _CHUNK // inner)
+    for c in prange((rows + per - 1) // per):
+        _binary_rows(a, b, out, sizes, strides, code, c * per, min(rows, (c + 1) * per))
+
+
+def _binary(a, b, out, code):
+    """``out = a op b``, ``a`` and ``b`` broadcast NumPy-style to ``out``."""
+    if out.size == 0:
+        return
+    sizes, strides = layout(out.shape, a.shape, b.shape)
+    run = binary_parallel if out.size >= PARALLEL_MIN_ELEMENTS else binary_serial
+    run(np.ascontiguousarray(a).reshape(-1), np.ascontiguousarray(b).reshape(-1),
+        out.reshape(-1), sizes, strides, code)
+
+
+@njit(inline="always", **_INLINE)
+def _where_rows(c, a, b, out, sizes, strides, r0, r1):
+    rank = sizes.shape[0]
+    inner = sizes[rank - 1]
+    sc, sa, sb = strides[0, rank - 1], strides[1, rank - 1], strides[2, rank - 1]
+    offs = np.zeros(3, np.int64)
+    for r in range(r0, r1):
+        _offsets(r, sizes, strides, offs)
+        co, ao, bo, oo = offs[0], offs[1], offs[2], r * inner
+        for j in range(inner):
+            out[oo + j] = a[ao + j * sa] if c[co + j * sc] != 0 else b[bo + j * sb]
+
+
+@njit(**JIT)
+def where_serial(c, a, b, out, sizes, strides):
+    inner = sizes[sizes.shape[0] - 1]
+    _where_rows(c, a, b, out, sizes, strides, 0, out.shape[0] // inner)
+
+
+@njit(parallel=True, **JIT)
+def where_parallel(c, a, b, out, sizes, strides):
+    inner = sizes[sizes.shape[0] - 1]
+    rows = out.shape[0] // inner
+    per = max(1, _CHUNK // inner)
+    for k in prange((rows + per - 1) // per):
+        _where_rows(c, a, b, out, sizes, strides, k * per, min(rows, (k + 1) * per))
+
+
+def where(c, a, b, out):
+    """``out = a if c else b``, the three broadcast NumPy-style to ``out``."""
+    if out.size == 0:
+        return
+    sizes, strides = layout(out.shape, c.shape, a.shape, b.shape)
+    run = where_parallel if out.size >= PARALLEL_MIN_ELEMENTS else where_serial
+    flat = [np.ascontiguousarray(x).reshape(-1) for x in (c, a, b)]
+    run(*flat, out.reshape(-1), sizes, strides)
+
+
+def _no_scalars(attrs, input_shapes, out_shape):
+    return ()
+
+
+def _unary_launcher(code: int):
+    def launch(x, out):
+        _unary(x, out, code)
+    return launch
+
+
+def _binary_launcher(code: int):
+    def launch(a, b, out):
+        _binary(a, b, out, code)
+    return launch
+
+
+for _name, _code in UNARY_CODES.items():
+    register_kernel(Kernel(_name, _unary_launcher(_code), _no_scalars))
+for _name, _code in BINARY_CODES.items():
+    register_kernel(Kernel(_name, _binary_launcher(_code), _no_scalars))
+register_kernel(Kernel("where", where, _no_scalars))
