@@ -11,10 +11,8 @@ the workers (``persist``). Before timing, the cluster's first and last chunks ar
 
 from __future__ import annotations
 
-import contextlib
-import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,19 +83,9 @@ def unavailable_reason(ctx: RunContext) -> str | None:
     return None
 
 
-@contextlib.contextmanager
-def _one_thread_workers() -> Iterator[None]:
-    """Worker processes started inside run their kernels on one thread each (per-core)."""
-    saved = {k: os.environ.get(k) for k in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS")}
-    os.environ.update(NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+#: Worker processes run their kernels on one thread each (per-core). Set through the nanny's
+#: environment, never this process's: numba fixes its thread count when ``runtime`` is imported.
+ONE_THREAD_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
 
 
 def _time_cluster(ctx: RunContext, n_workers: int, plan: object, x: np.ndarray,
@@ -107,8 +95,8 @@ def _time_cluster(ctx: RunContext, n_workers: int, plan: object, x: np.ndarray,
 
     from runtime.dask import predict
 
-    with _one_thread_workers(), LocalCluster(
-            n_workers=n_workers, threads_per_worker=1, processes=True,
+    with LocalCluster(
+            n_workers=n_workers, threads_per_worker=1, processes=True, env=ONE_THREAD_ENV,
             dashboard_address=None, silence_logs=40) as cluster, Client(cluster) as client:
         client.wait_for_workers(n_workers, timeout=TIMEOUT_S)
         xs = _scatter_rows(client, x, chunk_rows)
