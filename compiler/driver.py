@@ -37,8 +37,9 @@ def build_graph(model: Any, specs: Sequence[TensorSpec], passes: Sequence, **ctx
     """Lower ``model`` for ``specs`` and run ``passes``; the model itself is not modified."""
     with _gc_paused():
         graph = lower(model, _input_types(model, specs))
-        # the store after lowering: tracing a custom layer's first call declares its weights
-        ctx = CompileContext(store=model.weight_store, **ctx_args)
+        # the store ``lower`` read after lowering (tracing a custom layer's first call declares
+        # its weights); walking every layer for it again costs as much as a pass
+        ctx = CompileContext(store=graph.graph["weights"], **ctx_args)
         return run_pipeline(graph, passes, ctx), ctx
 
 

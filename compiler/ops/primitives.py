@@ -25,11 +25,12 @@ import numpy as np
 
 from ..broadcast import broadcast_shapes
 from ..errors import ShapeError
-from ..symbolic import DimLike, add, floordiv, format_shape, mul
+from ..symbolic import add, floordiv, format_shape, mul
 from ..types import TensorType
 from .activations import _erf
 from .merge import normalize_axis
 from .registry import BROADCAST, ELEMENTWISE, INJECTIVE, REDUCTION, OpDef, register
+from .reshape import _product
 
 
 def result_dtype(dtypes: Sequence[np.dtype]) -> np.dtype:
@@ -217,15 +218,6 @@ def _transpose_rule(inputs, params, attrs, unify) -> TensorType:
 _prim("transpose", _transpose_rule,
       lambda inputs, params, attrs: np.transpose(inputs[0], attrs.get("axes")),
       traits=(INJECTIVE,), doc="Permute axes (attr `axes`; default: reversed).")
-
-
-def _product(dims) -> DimLike | None:
-    total: DimLike = 1
-    for d in dims:
-        if d is None:
-            return None
-        total = mul(total, d)
-    return total
 
 
 def _reshape_rule(inputs, params, attrs, unify) -> TensorType:
