@@ -18,6 +18,7 @@ from .peers import PEERS
 from .plot import plot_unavailable_reason, write_plot
 from .progress import Progress
 from .report import table_lines, write_reports
+from .runs import combine_runs
 from .workloads import WORKLOADS
 
 DEFAULT_OUT = REPO_ROOT / "benchmarks" / "results"
@@ -31,6 +32,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="timing repetitions per implementation (default 10, --quick 3)")
     p.add_argument("--quick", action="store_true",
                    help="few repetitions and subprocess runs: a smoke test, not a measurement")
+    p.add_argument("--repeat-runs", type=int, default=1,
+                   help="run the whole selection N times; report the median run and the spread")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory for latest.*")
     p.add_argument("--ours", choices=("auto", "deferc", "stand-in"), default="auto",
                    help="what 'ours' is; auto = deferc if importable, else a NumPy stand-in")
@@ -42,6 +45,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"unknown workload(s) {unknown}; known: {', '.join(WORKLOADS)}")
     if args.repeat is None:
         args.repeat = 3 if args.quick else 10
+    if args.repeat_runs < 1:
+        p.error(f"--repeat-runs must be >= 1, received {args.repeat_runs}")
     if args.repeat < 1:
         p.error(f"--repeat must be >= 1, received {args.repeat}")
     return args
@@ -67,21 +72,27 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     ctx = make_context(args)
     selected = [WORKLOADS[w] for w in args.workloads]
-    ctx.progress = Progress(sum(w.steps(ctx) for w in selected), enabled=not args.no_progress)
-    rows, started, load_start = [], time.perf_counter(), load_average()
-    for wl in selected:
-        try:
-            rows += wl.run(ctx)
-        # One broken workload must not hide the others' results; the run still exits 1.
-        except Exception as exc:  # noqa: BLE001
-            message = f"{wl.id} aborted: {type(exc).__name__}: {exc}"
-            ctx.progress.note(message)
-            ctx.failures.append(message)
+    ctx.progress = Progress(args.repeat_runs * sum(w.steps(ctx) for w in selected),
+                            enabled=not args.no_progress)
+    runs, started, load_start = [], time.perf_counter(), load_average()
+    for _ in range(args.repeat_runs):
+        rows: list = []
+        for wl in selected:
+            try:
+                rows += wl.run(ctx)
+            # One broken workload must not hide the others' results; the run still exits 1.
+            except Exception as exc:  # noqa: BLE001
+                message = f"{wl.id} aborted: {type(exc).__name__}: {exc}"
+                ctx.progress.note(message)
+                ctx.failures.append(message)
+        runs.append(rows)
     ctx.progress.close()
+    rows = combine_runs(runs)
 
     machine = dict(machine_info(), load_average_start=load_start)
     meta = {"ours": ctx.ours.name, "machine": machine,
             "config": {"workloads": args.workloads, "repeat": args.repeat, "quick": args.quick,
+                       "repeat_runs": args.repeat_runs,
                        "warmup": ctx.warmup, "min_rep_s": ctx.min_rep_s,
                        "subprocess_repeat": ctx.subprocess_repeat,
                        "elapsed_s": round(time.perf_counter() - started, 1)},

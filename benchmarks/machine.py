@@ -27,6 +27,47 @@ def cpu_model() -> str | None:
     return platform.processor() or None
 
 
+#: The instruction-set extensions that decide which code paths numba, BLAS and ORT take.
+SIMD_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni",
+              "avx512_bf16", "amx_tile")
+
+
+def cpu_flags() -> list[str]:
+    """The SIMD flags of ``/proc/cpuinfo`` that matter for kernels (empty when unreadable)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    present = set(line.split(":", 1)[1].split())
+                    return [flag for flag in SIMD_FLAGS if flag in present]
+    except OSError:
+        pass
+    return []
+
+
+def cache_sizes() -> dict[str, str]:
+    """Per-level cache sizes of CPU 0 as the kernel reports them (``{"L1d": "48K", ...}``)."""
+    sizes = {}
+    root = "/sys/devices/system/cpu/cpu0/cache"
+    try:
+        entries = sorted(os.listdir(root))
+    except OSError:
+        return sizes
+    for entry in entries:
+        try:
+            with open(f"{root}/{entry}/level") as f:
+                level = f.read().strip()
+            with open(f"{root}/{entry}/type") as f:
+                kind = f.read().strip()
+            with open(f"{root}/{entry}/size") as f:
+                size = f.read().strip()
+        except OSError:
+            continue
+        suffix = {"Data": "d", "Instruction": "i"}.get(kind, "")
+        sizes[f"L{level}{suffix}"] = size
+    return sizes
+
+
 def _version(module: str) -> str | None:
     try:
         return __import__(module).__version__
@@ -82,6 +123,8 @@ def machine_info() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "cpus_usable": affinity,
         "cpu_model": cpu_model(),
+        "cpu_flags": cpu_flags(),
+        "cpu_caches": cache_sizes(),
         "platform": platform.platform(),
         "python": sys.version.split()[0],
         "versions": {m: _version(m) for m in

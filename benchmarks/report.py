@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .records import Row
+from .runs import spread_text
 
 COLUMNS = ("Workload", "Case", "Peer", "Ours", "Peer value", "Ours/peer", "GFLOP/s ours",
            "GFLOP/s peer", "Target", "Measured", "Met")
@@ -36,6 +37,11 @@ def _num(v: float | None, fmt: str) -> str:
     return "-" if v is None else format(v, fmt)
 
 
+def _ratio(row: Row) -> str:
+    spread = spread_text(row)
+    return _num(row.ratio, ".3g") + (f" (runs {spread})" if spread else "")
+
+
 def _measured(row: Row) -> str:
     m = row.measured
     if m is None:
@@ -55,7 +61,7 @@ def table_lines(rows: Sequence[Row]) -> list[str]:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for r in rows:
         cells = (r.workload, r.case, r.peer or "-", _value(r.ours, r.ours_iqr, r.unit),
-                 _value(r.peer_value, r.peer_iqr, r.unit), _num(r.ratio, ".3g"),
+                 _value(r.peer_value, r.peer_iqr, r.unit), _ratio(r),
                  _num(r.gflops_ours, ".3g"), _num(r.gflops_peer, ".3g"),
                  r.target.text if r.target else "", _measured(r), _met(r))
         lines.append("| " + " | ".join(cells) + " |")
@@ -71,6 +77,7 @@ def markdown(rows: Sequence[Row], meta: dict[str, Any]) -> str:
                 "stand-in. These numbers test the harness, not deferc."), ""]
     out += [(f"ours = **{meta['ours']}**; {m['timestamp']}; {m['cpu_model']} "
             f"({m['cpus_usable']} usable CPUs); repeat={meta['config']['repeat']}"
+            f"{_runs(meta)}"
             f"{' (quick)' if meta['config']['quick'] else ''}. Times are the median per call "
             "± IQR; ours/peer < 1 means ours is faster."), ""]
     busy = _busy_warning(m)
@@ -87,11 +94,20 @@ def markdown(rows: Sequence[Row], meta: dict[str, Any]) -> str:
     if notes:
         out += ["", "## Notes", ""] + notes
     versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v)
-    out += ["", "## Machine", "", f"- {m['platform']}, Python {m['python']}",
+    flags = ", ".join(m.get("cpu_flags") or []) or "unknown"
+    caches = ", ".join(f"{k} {v}" for k, v in (m.get("cpu_caches") or {}).items()) or "unknown"
+    out += ["", "## Machine", "", f"- {m['cpu_model']}; SIMD: {flags}; caches: {caches}",
+            f"- {m['platform']}, Python {m['python']}",
             f"- {versions}", (f"- NumPy BLAS: {m['numpy_blas']}; numba: {m['numba']}; "
             f"torch threads: {m['torch_num_threads']}; env: {m['env'] or 'none'}"),
             f"- git: {m['git_commit']}", ""]
     return "\n".join(out)
+
+
+def _runs(meta: dict[str, Any]) -> str:
+    runs = meta["config"].get("repeat_runs", 1)
+    return (f"; the whole suite ran {runs} times: each row is the median run, with the range "
+            "of its ratio over runs") if runs > 1 else ""
 
 
 def _busy_warning(machine: dict[str, Any]) -> str | None:
