@@ -37,8 +37,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="directory for latest.*")
     p.add_argument("--ours", choices=("auto", "deferc", "stand-in"), default="auto",
                    help="what 'ours' is; auto = deferc if importable, else a NumPy stand-in")
+    p.add_argument("--profile", metavar="W_ID",
+                   help="print our plan's per-step table for one workload (e.g. C3) and exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
+    if args.profile:
+        args.profile = args.profile.strip().upper()
+        if args.profile not in WORKLOADS or WORKLOADS[args.profile].spec is None:
+            profilable = [w for w, wl in WORKLOADS.items() if wl.spec is not None]
+            p.error(f"--profile takes one of {', '.join(profilable)}, received {args.profile}")
     args.workloads = [w.strip().upper() for w in args.workloads.split(",") if w.strip()]
     unknown = [w for w in args.workloads if w not in WORKLOADS]
     if unknown:
@@ -70,6 +77,11 @@ def make_context(args: argparse.Namespace) -> RunContext:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.profile:
+        from .profiling import profile_workload
+
+        print(profile_workload(WORKLOADS[args.profile].spec, args.repeat))
+        return 0
     ctx = make_context(args)
     selected = [WORKLOADS[w] for w in args.workloads]
     ctx.progress = Progress(args.repeat_runs * sum(w.steps(ctx) for w in selected),

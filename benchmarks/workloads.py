@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from .build_time import SIZES, run_w6
 from .context import RunContext
@@ -29,6 +30,8 @@ class Workload:
     title: str
     steps: Callable[[RunContext], int]
     run: Callable[[RunContext], list[Row]]
+    #: what ``--profile`` builds (inference and conv workloads); None: not profilable
+    spec: Any = None
 
 
 def _faster(bound: float, peer: str) -> Target:
@@ -57,7 +60,7 @@ _INFERENCE = [
 
 WORKLOADS: dict[str, Workload] = {
     wl.id: Workload(wl.id, f"{wl.title}: {describe(wl.configs, wl.input_dim)}, batch {wl.batch}",
-                    lambda ctx, wl=wl: wl.steps(), lambda ctx, wl=wl: run_inference(ctx, wl))
+                    lambda ctx, wl=wl: wl.steps(), lambda ctx, wl=wl: run_inference(ctx, wl), wl)
     for wl in _INFERENCE
 }
 WORKLOADS["W5"] = Workload(
@@ -84,7 +87,7 @@ _CONV = [
 ]
 for _wl in _CONV:
     WORKLOADS[_wl.id] = Workload(_wl.id, describe_graph(_wl), lambda ctx, wl=_wl: wl.steps(),
-                                 lambda ctx, wl=_wl: run_graph_inference(ctx, wl))
+                                 lambda ctx, wl=_wl: run_graph_inference(ctx, wl), _wl)
 
 _SCALE_OUT = [
     ScaleOutWorkload("D1", "seed MLP over a cluster", "seed_mlp", (20,), rows=2_000_000,

@@ -409,10 +409,36 @@ class Plan:
             outs = [o.astype(d) for o, d in zip(outs, self._output_dtypes)]
         return outs[0] if len(outs) == 1 else outs
 
+    def _bind(self, inputs: Sequence[Any]) -> tuple[list, Layout]:
+        """Validated input arrays and their layout, weights synced: a call's preamble."""
+        if len(inputs) != len(self._input_nodes):
+            raise CompilerError(f"plan for model '{self.model_name}' takes "
+                                f"{len(self._input_nodes)} input(s), received {len(inputs)}")
+        arrays = [as_input_array(x, self.dtype, name)
+                  for x, name in zip(inputs, self.signature.names)]
+        layout = self._layout_for(arrays)
+        if self._stale:
+            self._sync_weights()
+        return arrays, layout
+
+    def _fresh_run(self, arrays: Sequence[np.ndarray], layout: Layout) -> tuple[dict, np.ndarray]:
+        """The values table and arena one run of the step executor fills."""
+        values: dict[int, np.ndarray] = dict(zip(self._input_nodes, arrays))
+        return values, np.empty(max(layout.arena_elements, 1), self.dtype)
+
+    def _param_names(self, step: PlanStep) -> tuple:
+        return get_kernel(step.kernel).param_names
+
+    def profile(self, *inputs: Any, repeat: int = 10) -> Any:
+        """Per-step times on these inputs (``runtime.profile``): op, layer, output shape, median
+        time, share and GFLOP/s; ``print(plan.profile(x))`` shows the table."""
+        from .profile import profile_plan
+
+        return profile_plan(self, inputs, repeat=repeat)
+
     def _run_steps(self, arrays: Sequence[np.ndarray], layout: Layout) -> list:
         """The kernel-by-kernel executor (same kernels, same layout, a Python loop)."""
-        values: dict[int, np.ndarray] = dict(zip(self._input_nodes, arrays))
-        arena = np.empty(max(layout.arena_elements, 1), self.dtype)
+        values, arena = self._fresh_run(arrays, layout)
         for index in range(len(self._steps)):
             self._run_step(index, values, arena, layout)
         return [values[n] for n in self._output_nodes]
