@@ -28,7 +28,7 @@ import numpy as np
 from ...errors import CompilerError
 from ...ir import data_operands, format_node, layer_name, param_operands, topo_nodes
 from ...ops.activations import LEAKY_RELU_DEFAULT_SLOPE
-from ...ops.conv import pair
+from ...ops.conv import pair, same_padding
 from ...ops.merge import normalize_axis
 from ...ops.normalization import DEFAULT_EPSILON
 from ...ops.pooling import pool_geometry, zero_padding_amounts
@@ -311,6 +311,28 @@ def _window_attrs(attrs, kernel: tuple, layer: str) -> dict:
     return geo
 
 
+def _same_pads(x_shape, k, strides, dilation, hint: str) -> list[int]:
+    """TF ``SAME`` pads ``[top, left, bottom, right]``: known without the image size when the
+    stride is 1 (``dilation * (k - 1)`` in total, the odd cell after)."""
+    before, after = [], []
+    for i in range(2):
+        size = x_shape[1 + i]
+        if strides[i] == 1:
+            lo, hi = (dilation[i] * (k[i] - 1)) // 2, dilation[i] * (k[i] - 1) - \
+                (dilation[i] * (k[i] - 1)) // 2
+        elif isinstance(size, (int, np.integer)):
+            lo, hi = same_padding(int(size), -(-int(size) // strides[i]), k[i], strides[i],
+                                  dilation[i])
+        else:
+            raise CompilerError(
+                f"export: layer '{hint}': 'same' padding with dilation {tuple(dilation)} and "
+                f"strides {tuple(strides)} on axis {1 + i} of symbolic size {size} has no ONNX "
+                f"form that ONNX Runtime runs; export with a fixed image size")
+        before.append(int(lo))
+        after.append(int(hi))
+    return before + after
+
+
 def _nchw_epilogue(em, y: str, node, ins, attrs, hint, dtype) -> str:
     """Residual and activation in NCHW (softmax, over the channels, after the transpose back)."""
     residual = em.to_nchw(ins[1], hint) if attrs.get("residual") else None
@@ -338,8 +360,14 @@ def _emit_conv(em, node, ins, params, attrs, hint, dtype):
     if "bias" in params:
         inputs.append(em.weight(params["bias"]))
     geo = _window_attrs(attrs, (kh, kw), layer)
-    y = em.add("Conv", inputs, f"{hint}/conv", dtype, group=group,
-               dilations=list(pair(attrs.get("dilation", (1, 1)), "dilation", layer)), **geo)
+    dilation = pair(attrs.get("dilation", (1, 1)), "dilation", layer)
+    if geo["auto_pad"] == "SAME_UPPER" and dilation != (1, 1):
+        # ONNX Runtime refuses auto_pad SAME with dilations: spell the pads out
+        x_shape = em.g.nodes[data_operands(em.g, node)[0]]["type"].shape
+        geo["pads"] = _same_pads(x_shape, (kh, kw), geo["strides"], dilation, hint)
+        del geo["auto_pad"]
+    y = em.add("Conv", inputs, f"{hint}/conv", dtype, group=group, dilations=list(dilation),
+               **geo)
     return _nchw_epilogue(em, y, node, ins, attrs, hint, dtype)
 
 
@@ -360,13 +388,18 @@ def _emit_pool(em, node, ins, params, attrs, hint, dtype):
 @_emits("global_avg_pool2d", "global_max_pool2d")
 def _emit_global_pool(em, node, ins, params, attrs, hint, dtype):
     op = "ReduceMean" if em.g.nodes[node]["op"] == "global_avg_pool2d" else "ReduceMax"
-    return em.add(op, [ins[0]], hint, dtype, axes=[1, 2],
-                  keepdims=int(bool(attrs.get("keepdims", False))))
+    keepdims = bool(attrs.get("keepdims", False))
+    if not keepdims and ins[0] in em.nchw:  # (N, C) either way: read a conv's NCHW output
+        return em.add(op, [em.nchw[ins[0]]], hint, dtype, axes=[2, 3], keepdims=0)
+    return em.add(op, [ins[0]], hint, dtype, axes=[1, 2], keepdims=int(keepdims))
 
 
 @_emits("zero_padding2d")
 def _emit_zero_padding(em, node, ins, params, attrs, hint, dtype):
     (top, bottom), (left, right) = zero_padding_amounts(attrs)
+    if ins[0] in em.nchw:  # between two convs: pad the NCHW value, stay NCHW
+        pads = em.ints([0, 0, top, left, 0, 0, bottom, right], f"{hint}/pads")
+        return em.to_nhwc(em.add("Pad", [em.nchw[ins[0]], pads], hint, dtype), hint)
     pads = em.ints([0, top, left, 0, 0, bottom, right, 0], f"{hint}/pads")
     return em.add("Pad", [ins[0], pads], hint, dtype)
 
