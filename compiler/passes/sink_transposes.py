@@ -177,63 +177,116 @@ def _layout_agnostic(g: nx.DiGraph, node: int) -> bool:
     return all(name != "softmax" for name, _ in chain)  # softmax activation: the last axis
 
 
-def _sink(g: nx.DiGraph, node: int) -> bool:
+def _plan(g: nx.DiGraph, node: int, perm: tuple) -> dict | None:
+    """How ``node`` would read its operands untransposed, if it can (else ``None``).
+
+    Each data operand is a transpose by ``perm`` (read its input instead), a scalar (kept), a
+    constant or weight (re-laid out), or a value that already has a transpose by the inverse
+    permutation among its readers (read that one: ``y == T(T^-1(y))``, nothing is added).
+    """
     data = g.nodes[node]
     if data["op"] in ("input", "param", TRANSPOSE) or data["type"].shape is None \
             or not _layout_agnostic(g, node):
-        return False
+        return None
     ins = data_operands(g, node)
     if len(ins) != len(operands(g, node)):
-        return False  # reads params directly
-    ts = [n for n in dict.fromkeys(ins) if g.nodes[n]["op"] == TRANSPOSE]
-    if not ts:
-        return False
-    perm = transpose_perm(g, ts[0])
+        return None  # reads params directly
     rank = len(perm)
-    if any(transpose_perm(g, t) != perm for t in ts):
-        return False
-    after_batch = data["attrs"].get("expand_after_batch", False)
+    inverse = _inverse(perm)
+    keeps_rank = data["op"] in AXIS_OPS + REDUCE_OPS + tuple(PER_AXIS_OPS)
+    sources: list = []
     for n in ins:
-        if n in ts:
+        nd = g.nodes[n]
+        shape = nd["type"].shape
+        if nd["op"] == TRANSPOSE and transpose_perm(g, n) == perm:
+            sources.append(("untranspose", n))
             continue
-        shape = g.nodes[n]["type"].shape
-        if shape is None or len(shape) > rank:
-            return False
-        if shape and g.nodes[n]["op"] not in ("constant", "variable"):
-            return False  # a computed value that is not transposed: would need a transpose
-        if shape and len(shape) < rank and data["op"] in AXIS_OPS + REDUCE_OPS:
-            return False
-    if data["op"] in AXIS_OPS + tuple(PER_AXIS_OPS) + REDUCE_OPS and len(ins) and any(
-            len(g.nodes[n]["type"].shape) != rank for n in ins):
-        return False
+        if shape is None or len(shape) > rank or (keeps_rank and len(shape) != rank):
+            return None
+        if not shape:
+            sources.append(("keep", n))
+        elif nd["op"] in ("constant", "variable"):
+            sources.append(("relayout", n))
+        else:
+            twin = next((u for u in users(g, n) if g.nodes[u]["op"] == TRANSPOSE
+                         and len(shape) == rank and transpose_perm(g, u) == inverse), None)
+            if twin is None:
+                return None  # a computed value: reading it would need a new transpose
+            sources.append(("twin", twin))
+    if not any(kind == "untranspose" for kind, _ in sources):
+        return None
     attrs, out_perm, new_shape = _remapped(g, node, perm)
     if attrs is None:
+        return None
+    return {"node": node, "perm": perm, "sources": sources, "attrs": attrs,
+            "out_perm": out_perm, "shape": new_shape}
+
+
+def _adds_transpose(g: nx.DiGraph, plan: dict) -> bool:
+    """Whether the transpose below the rewritten node stays: not when it is the identity, nor
+    when every reader of the node is a transpose (the two then compose into one)."""
+    out_perm, node = plan["out_perm"], plan["node"]
+    if out_perm is None or _identity(out_perm):
         return False
-    removed = sum(1 for t in ts if set(users(g, t)) == {node} and t not in g.graph["outputs"])
-    added = 0 if out_perm is None or _identity(out_perm) else 1
-    if removed < added:
-        return False
+    readers = users(g, node)
+    return node in g.graph["outputs"] or not readers or any(
+        g.nodes[u]["op"] != TRANSPOSE for u in readers)
+
+
+def _apply(g: nx.DiGraph, plan: dict) -> None:
+    node, perm = plan["node"], plan["perm"]
+    data = g.nodes[node]
+    rank = len(perm)
+    after_batch = data["attrs"].get("expand_after_batch", False)
     inverse = _inverse(perm)
-    for pos, n in enumerate(ins):
-        if n in ts:
+    origin = None
+    for pos, (kind, n) in enumerate(plan["sources"]):
+        if kind == "untranspose":
+            origin = origin or g.nodes[n].get("origin")
             (x,) = data_operands(g, n)
             _set_operand(g, node, pos, x)
-        elif g.nodes[n]["type"].shape:
-            full = expand_rank(g.nodes[n]["type"].shape, rank, after_batch=after_batch)
-            _set_operand(g, node, pos, _relaid_operand(g, n, full, inverse, origin_of=node))
-            _remove_if_dangling(g, n)
+        elif kind == "twin":
+            _set_operand(g, node, pos, n)
+        elif kind == "relayout":
+            src = operands(g, node)[pos]
+            full = expand_rank(g.nodes[src]["type"].shape, rank, after_batch=after_batch)
+            _set_operand(g, node, pos, _relaid_operand(g, src, full, inverse, origin_of=node))
+            _remove_if_dangling(g, src)
     old_type = data["type"]
-    data["attrs"] = attrs
-    data["type"] = old_type.with_shape(new_shape)
-    if added:
+    data["attrs"] = plan["attrs"]
+    data["type"] = old_type.with_shape(plan["shape"])
+    out_perm = plan["out_perm"]
+    if out_perm is not None and not _identity(out_perm):
         t = add_node(g, TRANSPOSE, attrs={"axes": tuple(out_perm)},
-                     origin=g.nodes[ts[0]].get("origin") or Origin(f"{TRANSPOSE}_{ts[0]}",
-                                                                   "Transpose"),
-                     type=old_type)
+                     origin=origin or Origin(f"{TRANSPOSE}_{node}", "Transpose"), type=old_type)
         replace_uses(g, node, t)
         g.add_edge(node, t, positions=(0,))
-    for t in ts:
-        _remove_if_dangling(g, t)
+    for kind, n in plan["sources"]:
+        if kind == "untranspose" and n in g:
+            _remove_if_dangling(g, n)
+
+
+def _sink(g: nx.DiGraph, t: int) -> bool:
+    """Push transpose ``t`` into all its readers at once, when none of them needs more
+    transposes than the rewrite removes."""
+    readers = users(g, t)
+    if not readers:
+        return False
+    perm = transpose_perm(g, t)
+    plans = [_plan(g, u, perm) for u in readers]
+    if any(p is None for p in plans):
+        return False
+    group = set(readers)
+    untransposed = {n for p in plans for kind, n in p["sources"] if kind == "untranspose"}
+    if any(kind == "twin" and n in untransposed for p in plans for kind, n in p["sources"]):
+        return False  # a self-inverse permutation read both ways: leave it
+    removed = {n for p in plans for kind, n in p["sources"] if kind == "untranspose"
+               and n not in g.graph["outputs"] and set(users(g, n)) <= group}
+    added = sum(_adds_transpose(g, p) for p in plans)
+    if len(removed) < added or (not removed and added == 0 and t in g.graph["outputs"]):
+        return False
+    for p in plans:
+        _apply(g, p)
     return True
 
 
@@ -302,9 +355,7 @@ def sink_transposes(g: nx.DiGraph, ctx) -> nx.DiGraph:
             if node not in g:
                 continue
             if g.nodes[node]["op"] == TRANSPOSE:
-                changed |= _simplify(g, node)
-            else:
-                changed |= _sink(g, node)
+                changed |= _simplify(g, node) or _sink(g, node)
         if not changed:
             break
         changed_any = True
