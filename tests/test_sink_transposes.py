@@ -229,3 +229,53 @@ def test_graphs_without_transposes_are_returned_as_they_are():
     x = Input((3,))
     g = built(Model(x, ops.relu(x)))
     assert sink_transposes(g, CompileContext()) is g
+
+
+# -- property: random chains of transposes and layout-agnostic ops ------------------------------
+PERMS = [NCHW, NHWC, (0, 2, 1, 3), (3, 2, 1, 0), (0, 1, 3, 2)]
+
+
+def _step(h, kind, arg):
+    rank_perm = PERMS[arg % len(PERMS)]
+    if kind == "transpose":
+        return ops.transpose(h, rank_perm)
+    if kind == "tanh":
+        return ops.tanh(h)
+    if kind == "bias":  # a constant broadcast along one axis
+        axis = arg % 4
+        shape = [1, 1, 1, 1]
+        shape[axis] = h.shape[axis] if isinstance(h.shape[axis], int) else 1
+        return h + np.linspace(-1, 1, int(np.prod(shape)), dtype=np.float32).reshape(shape)
+    if kind == "sum":
+        return ops.sum(h, axis=arg % 4, keepdims=True)
+    if kind == "softmax":
+        return ops.softmax(h, axis=arg % 4)
+    if kind == "concat":
+        return ops.concatenate([h, ops.exp(h)], axis=1 + arg % 3)
+    if kind == "pad":
+        widths = [(0, 0)] * 4
+        widths[1 + arg % 3] = (1, 0)
+        return ops.pad(h, widths)
+    raise AssertionError(kind)
+
+
+def test_random_chains_keep_outputs_and_never_add_transposes():
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    kinds = st.sampled_from(["transpose", "transpose", "tanh", "bias", "sum", "softmax",
+                             "concat", "pad"])
+
+    @given(st.lists(st.tuples(kinds, st.integers(0, 11)), min_size=1, max_size=8),
+           st.booleans())
+    def run(steps, second_output):
+        x = Input((3, 4, 2))
+        h = x
+        outs = []
+        for i, (kind, arg) in enumerate(steps):
+            h = _step(h, kind, arg)
+            if second_output and i == len(steps) // 2:
+                outs.append(h)
+        check_pass(Model(x, [h, *outs] if outs else h), None)
+
+    run()
