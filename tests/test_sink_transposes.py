@@ -1,6 +1,8 @@
 """sink_transposes: Before -> pass -> Expected graphs built with ``compiler.ops``; outputs
 unchanged against the reference executor; idempotent; never adds a transpose."""
 
+import pickle
+
 import numpy as np
 import pytest
 
@@ -142,6 +144,8 @@ def test_a_broadcast_weight_is_re_laid_out_and_later_set_weights_are_seen():
     model.set_weights([new])
     xs = RNG.standard_normal((2, 4, 5, 3)).astype(np.float32)
     np.testing.assert_allclose(plan(xs), xs * new.reshape(1, 1, 1, 3), rtol=1e-6)
+    copy = pickle.loads(pickle.dumps(plan))  # the derived (re-laid out) weight travels as data
+    np.testing.assert_allclose(copy(xs), xs * new.reshape(1, 1, 1, 3), rtol=1e-6)
 
 
 def test_concatenate_axis_is_remapped():
@@ -279,3 +283,32 @@ def test_random_chains_keep_outputs_and_never_add_transposes():
         check_pass(Model(x, [h, *outs] if outs else h), None)
 
     run()
+
+
+def _nchw(layer):
+    """A layer called the way the importer calls an NCHW op: transposes in and out."""
+    return lambda x: ops.transpose(layer(ops.transpose(x, NHWC)), NCHW)
+
+
+def test_imported_style_resnet_keeps_one_transpose_and_folds_and_fuses_everything():
+    x = Input((3, 12, 12))  # NCHW
+    h = ops.relu(_nchw(layers.BatchNormalization())(_nchw(layers.Conv2D(8, 3, padding="same",
+                                                                         use_bias=False))(x)))
+    h = _nchw(layers.MaxPooling2D(2))(h)
+    for width, stride in ((8, 1), (16, 2)):
+        r = _nchw(layers.Conv2D(width, 3, strides=stride, padding="same"))(h)
+        r = ops.relu(_nchw(layers.BatchNormalization())(r))
+        r = _nchw(layers.Conv2D(width, 3, padding="same"))(r)
+        short = h if stride == 1 else _nchw(layers.Conv2D(width, 1, strides=stride))(h)
+        h = ops.relu(r + short)
+    pooled = layers.GlobalAveragePooling2D()(ops.transpose(h, NHWC))  # (N, C): no way back
+    model = Model(x, layers.Dense(5)(pooled))
+    g = built(model)
+    assert count_transposes(g) == 21  # two per wrapped op, one before the pooling
+    check_pass(model, None, transposes_left=1)
+    plan = compile(model)
+    assert "transposes left: 1" in plan.describe()
+    final = [d["op"] for _, d in plan.graph.nodes(data=True) if d["op"] not in ("input", "param")]
+    assert "batch_norm" not in final and "activation" not in final and "add" not in final, final
+    xs = RNG.standard_normal((2, 3, 12, 12)).astype(np.float32)
+    np.testing.assert_allclose(plan(xs), run_reference(g, xs), rtol=1e-4, atol=1e-5)
