@@ -533,6 +533,8 @@ class Plan:
                  f"{segs} generated function(s), {steps} Python-level kernel call(s))",
                  "passes:"]
         lines += [f"  {r}" for r in self.report]
+        transposes = sum(1 for _, op in self.graph.nodes(data="op") if op == "transpose")
+        lines.append(f"transposes left: {transposes}")
         lines += ["IR:", *("  " + line for line in self.ir.splitlines())]
         return "\n".join(lines)
 

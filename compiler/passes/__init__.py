@@ -16,10 +16,12 @@ from .fuse import fuse  # noqa: E402
 from .plan_memory import plan_memory  # noqa: E402
 from .remove_identities import remove_identities  # noqa: E402
 from .schedule import schedule  # noqa: E402
+from .sink_transposes import sink_transposes  # noqa: E402
 
 #: What ``compile`` runs before handing the graph to the runtime (which then generates code).
-#: Identities go first, so the pattern-matching passes see real producer -> consumer pairs.
-COMPILE_PIPELINE = [*BUILD_PIPELINE, remove_identities, fold_batch_norm, fuse, validate, schedule,
-                    plan_memory]
+#: Identities go first, so the pattern-matching passes see real producer -> consumer pairs;
+#: transposes are sunk (and cancelled) before fusion, so the epilogues they hid still fuse.
+COMPILE_PIPELINE = [*BUILD_PIPELINE, remove_identities, sink_transposes, fold_batch_norm, fuse,
+                    validate, schedule, plan_memory]
 __all__ += ["COMPILE_PIPELINE", "fold_batch_norm", "fuse", "plan_memory", "remove_identities",
-            "schedule"]
+            "schedule", "sink_transposes"]

@@ -1,0 +1,1 @@
+"""ONNX import and export (needs the optional `onnx` package)."""
