@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from ..errors import CompilerError
 from . import initializers
 from .layers import Layer, _flag, _positive_int
@@ -80,7 +82,30 @@ class MultiHeadAttention(Layer):
                     f"{_describe(self._call_form)}, now with {_describe(form)}; "
                     f"use one layer instance per call pattern")
         inputs = [query, value] + [x for x in (key, attention_mask) if x is not None]
-        return Layer.__call__(self, *inputs)
+        if any(hasattr(x, "layer") for x in inputs):  # symbolic tensors: record the call
+            return Layer.__call__(self, *inputs)
+        return self._eager_model(inputs)(*inputs)
+
+    def _eager_model(self, arrays: list) -> Any:
+        """A model of this one call on arrays, cached per feature widths: the sequence lengths
+        and the batch stay symbolic, so one plan serves every length; another width makes a
+        new model, whose build then checks the width against this layer's weights."""
+        from .functional import Input
+        from .models import Model
+
+        widths = tuple(tuple(np.shape(a)[2:]) for a in arrays)
+        if self._call_form[1]:
+            widths = widths[:-1] + ((),)  # the mask's last axis is a length, not a width
+        with self._lock:
+            cache = self.__dict__.setdefault("_eager_models", {})
+            model = cache.get(widths)
+            if model is None:
+                tensors = [Input((None,) + w) for w in widths]
+                if self._call_form[1]:  # the mask: (N, Tq, Tv)
+                    tensors[-1] = Input((None, None))
+                model = Model(tensors, Layer.__call__(self, *tensors))
+                cache[widths] = model
+        return model
 
     def op_attrs(self) -> dict:
         has_key, has_mask, causal = self._call_form or (False, False, False)
