@@ -40,6 +40,7 @@ from .frontend.spatial import (
                               MaxPooling2D,
                               ZeroPadding2D,
 )
+from .frontend.wrappers import TimeDistributed
 
 __all__ = ["Activation", "Add", "Average", "AveragePooling2D", "BatchNormalization",
            "Concatenate", "Conv2D", "Dense", "DepthwiseConv2D", "Dropout", "Flatten",
@@ -48,4 +49,4 @@ __all__ = ["Activation", "Add", "Average", "AveragePooling2D", "BatchNormalizati
            "Softmax", "Subtract", "ZeroPadding2D"]
 # sequence models (Conv1D family, attention)
 __all__ += ["AveragePooling1D", "Conv1D", "Cropping1D", "MaxPooling1D", "MultiHeadAttention",
-            "PositionEmbedding", "UpSampling1D", "ZeroPadding1D"]
+            "PositionEmbedding", "TimeDistributed", "UpSampling1D", "ZeroPadding1D"]

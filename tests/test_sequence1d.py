@@ -253,3 +253,47 @@ def test_functional_conv1d_keeps_length_symbolic():
     assert str(y.shape[1]) != "None" and y.shape[2] == 4
     model = Model(x, y)
     assert model(_normal(9, 2, 9, 3)).shape == (2, 5, 4)
+
+
+# -- TimeDistributed ---------------------------------------------------------------------------
+def test_time_distributed_dense_matches_keras_and_shares_the_inner_weights():
+    keras = _keras()
+    x = _normal(10, 2, 5, 6)
+    inner = layers.Dense(4, activation="relu")
+    net = Sequential([layers.TimeDistributed(inner), layers.TimeDistributed(layers.Dense(3))])
+    assert inner.get_weights() == [] and net.layers[0].get_weights() == []
+    y = net(x)
+    assert [w.shape for w in net.get_weights()] == [(6, 4), (4,), (4, 3), (3,)]
+    assert all(np.array_equal(a, b) for a, b in zip(inner.get_weights(), net.get_weights()))
+    ref = keras.Sequential([keras.layers.TimeDistributed(keras.layers.Dense(4, activation="relu")),
+                            keras.layers.TimeDistributed(keras.layers.Dense(3))])
+    ref.build(x.shape)
+    ref.set_weights(net.get_weights())
+    np.testing.assert_allclose(y, keras.ops.convert_to_numpy(ref(x)), rtol=RTOL, atol=ATOL)
+
+
+def test_time_distributed_conv2d_over_frames_matches_numpy_per_frame():
+    frames = _normal(11, 2, 3, 7, 7, 2)
+    conv = layers.Conv2D(4, 3, padding="same")
+    x = Input((None, 7, 7, 2))
+    model = Model(x, layers.TimeDistributed(conv)(x))
+    plan = compile(model, TensorSpec((None, None, 7, 7, 2)))
+    for steps in (1, 3, 4):
+        clip = _normal(steps, 2, steps, 7, 7, 2)
+        y = plan(clip)
+        assert y.shape == (2, steps, 7, 7, 4)
+        for t in range(steps):
+            np.testing.assert_allclose(y[:, t], conv(clip[:, t]), rtol=RTOL, atol=ATOL)
+    assert model(frames).shape == (2, 3, 7, 7, 4)
+
+
+def test_time_distributed_errors_name_the_layer():
+    with pytest.raises(CompilerError, match="Layer instance"):
+        layers.TimeDistributed("dense")
+    x = Input((4,))
+    with pytest.raises(ShapeError, match=r"td.*rank >= 3"):
+        layers.TimeDistributed(layers.Dense(2), name="td")(x)
+    net = Sequential([layers.TimeDistributed(layers.Dense(2), name="td2")])
+    net(_normal(12, 1, 3, 4))
+    with pytest.raises(ShapeError, match=r"td2"):
+        net(_normal(12, 1, 3, 5))

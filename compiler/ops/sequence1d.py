@@ -273,3 +273,43 @@ def _cropping1d_reference(inputs, params, attrs) -> np.ndarray:
 register(OpDef(name="cropping1d", shape_rule=_cropping1d_rule, reference=_cropping1d_reference,
                kernel="cropping1d", natural_input_rank=3, traits=frozenset({INJECTIVE}),
                doc="Drop steps at the start and end of the time axis (Keras Cropping1D)."))
+
+
+# -- TimeDistributed: fold the time axis into the batch and back ---------------------------------
+def _fold_time_rule(inputs, params, attrs, unify) -> TensorType:
+    x = inputs[0]
+    require_rank(x, 3, "TimeDistributed (inputs (batch, steps, ...))")
+    if x.shape is None:
+        return x
+    n, t = x.shape[0], x.shape[1]
+    return x.with_shape((None if n is None or t is None else mul(n, t),) + tuple(x.shape[2:]))
+
+
+def _fold_time_reference(inputs, params, attrs) -> np.ndarray:
+    x = inputs[0]
+    return x.reshape((x.shape[0] * x.shape[1],) + x.shape[2:])
+
+
+def _unfold_time_rule(inputs, params, attrs, unify) -> TensorType:
+    y, x = inputs
+    if y.shape is None or x.shape is None:
+        return y.with_shape(None)
+    require_rank(y, 1, "TimeDistributed (the wrapped layer's output)")
+    if x.shape[0] is not None and x.shape[1] is not None:
+        unify.dims(mul(x.shape[0], x.shape[1]), y.shape[0],
+                   "the wrapped layer's output axis 0 (batch * steps)")
+    return y.with_shape((x.shape[0], x.shape[1]) + tuple(y.shape[1:]))
+
+
+def _unfold_time_reference(inputs, params, attrs) -> np.ndarray:
+    y, x = inputs
+    return y.reshape(x.shape[:2] + y.shape[1:])
+
+
+register(OpDef(name="fold_time", shape_rule=_fold_time_rule, reference=_fold_time_reference,
+               kernel="reshape", natural_input_rank=3, traits=frozenset({INJECTIVE}),
+               doc="(N, T, ...) -> (N*T, ...): TimeDistributed's inner layer sees one batch."))
+register(OpDef(name="unfold_time", shape_rule=_unfold_time_rule,
+               reference=_unfold_time_reference, kernel="reshape", num_inputs=2,
+               traits=frozenset({INJECTIVE}),
+               doc="(N*T, ...) -> (N, T, ...), N and T read from the second input."))
