@@ -102,6 +102,18 @@ def test_fully_masked_rows_average_the_values_as_keras_does():
     np.testing.assert_allclose(y, expected, rtol=RTOL, atol=ATOL)
 
 
+def test_nan_in_one_sample_stays_in_that_sample():
+    rng = _rng(9)
+    q = _normal(rng, 3, 70, 6)  # two blocks of query rows
+    q[1, 5, 2] = np.nan
+    mha = layers.MultiHeadAttention(2, 3)
+    y = mha(q, q)
+    expected = numpy_mha(q, q, mha.get_weights(), 2, 3)
+    assert np.isnan(y[1]).any() and not np.isnan(y[[0, 2]]).any()
+    np.testing.assert_allclose(y[[0, 2]], expected[[0, 2]], rtol=RTOL, atol=ATOL)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(expected))
+
+
 @settings(max_examples=12)
 @given(n=st.integers(1, 3), tq=st.integers(1, 70), tv=st.integers(1, 70),
        heads=st.integers(1, 3), key_dim=st.integers(1, 6), causal=st.booleans(),

@@ -34,13 +34,71 @@ _PARAMS = ("query_kernel", "query_bias", "key_kernel", "key_bias", "value_kernel
            "output_kernel", "output_bias")
 
 
+# Cephes' expf: exp(t) = 2**k * p(r), r = t - k*ln2 split in two parts, p a degree-7 minimax
+# polynomial (about 1 ulp in float32). Plain arithmetic plus a bit-built 2**k, so LLVM vectorizes
+# the loop; scalar ``math.exp`` made the softmax cost as much as both GEMMs together.
+_LOG2E = np.float32(1.44269504088896341)
+_LN2_HI = np.float32(0.693359375)
+_LN2_LO = np.float32(-2.12194440e-4)
+_P0, _P1, _P2 = (np.float32(c) for c in (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3))
+_P3, _P4, _P5 = (np.float32(c) for c in (4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1))
+#: below this 2**k would leave the normal range; exp(-87) ~ 1.6e-38 is 0 next to the row's 1
+_EXP_MIN = np.float32(-87.0)
+
+
 @njit(inline="always", **_INLINE)
-def _attend_block(q, kt, v, mask, ctx, n, h, r0, r1, scale, causal, has_mask, scores):
+def _softmax_exact(row, lim):
+    """Softmax of ``row[:lim]`` with ``math.exp``: float64 models, and rows holding NaN/inf."""
+    m = -np.inf
+    for j in range(lim):
+        if row[j] > m or math.isnan(row[j]):
+            m = row[j]
+    total = 0.0
+    for j in range(lim):
+        e = math.exp(row[j] - m)
+        row[j] = e
+        total += e
+    inv = 1.0 / total
+    for j in range(lim):
+        row[j] *= inv
+
+
+@njit(inline="always", **_INLINE)
+def _softmax_fast(row, lim, pow2_bits, pow2):
+    """Softmax of a finite float32 ``row[:lim]``; ``pow2_bits``/``pow2`` are one scratch buffer
+    seen as int32 and float32."""
+    m = row[0]
+    for j in range(1, lim):
+        m = max(m, row[j])
+    for j in range(lim):
+        t = row[j] - m
+        t = t if t > _EXP_MIN else _EXP_MIN
+        k = np.floor(t * _LOG2E + np.float32(0.5))
+        r = t - k * _LN2_HI
+        r = r - k * _LN2_LO
+        p = ((((_P0 * r + _P1) * r + _P2) * r + _P3) * r + _P4) * r + _P5
+        row[j] = p * (r * r) + r + np.float32(1.0)
+        pow2_bits[j] = (np.int32(k) + np.int32(127)) << np.int32(23)
+    total = np.float32(0.0)
+    for j in range(lim):
+        e = row[j] * pow2[j]
+        row[j] = e
+        total += e
+    inv = np.float32(1.0) / total
+    for j in range(lim):
+        row[j] *= inv
+
+
+@njit(inline="always", **_INLINE)
+def _attend_block(q, kt, v, mask, ctx, n, h, r0, r1, scale, causal, has_mask, fast, scores,
+                  pow2_bits, pow2):
     """Rows ``r0:r1`` of head ``h`` of sample ``n``: ``ctx[n, r0:r1, h] = softmax(q k^T) v``."""
     tv = kt.shape[3]
     rows = r1 - r0
-    # causal without a user mask: keys past the block's last row are never seen
-    cols = min(tv, r1) if causal and not has_mask else tv
+    # causal without a user mask: keys past the block's last row are never seen, and each row
+    # stops at its diagonal (the rest of its scores are exact zeros)
+    trim = causal and not has_mask
+    cols = min(tv, r1) if trim else tv
     if cols == 0:
         ctx[n, r0:r1, h, :] = 0.0
         return
@@ -49,27 +107,28 @@ def _attend_block(q, kt, v, mask, ctx, n, h, r0, r1, scale, causal, has_mask, sc
     for i in range(rows):
         row = s[i]
         t = r0 + i
-        m = -np.inf
-        for j in range(cols):
-            val = row[j] * scale
-            if (has_mask and not mask[n, t, j] > 0.5) or (causal and j > t):
-                val = MASKED_SCORE
-            row[j] = val
-            if val > m or math.isnan(val):
-                m = val
-        total = 0.0
-        for j in range(cols):
-            e = math.exp(row[j] - m)
-            row[j] = e
-            total += e
-        inv = 1.0 / total
-        for j in range(cols):
-            row[j] *= inv
+        lim = min(cols, t + 1) if trim else cols
+        finite = 0.0
+        if has_mask:
+            for j in range(lim):
+                keep = mask[n, t, j] > 0.5 and not (causal and j > t)
+                row[j] = row[j] * scale if keep else MASKED_SCORE
+                finite += row[j] * 0.0
+        else:
+            for j in range(lim):
+                row[j] *= scale
+                finite += row[j] * 0.0
+        if fast and finite == 0.0:  # no NaN or inf in the row
+            _softmax_fast(row, lim, pow2_bits, pow2)
+        else:
+            _softmax_exact(row, lim)
+        for j in range(lim, cols):
+            row[j] = 0.0
     gemm(s, v[n, :cols, h, :], ctx[n, r0:r1, h, :], False)
 
 
 @njit(parallel=True, **JIT)
-def _attention_parallel(q, kt, v, mask, ctx, scale, causal, has_mask):
+def _attention_parallel(q, kt, v, mask, ctx, scale, causal, has_mask, fast):
     n_batch, tq, heads = q.shape[0], q.shape[1], q.shape[2]
     blocks = (tq + _BLOCK_ROWS - 1) // _BLOCK_ROWS
     for item in prange(n_batch * heads * blocks):
@@ -77,19 +136,22 @@ def _attention_parallel(q, kt, v, mask, ctx, scale, causal, has_mask):
         h = (item // blocks) % heads
         r0 = (item % blocks) * _BLOCK_ROWS
         scores = np.empty((_BLOCK_ROWS, kt.shape[3]), q.dtype)
+        pow2_bits = np.empty(kt.shape[3], np.int32)
         _attend_block(q, kt, v, mask, ctx, n, h, r0, min(tq, r0 + _BLOCK_ROWS), scale, causal,
-                      has_mask, scores)
+                      has_mask, fast, scores, pow2_bits, pow2_bits.view(np.float32))
 
 
 @njit(**JIT)
-def _attention_serial(q, kt, v, mask, ctx, scale, causal, has_mask):
+def _attention_serial(q, kt, v, mask, ctx, scale, causal, has_mask, fast):
     n_batch, tq, heads = q.shape[0], q.shape[1], q.shape[2]
     scores = np.empty((_BLOCK_ROWS, kt.shape[3]), q.dtype)
+    pow2_bits = np.empty(kt.shape[3], np.int32)
+    pow2 = pow2_bits.view(np.float32)
     for n in range(n_batch):
         for h in range(heads):
             for r0 in range(0, tq, _BLOCK_ROWS):
                 _attend_block(q, kt, v, mask, ctx, n, h, r0, min(tq, r0 + _BLOCK_ROWS), scale,
-                              causal, has_mask, scores)
+                              causal, has_mask, fast, scores, pow2_bits, pow2)
 
 
 def scaled_dot_product_attention(q, k, v, mask, ctx, scale: float, causal: bool) -> None:
@@ -105,7 +167,8 @@ def scaled_dot_product_attention(q, k, v, mask, ctx, scale: float, causal: bool)
         mask = np.zeros((0, 0, 0), q.dtype)
     work = q.shape[0] * q.shape[2] * q.shape[1] * k.shape[1]
     run = _attention_parallel if work >= _PARALLEL_MIN_SCORES else _attention_serial
-    run(q, kt, v, mask, ctx, q.dtype.type(scale), bool(causal), has_mask)
+    fast = q.dtype == np.float32  # float64 models keep math.exp's precision
+    run(q, kt, v, mask, ctx, q.dtype.type(scale), bool(causal), has_mask, fast)
 
 
 def _project(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
