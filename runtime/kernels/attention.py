@@ -183,6 +183,26 @@ def _project(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
     return out
 
 
+def _project_self(x: np.ndarray, params: dict) -> tuple:
+    """Self-attention: q, k and v from one GEMM against the three kernels side by side (one
+    pass over ``x``, one wider product); they come back as strided views of its output."""
+    n, t, dim = x.shape
+    names = ("query", "key", "value")
+    kernels = [params[f"{p}_kernel"] for p in names]
+    widths = [k.shape[1] * k.shape[2] for k in kernels]
+    kernel = np.concatenate([k.reshape(dim, -1) for k in kernels], axis=1)
+    biases = [params[f"{p}_bias"] for p in names]
+    bias = np.concatenate([b.reshape(-1) for b in biases]) if all(b.size for b in biases) \
+        else np.zeros(0, x.dtype)
+    qkv = np.empty((n * t, sum(widths)), x.dtype)
+    if qkv.size:
+        dense_parallel(np.ascontiguousarray(x).reshape(n * t, dim), kernel, bias, qkv, LINEAR,
+                       0.0)
+    bounds = np.cumsum([0] + widths)
+    return tuple(qkv[:, bounds[i]:bounds[i + 1]].reshape(n, t, k.shape[1], k.shape[2])
+                 for i, k in enumerate(kernels))
+
+
 def multi_head_attention(*args):
     """Kernel-convention launcher: ``(query, value, [key], [mask], *8 params, out, *scalars)``."""
     arrays, (roles, key_dim, causal) = args[:-3], args[-3:]
@@ -193,9 +213,12 @@ def multi_head_attention(*args):
     key = named.get("key", value)
     if out.size == 0:
         return
-    q = _project(query, params["query_kernel"], params["query_bias"])
-    k = _project(key, params["key_kernel"], params["key_bias"])
-    v = _project(value, params["value_kernel"], params["value_bias"])
+    if query is value and key is value:
+        q, k, v = _project_self(query, params)
+    else:
+        q = _project(query, params["query_kernel"], params["query_bias"])
+        k = _project(key, params["key_kernel"], params["key_bias"])
+        v = _project(value, params["value_kernel"], params["value_bias"])
     ctx = np.empty(q.shape[:3] + (v.shape[3],), out.dtype)
     mask = named.get("attention_mask", np.zeros((0, 0, 0), out.dtype))
     scaled_dot_product_attention(q, k, v, np.ascontiguousarray(mask), ctx,
