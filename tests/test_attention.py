@@ -326,3 +326,26 @@ def test_mismatched_sequence_lengths_are_a_shape_error():
     mask = Input((4, 7))
     with pytest.raises(ShapeError, match=r"attention_mask axis 2"):
         layers.MultiHeadAttention(2, 3)(q, v, attention_mask=mask)
+
+
+@pytest.mark.parametrize("form", ["key", "mask_causal"])
+def test_models_with_attention_round_trip_through_their_config(form):
+    q_in, v_in = Input((None, 6)), Input((None, 5))
+    inputs = [q_in, v_in]
+    mha = layers.MultiHeadAttention(2, 3)
+    if form == "key":
+        k_in = Input((None, 4))
+        inputs.append(k_in)
+        out = mha(q_in, v_in, key=k_in)
+    else:
+        m_in = Input((None, None))
+        inputs.append(m_in)
+        out = mha(q_in, v_in, attention_mask=m_in, use_causal_mask=True)
+    model = Model(inputs, out)
+    rng = _rng(10)
+    arrays = [_normal(rng, 2, 4, 6), _normal(rng, 2, 4, 5)]
+    arrays.append(_normal(rng, 2, 4, 4) if form == "key" else
+                  (rng.random((2, 4, 4)) > 0.3).astype(np.float32))
+    clone = Model.from_config(model.to_config())
+    clone.set_weights(model.get_weights())
+    np.testing.assert_allclose(clone(*arrays), model(*arrays), rtol=RTOL, atol=ATOL)

@@ -297,3 +297,17 @@ def test_time_distributed_errors_name_the_layer():
     net(_normal(12, 1, 3, 4))
     with pytest.raises(ShapeError, match=r"td2"):
         net(_normal(12, 1, 3, 5))
+
+
+def test_sequence_layers_round_trip_through_the_model_config():
+    net = Sequential([layers.Conv1D(4, 3, padding="causal", dilation_rate=2, groups=1),
+                      layers.MaxPooling1D(2, padding="same"), layers.UpSampling1D(2),
+                      layers.ZeroPadding1D((1, 2)), layers.Cropping1D((2, 1)),
+                      layers.AveragePooling1D(3, strides=1),
+                      layers.TimeDistributed(layers.Dense(5, activation="relu"))])
+    x = _normal(13, 2, 9, 3)
+    y = net(x)
+    clone = Sequential.from_config(net.to_config())
+    clone(x)
+    clone.set_weights(net.get_weights())
+    np.testing.assert_allclose(clone(x), y, rtol=RTOL, atol=ATOL)

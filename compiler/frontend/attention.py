@@ -30,7 +30,8 @@ class MultiHeadAttention(Layer):
     def __init__(self, num_heads: int, key_dim: int, value_dim: int | None = None,
                  dropout: float = 0.0, use_bias: bool = True, output_shape: Any = None,
                  attention_axes: Any = None, kernel_initializer: Any = "glorot_uniform",
-                 bias_initializer: Any = "zeros", seed: int | None = None, **kwargs: Any):
+                 bias_initializer: Any = "zeros", seed: int | None = None,
+                 call_form: Any = None, **kwargs: Any):
         super().__init__(**kwargs)
         kind = type(self).__name__
         self.num_heads = _positive_int(num_heads, "num_heads", kind)
@@ -52,16 +53,36 @@ class MultiHeadAttention(Layer):
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
         self.seed = seed
-        #: (has_key, has_mask, causal) of the first call
+        #: (has_key, has_mask, causal) of the first call (restored from a saved config)
         self._call_form: tuple | None = None
+        if call_form is not None:
+            self._call_form = tuple(_flag(call_form[k], k, kind) for k in (
+                "key", "attention_mask", "use_causal_mask"))
 
-    def __call__(self, query: Any, value: Any = None, key: Any = None, query_mask: Any = None,
-                 value_mask: Any = None, key_mask: Any = None, attention_mask: Any = None,
-                 return_attention_scores: bool = False, training: Any = None,
-                 use_causal_mask: bool = False) -> Any:
+    def __call__(self, query: Any, value: Any = None, *rest: Any, key: Any = None,
+                 query_mask: Any = None, value_mask: Any = None, key_mask: Any = None,
+                 attention_mask: Any = None, return_attention_scores: bool = False,
+                 training: Any = None, use_causal_mask: bool = False) -> Any:
         if isinstance(query, (list, tuple)) and value is None:
             return Layer.__call__(self, *query)  # the eager path re-enters with the input list
         kind = type(self).__name__
+        if rest:  # positional: Keras' third argument is key; a fixed form reads its own order
+            if self._call_form is None:
+                if len(rest) > 1 or key is not None:
+                    raise CompilerError(f"layer '{self.name}' ({kind}): pass attention_mask by "
+                                        f"keyword; positionally: mha(query, value, key)")
+                key = rest[0]
+            else:
+                has_key, has_mask, causal = self._call_form
+                slots = ["key"] * has_key + ["attention_mask"] * has_mask
+                if len(rest) > len(slots):
+                    raise CompilerError(f"layer '{self.name}' ({kind}): takes inputs "
+                                        f"{['query', 'value'] + slots}, received "
+                                        f"{2 + len(rest)}")
+                named = dict(zip(slots, rest))
+                key = named.get("key", key)
+                attention_mask = named.get("attention_mask", attention_mask)
+                use_causal_mask = use_causal_mask or causal
         if value is None:
             raise CompilerError(f"layer '{self.name}' ({kind}): call it as mha(query, value, "
                                 f"key=None, attention_mask=None), received no value")
@@ -121,6 +142,8 @@ class MultiHeadAttention(Layer):
         return {**super().get_config(), "num_heads": self.num_heads, "key_dim": self.key_dim,
                 "value_dim": self.value_dim, "dropout": self.dropout, "use_bias": self.use_bias,
                 "output_shape": self.output_shape,
+                "call_form": None if self._call_form is None else dict(zip(
+                    ("key", "attention_mask", "use_causal_mask"), self._call_form)),
                 "kernel_initializer": initializers.serialize(self.kernel_initializer),
                 "bias_initializer": initializers.serialize(self.bias_initializer)}
 

@@ -95,9 +95,9 @@ class TimeDistributed(Layer):
 
     @classmethod
     def from_config(cls, config: dict) -> TimeDistributed:
-        from .. import layers as layer_classes
+        from .saving import layer_class
 
         config = dict(config)
         spec = config.pop("layer")
-        inner = getattr(layer_classes, spec["class_name"]).from_config(spec["config"])
+        inner = layer_class(spec["class_name"]).from_config(spec["config"])
         return cls(inner, **config)
