@@ -349,3 +349,18 @@ def test_models_with_attention_round_trip_through_their_config(form):
     clone = Model.from_config(model.to_config())
     clone.set_weights(model.get_weights())
     np.testing.assert_allclose(clone(*arrays), model(*arrays), rtol=RTOL, atol=ATOL)
+
+
+def test_empty_sequences_and_boolean_masks():
+    rng = _rng(11)
+    x, v = Input((None, 6)), Input((None, 6))
+    plan = compile(Model([x, v], layers.MultiHeadAttention(2, 3)(x, v)))
+    q, empty = _normal(rng, 2, 4, 6), np.zeros((2, 0, 6), np.float32)
+    no_keys = plan(q, empty)  # nothing to attend: a zero context, then the output bias
+    np.testing.assert_array_equal(no_keys, run_reference(plan.graph, q, empty))
+    assert plan(empty, q).shape == (2, 0, 6)
+    mha = layers.MultiHeadAttention(2, 3)
+    mask = rng.random((2, 4, 4)) > 0.5
+    y = mha(q, q, attention_mask=mask)
+    np.testing.assert_allclose(y, numpy_mha(q, q, mha.get_weights(), 2, 3, mask=mask),
+                               rtol=RTOL, atol=ATOL)

@@ -118,6 +118,10 @@ def mha_reference(inputs, params, attrs) -> np.ndarray:
     if attrs.get("causal"):
         tq, tv = scores.shape[-2:]
         keep &= np.tril(np.ones((tq, tv), bool))
+    if scores.shape[-1] == 0:  # no keys: nothing to attend, a zero context (as the kernel)
+        scores = np.zeros(scores.shape[:-1] + (1,))
+        keep = np.zeros(scores.shape, bool)
+        v = np.zeros(v.shape[:1] + (1,) + v.shape[2:])
     with np.errstate(invalid="ignore", over="ignore"):
         scores = np.where(keep, scores, MASKED_SCORE)
         scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
