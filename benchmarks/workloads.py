@@ -21,6 +21,8 @@ from .modelspec import DenseConfig, mlp
 from .records import Row, Target
 from .scale_out import ScaleOutWorkload, run_scale_out
 from .scale_out import describe as describe_scale_out
+from .sequence import EncoderWorkload, run_encoder
+from .sequence import describe as describe_encoder
 from .startup import run_w5
 
 
@@ -98,3 +100,14 @@ _SCALE_OUT = [
 for _wl in _SCALE_OUT:
     WORKLOADS[_wl.id] = Workload(_wl.id, describe_scale_out(_wl), lambda ctx, wl=_wl: wl.steps(),
                                  lambda ctx, wl=_wl: run_scale_out(ctx, wl))
+
+_SEQUENCE = [
+    EncoderWorkload("S3", "Transformer encoder block", 256, 4, 1024, length=128, batch=8,
+                    targets={"onnxruntime": _faster(1.25, "ONNX Runtime"),
+                             "torch": _faster(1.0, "PyTorch")}),
+    EncoderWorkload("S4", "Transformer encoder block, long sequence", 256, 4, 1024, length=512,
+                    batch=1, targets={"torch": _faster(1.0, "PyTorch")}),
+]
+for _wl in _SEQUENCE:
+    WORKLOADS[_wl.id] = Workload(_wl.id, describe_encoder(_wl), lambda ctx, wl=_wl: wl.steps(),
+                                 lambda ctx, wl=_wl: run_encoder(ctx, wl))

@@ -12,6 +12,9 @@ from .registry import OpDef, Unifier, get_op, register, registered_ops  # noqa: 
 # (``ops.reshape(x, shape)``). The modules stay importable (``from compiler.ops.reshape import``).
 del reshape, softmax  # noqa: F821
 
+# sequence models: Conv1D family, attention
+from . import attention, position, sequence1d  # noqa: E402,F401
+
 
 def __getattr__(name: str):
     from ..frontend import ops_api

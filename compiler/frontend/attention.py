@@ -1,0 +1,180 @@
+"""Transformer layers: Keras 3 ``MultiHeadAttention`` and keras-hub's ``PositionEmbedding``.
+
+The query, value and key widths are inferred on the first call (deferred initialization), the
+sequence lengths stay symbolic. Weights keep Keras' layout and order (``get_weights()`` is
+``[query kernel, query bias, key kernel, key bias, value kernel, value bias, output kernel,
+output bias]``), so Keras weights load unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import CompilerError
+from . import initializers
+from .layers import Layer, _flag, _positive_int
+
+
+class MultiHeadAttention(Layer):
+    """``mha(query, value, key=None, attention_mask=None, use_causal_mask=False)``.
+
+    Inference only: ``dropout`` is kept for the configuration. The call's form (whether ``key``
+    and ``attention_mask`` are given, ``use_causal_mask``) is fixed by the first call: one layer
+    instance is one attention pattern.
+    """
+
+    op = "multi_head_attention"
+
+    def __init__(self, num_heads: int, key_dim: int, value_dim: int | None = None,
+                 dropout: float = 0.0, use_bias: bool = True, output_shape: Any = None,
+                 attention_axes: Any = None, kernel_initializer: Any = "glorot_uniform",
+                 bias_initializer: Any = "zeros", seed: int | None = None,
+                 call_form: Any = None, **kwargs: Any):
+        super().__init__(**kwargs)
+        kind = type(self).__name__
+        self.num_heads = _positive_int(num_heads, "num_heads", kind)
+        self.key_dim = _positive_int(key_dim, "key_dim", kind)
+        self.value_dim = self.key_dim if value_dim is None else _positive_int(
+            value_dim, "value_dim", kind)
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or \
+                not 0 <= dropout < 1:
+            raise CompilerError(f"{kind}: dropout must be in [0, 1), received {dropout!r}")
+        self.dropout = float(dropout)  # training only
+        self.use_bias = _flag(use_bias, "use_bias", kind)
+        if isinstance(output_shape, (tuple, list)) and len(output_shape) == 1:
+            output_shape = output_shape[0]
+        self.output_shape = None if output_shape is None else _positive_int(
+            output_shape, "output_shape (one int: the output width)", kind)
+        if attention_axes not in (None, 1, (1,), [1]):
+            raise CompilerError(f"{kind}: only attention over axis 1 (the sequence) is "
+                                f"supported, received attention_axes={attention_axes!r}")
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.seed = seed
+        #: (has_key, has_mask, causal) of the first call (restored from a saved config)
+        self._call_form: tuple | None = None
+        if call_form is not None:
+            self._call_form = tuple(_flag(call_form[k], k, kind) for k in (
+                "key", "attention_mask", "use_causal_mask"))
+
+    def __call__(self, query: Any, value: Any = None, *rest: Any, key: Any = None,
+                 query_mask: Any = None, value_mask: Any = None, key_mask: Any = None,
+                 attention_mask: Any = None, return_attention_scores: bool = False,
+                 training: Any = None, use_causal_mask: bool = False) -> Any:
+        if isinstance(query, (list, tuple)) and value is None:
+            return Layer.__call__(self, *query)  # the eager path re-enters with the input list
+        kind = type(self).__name__
+        if rest:  # positional: Keras' third argument is key; a fixed form reads its own order
+            if self._call_form is None:
+                if len(rest) > 1 or key is not None:
+                    raise CompilerError(f"layer '{self.name}' ({kind}): pass attention_mask by "
+                                        f"keyword; positionally: mha(query, value, key)")
+                key = rest[0]
+            else:
+                has_key, has_mask, causal = self._call_form
+                slots = ["key"] * has_key + ["attention_mask"] * has_mask
+                if len(rest) > len(slots):
+                    raise CompilerError(f"layer '{self.name}' ({kind}): takes inputs "
+                                        f"{['query', 'value'] + slots}, received "
+                                        f"{2 + len(rest)}")
+                named = dict(zip(slots, rest))
+                key = named.get("key", key)
+                attention_mask = named.get("attention_mask", attention_mask)
+                use_causal_mask = use_causal_mask or causal
+        if value is None:
+            raise CompilerError(f"layer '{self.name}' ({kind}): call it as mha(query, value, "
+                                f"key=None, attention_mask=None), received no value")
+        if return_attention_scores:
+            raise CompilerError(f"layer '{self.name}' ({kind}): return_attention_scores=True is "
+                                f"not supported yet (the fused kernel never stores the scores)")
+        if any(m is not None for m in (query_mask, value_mask, key_mask)):
+            raise CompilerError(f"layer '{self.name}' ({kind}): query_mask/value_mask/key_mask "
+                                f"are not supported yet; pass attention_mask (N, Tq, Tv)")
+        form = (key is not None, attention_mask is not None,
+                _flag(use_causal_mask, "use_causal_mask", kind))
+        with self._lock:
+            if self._call_form is None:
+                self._call_form = form
+            elif self._call_form != form:
+                raise CompilerError(
+                    f"layer '{self.name}' ({kind}) was first called with "
+                    f"{_describe(self._call_form)}, now with {_describe(form)}; "
+                    f"use one layer instance per call pattern")
+        inputs = [query, value] + [x for x in (key, attention_mask) if x is not None]
+        if any(hasattr(x, "layer") for x in inputs):  # symbolic tensors: record the call
+            return Layer.__call__(self, *inputs)
+        return self._eager_model(inputs)(*inputs)
+
+    def _eager_model(self, arrays: list) -> Any:
+        """A model of this one call on arrays, cached per feature widths: the sequence lengths
+        and the batch stay symbolic, so one plan serves every length; another width makes a
+        new model, whose build then checks the width against this layer's weights."""
+        from .functional import Input
+        from .models import Model
+
+        widths = tuple(tuple(np.shape(a)[2:]) for a in arrays)
+        if self._call_form[1]:
+            widths = widths[:-1] + ((),)  # the mask's last axis is a length, not a width
+        with self._lock:
+            cache = self.__dict__.setdefault("_eager_models", {})
+            model = cache.get(widths)
+            if model is None:
+                tensors = [Input((None,) + w) for w in widths]
+                if self._call_form[1]:  # the mask: (N, Tq, Tv)
+                    tensors[-1] = Input((None, None))
+                model = Model(tensors, Layer.__call__(self, *tensors))
+                cache[widths] = model
+        return model
+
+    def op_attrs(self) -> dict:
+        has_key, has_mask, causal = self._call_form or (False, False, False)
+        return {"num_heads": self.num_heads, "key_dim": self.key_dim,
+                "value_dim": self.value_dim, "use_bias": self.use_bias,
+                "output_dim": self.output_shape, "has_key": has_key, "has_mask": has_mask,
+                "causal": causal}
+
+    def initializer(self, param: str) -> initializers.Initializer:
+        return self.bias_initializer if param.endswith("_bias") else self.kernel_initializer
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "num_heads": self.num_heads, "key_dim": self.key_dim,
+                "value_dim": self.value_dim, "dropout": self.dropout, "use_bias": self.use_bias,
+                "output_shape": self.output_shape,
+                "call_form": None if self._call_form is None else dict(zip(
+                    ("key", "attention_mask", "use_causal_mask"), self._call_form)),
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer)}
+
+
+def _describe(form: tuple) -> str:
+    has_key, has_mask, causal = form
+    return (f"key={'given' if has_key else 'None'}, attention_mask="
+            f"{'given' if has_mask else 'None'}, use_causal_mask={causal}")
+
+
+class PositionEmbedding(Layer):
+    """keras-hub's learned position embedding: returns the embeddings of positions ``0..T-1``
+    broadcast to the input's shape (add them to the token features yourself, as with
+    keras-hub); weight ``embeddings`` ``(sequence_length, F)``, ``F`` inferred."""
+
+    op = "position_embedding"
+
+    def __init__(self, sequence_length: int, initializer: Any = "glorot_uniform",
+                 **kwargs: Any):
+        super().__init__(**kwargs)
+        self.sequence_length = _positive_int(sequence_length, "sequence_length",
+                                             type(self).__name__)
+        self.initializer_ = initializers.get(initializer)
+
+    def op_attrs(self) -> dict:
+        return {"sequence_length": self.sequence_length}
+
+    def initializer(self, param: str) -> initializers.Initializer:
+        return self.initializer_
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "sequence_length": self.sequence_length,
+                "initializer": initializers.serialize(self.initializer_)}
+
