@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import snippets
 from .context import REPO_ROOT, RunContext
@@ -32,6 +32,7 @@ class ChildResult:
     wall_s: float  # spawn to exit, measured by the parent
     first_result_s: float  # first statement to first result, measured by the child
     maxrss_mib: float
+    data: dict = field(default_factory=dict)  # the child's whole JSON line
 
 
 class ChildFailed(RuntimeError):
@@ -52,7 +53,7 @@ def run_child(code: str, cache_dir: str | None = None) -> ChildResult:
     if proc.returncode != 0 or not lines:
         raise ChildFailed(f"child exited {proc.returncode}: {proc.stderr.strip()[-2000:]}")
     data = json.loads(lines[-1])
-    return ChildResult(wall, data["seconds"], data["maxrss_kb"] / 1024.0)
+    return ChildResult(wall, data["seconds"], data["maxrss_kb"] / 1024.0, data)
 
 
 def _runs(ctx: RunContext, code: str, n: int, cache: str) -> list[ChildResult]:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .build_time import SIZES, run_w6
+from .cold_start import run_t
 from .context import RunContext
 from .graph_inference import GraphWorkload, run_graph_inference
 from .graph_inference import describe as describe_graph
@@ -95,3 +96,8 @@ _SCALE_OUT = [
 for _wl in _SCALE_OUT:
     WORKLOADS[_wl.id] = Workload(_wl.id, describe_scale_out(_wl), lambda ctx, wl=_wl: wl.steps(),
                                  lambda ctx, wl=_wl: run_scale_out(ctx, wl))
+
+for _id, _title in (("T1", "ResNet-18 224², batch 1, fresh process, cold cache: first result"),
+                    ("T2", "ResNet-18 224², batch 1, fresh process, warm cache: first result"),
+                    ("T3", "ResNet-18 224², batch 1, cold cache: time to compiled speed")):
+    WORKLOADS[_id] = Workload(_id, _title, lambda ctx: 1, lambda ctx, wid=_id: run_t(ctx, wid))

@@ -120,6 +120,7 @@ class Plan:
         self._plain_output = not any(self._copy_outputs) and self._output_dtypes is None
         self._layouts: dict = {}
         self._lock = threading.Lock()
+        self._layouts_lock = threading.Lock()  # never held while compiling (see runtime.tiers)
         self._generated = None
         self._init_weights(store)
         self._reset_executors()
@@ -378,7 +379,7 @@ class Plan:
                        int(np.prod(shape, dtype=np.int64)) >= PARALLEL_MIN_ELEMENTS
                        for s, shape in zip(self._steps, shapes))
         layout = Layout(shapes, offsets, array, arena, sum(sizes.values()), parallel, scalars)
-        with self._lock:
+        with self._layouts_lock:
             if len(self._layouts) > 256:
                 self._layouts.clear()
             self._layouts[key] = layout
@@ -478,8 +479,9 @@ class Plan:
         """Plain data only: no jitted functions, locks, store or cached layouts."""
         state = dict(self.__dict__)
         for name in ("_forward", "_forward_parallel", "_generated", "_wbuf", "_lock",
-                     "_weights_lock", "_store", "_layouts", "_steps_warm", "_stale",
-                     "_versions", "_watched", "_program", "_segment_fns", "_tiers", "_tiered"):
+                     "_weights_lock", "_layouts_lock", "_store", "_layouts", "_steps_warm",
+                     "_stale", "_versions", "_watched", "_program", "_segment_fns", "_tiers",
+                     "_tiered"):
             state.pop(name, None)
         state["_steps"] = [replace(s, fn=None, parallel_fn=None) for s in self._steps]
         graph = self.graph.copy()
@@ -498,6 +500,7 @@ class Plan:
         self._steps = [replace(s, fn=k.fn, parallel_fn=k.parallel_fn or k.fn)
                        for s in self._steps for k in (get_kernel(s.kernel),)]
         self._lock = threading.Lock()
+        self._layouts_lock = threading.Lock()
         self._weights_lock = threading.Lock()
         self._store, self._stale, self._versions, self._watched = None, False, {}, []
         self._layouts = {}

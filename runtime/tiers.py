@@ -36,6 +36,12 @@ from compiler.ops import get_op
 from .progress import reporting
 
 TIERS = driver.TIERS
+#: The background build waits this long for a first call, then for that call to finish (at most
+#: ``FIRST_CALL_WAIT_S``): numba compiles in Python, and its thread would otherwise take the GIL
+#: from the first call, the one a new user waits for, every few milliseconds. Later calls do not
+#: hold it back (a steady stream of them would starve it).
+FIRST_CALL_GRACE_S = 0.25
+FIRST_CALL_WAIT_S = 60.0
 #: what ``describe()`` calls the tiers
 LOWER, JIT = "lower (compiled kernels + NumPy reference)", "jit"
 
@@ -136,6 +142,8 @@ class TieredCalls:
         self._failed: BaseException | None = None
         self._settled = threading.Event()  # ready, or failed for good
         self._local = threading.local()   # marks the background thread's own jitted call
+        self._called = threading.Event()      # a first call started ...
+        self._first_done = threading.Event()  # ... and returned
         self.last = None               # the tier that served the last call
         with self._lock:
             self._start()
@@ -151,6 +159,8 @@ class TieredCalls:
     def _work(self) -> None:
         plan = self._plan
         try:
+            if self._called.wait(FIRST_CALL_GRACE_S):
+                self._first_done.wait(FIRST_CALL_WAIT_S)
             with reporting(f"model '{plan.model_name}'", tiered=True):
                 if self._build:
                     plan._build_codegen()
@@ -193,9 +203,13 @@ class TieredCalls:
             if self._pending is None and not self._ready.is_set():
                 self._pending = [np.zeros(a.shape, plan.dtype) for a in arrays]
             self._start()
-        if plan._stale:
-            plan._sync_weights()
-        outs = self._lower.run(arrays, layout)
+        self._called.set()
+        try:
+            if plan._stale:
+                plan._sync_weights()
+            outs = self._lower.run(arrays, layout)
+        finally:
+            self._first_done.set()
         self.last = LOWER
         return self._lower.finish(outs)
 

@@ -407,7 +407,7 @@ def conv2d_nhwc(x, kernel, bias, residual, out, sh, sw, pt, pl, dh, dw, groups, 
     if out.size == 0:
         return
     kh, kw, cg, o_n = kernel.shape
-    alpha = out.dtype.type(alpha)
+    alpha = float(alpha)  # float64, as generated code passes it: one specialization of the epilogue
     # threads pay off by work (multiply-adds), not by output size: a 7x7x512 output is small
     # but each of its pixels costs 4608 multiply-adds
     parallel = out.size * kh * kw * cg >= PARALLEL_MIN_MACS
@@ -527,7 +527,7 @@ def depthwise_conv2d(x, kernel, bias, out, sh, sw, pt, pl, dh, dw, code, alpha):
     if out.size == 0:
         return
     run = _depthwise_parallel if out.size >= PARALLEL_MIN_ELEMENTS else _depthwise_serial
-    run(x, kernel, bias, out, sh, sw, pt, pl, dh, dw, code, out.dtype.type(alpha))
+    run(x, kernel, bias, out, sh, sw, pt, pl, dh, dw, code, float(alpha))
 
 
 def _depthwise_scalars(attrs, input_shapes, out_shape):
