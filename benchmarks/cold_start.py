@@ -47,9 +47,9 @@ options = ort.SessionOptions()
 options.intra_op_num_threads = 2
 options.inter_op_num_threads = 1
 options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-session = ort.InferenceSession({path!r}, options, providers=["CPUExecutionProvider"])
-X = np.random.default_rng(0).standard_normal((1, {h}, {w}, {c})).astype(np.float32)
-Y = session.run(None, {{"x": X.transpose(0, 3, 1, 2)}})[0]
+session = ort.InferenceSession(PATH, options, providers=["CPUExecutionProvider"])
+X = np.random.default_rng(0).standard_normal((1, SHAPE)).astype(np.float32)
+Y = session.run(None, {"x": X.transpose(0, 3, 1, 2)})[0]
 _t1 = time.perf_counter()
 """ + snippets._REPORT
 
@@ -78,7 +78,8 @@ def _measure(ctx: RunContext) -> dict:
         n, bar = ctx.subprocess_repeat, ctx.progress
         with tempfile.TemporaryDirectory(prefix="deferc-t1-") as tmp:
             bar.describe("T1-T3: ONNX Runtime, fresh process")
-            ort_code = ORT.format(path=_onnx_file(tmp), h=SHAPE[0], w=SHAPE[1], c=SHAPE[2])
+            ort_code = ORT.replace("PATH", repr(_onnx_file(tmp))).replace(
+                "SHAPE", ", ".join(map(str, SHAPE)))
             ort = [run_child(ort_code) for _ in range(n)]
             bar.step()
             bar.describe("T1/T3: ours, cold cache")

@@ -152,7 +152,9 @@ class TieredCalls:
     def _start(self) -> None:
         """Start the worker unless it runs (or failed); call with ``self._lock`` held."""
         if self._thread is None and self._failed is None:
-            self._thread = threading.Thread(target=self._work, daemon=True,
+            # Not a daemon: interpreter exit waits for it. A daemon thread inside LLVM while the
+            # process tears down can crash the exit; and the finished work lands in the cache.
+            self._thread = threading.Thread(target=self._work, daemon=False,
                                             name=f"deferc-jit-{self._plan.model_name}")
             self._thread.start()
 
