@@ -39,7 +39,8 @@ class ChildFailed(RuntimeError):
     """A benchmark child process exited non-zero or printed no result."""
 
 
-def run_child(code: str, cache_dir: str | None = None) -> ChildResult:
+def run_child(code: str, cache_dir: str | None = None, timeout: float = CHILD_TIMEOUT_S
+              ) -> ChildResult:
     """Run ``python -c code`` from the repo root and parse its JSON result line."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
@@ -47,7 +48,7 @@ def run_child(code: str, cache_dir: str | None = None) -> ChildResult:
         env.update({var: cache_dir for var in CACHE_VARS})
     start = time.perf_counter_ns()
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, check=False,
-                          capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
+                          capture_output=True, text=True, timeout=timeout)
     wall = (time.perf_counter_ns() - start) * 1e-9
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
