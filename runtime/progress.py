@@ -1,11 +1,12 @@
 """Progress, not silence: one line on stderr when compiling takes more than a couple of seconds.
 
 A cold numba cache can make a first call take a minute; without a word the user cannot tell a
-compiling process from a hung one. ``reporting`` starts a timer; if the compilation is still
-running after ``$DEFERC_PROGRESS_AFTER`` seconds (default 2), it prints one line saying what is
-being compiled, where the result is cached and how to avoid the wait (``python -m
-runtime.warmup``). ``DEFERC_QUIET=1`` silences it. Nested reports (a plan's background build
-containing its first-run compile) print at most one line.
+compiling process from a hung one. ``reporting`` starts a timer; if the block is still running
+after ``$DEFERC_PROGRESS_AFTER`` seconds (default 2) *and numba has compiled something in the
+meantime* (a slow load from the cache is not compiling), it prints one line saying what is being
+compiled, where the result is cached and how to avoid the wait (``python -m runtime.warmup``).
+``DEFERC_QUIET=1`` silences it. Nested reports (a plan's background build containing its
+first-run compile) print at most one line.
 """
 
 from __future__ import annotations
@@ -16,10 +17,28 @@ import sys
 import threading
 from collections.abc import Iterator
 
+from numba.core import event
+
 from .cache import cache_dir
 
 DEFAULT_AFTER_S = 2.0
+RECHECK_S = 0.5
 _active = threading.local()
+
+
+class _Compilations(event.Listener):
+    """Counts numba compilations process-wide (any thread)."""
+
+    count = 0
+
+    def on_start(self, ev: event.Event) -> None:
+        _Compilations.count += 1
+
+    def on_end(self, ev: event.Event) -> None:
+        pass
+
+
+event.register("numba:compile", _Compilations())
 
 
 def quiet() -> bool:
@@ -51,17 +70,25 @@ def reporting(what: str, tiered: bool = False) -> Iterator[None]:
         finally:
             _active.depth -= 1
         return
-    timer = threading.Timer(_after(), _say, args=(message(what, tiered),))
-    timer.daemon = True
+    done = threading.Event()
+    watcher = threading.Thread(target=_watch, args=(done, _Compilations.count,
+                                                    message(what, tiered)), daemon=True)
     _active.depth = 1
-    timer.start()
+    watcher.start()
     try:
         yield
     finally:
-        timer.cancel()
+        done.set()
         _active.depth = 0
 
 
-def _say(line: str) -> None:
-    if not quiet():
-        print(line, file=sys.stderr, flush=True)
+def _watch(done: threading.Event, start: int, line: str) -> None:
+    """After the threshold, say ``line`` once as soon as numba has compiled something."""
+    if done.wait(_after()):
+        return
+    while not done.is_set():
+        if _Compilations.count > start:
+            if not quiet():
+                print(line, file=sys.stderr, flush=True)
+            return
+        done.wait(RECHECK_S)

@@ -12,6 +12,7 @@ import pickle
 import threading
 import time
 
+import numba
 import numpy as np
 import pytest
 
@@ -218,8 +219,11 @@ def test_progress_line_once_and_quiet(capsys, monkeypatch):
     monkeypatch.setenv("DEFERC_PROGRESS_AFTER", "0.01")
     monkeypatch.delenv("DEFERC_QUIET", raising=False)
     with progress.reporting("model 'm'"):
+        time.sleep(0.1)  # only loading so far: not a word
+        assert capsys.readouterr().err == ""
         with progress.reporting("model 'm'"):  # nested: still one line
-            time.sleep(0.3)
+            numba.njit(lambda v: v + 1)(1)     # a compilation
+            time.sleep(1.0)
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1 and "compiling numba kernels for model 'm'" in lines[0]
     assert "DEFERC_QUIET=1" in lines[0] and "runtime.warmup" in lines[0]
@@ -228,5 +232,6 @@ def test_progress_line_once_and_quiet(capsys, monkeypatch):
         pass
     monkeypatch.setenv("DEFERC_QUIET", "1")
     with progress.reporting("model 'm'"):
+        numba.njit(lambda v: v + 2)(1)
         time.sleep(0.3)
     assert capsys.readouterr().err == ""
