@@ -40,7 +40,7 @@ TIERS = driver.TIERS
 #: ``FIRST_CALL_WAIT_S``): numba compiles in Python, and its thread would otherwise take the GIL
 #: from the first call, the one a new user waits for, every few milliseconds. Later calls do not
 #: hold it back (a steady stream of them would starve it).
-FIRST_CALL_GRACE_S = 0.25
+FIRST_CALL_GRACE_S = 1.0
 FIRST_CALL_WAIT_S = 60.0
 #: what ``describe()`` calls the tiers
 LOWER, JIT = "lower (compiled kernels + NumPy reference)", "jit"
