@@ -150,7 +150,7 @@ class Plan:
     @property
     def last_tier(self) -> str | None:
         """The tier that served the last call (``None`` before the first call of an auto plan)."""
-        return tiers.JIT if self._tiered is None else self._tiered.last
+        return tiers.JIT if self._tiers is None else self._tiered.last  # None: switched
 
     def _reset_executors(self) -> None:
         self._forward = self._forward_parallel = None  # the whole plan as one function

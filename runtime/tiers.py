@@ -304,5 +304,5 @@ def describe(plan: Any) -> str:
     state = plan._tiered
     if state is None:
         return f"tier: {plan.tier} (jitted code; the last call ran on the jit tier)"
-    last = state.last or "no call yet"
+    last = plan.last_tier or "no call yet"
     return f"tier: {plan.tier}, {state.describe()}; the last call ran on: {last}"

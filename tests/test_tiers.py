@@ -145,7 +145,7 @@ def test_concurrent_calls_across_the_switch(gated):
     plan = compile(tiny_cnn(), tier="auto")
     inputs = [_images(1 + i % 2, 10 + i) for i in range(4)]
     wants = [run_reference(plan.graph, x) for x in inputs]
-    errors, tiers_seen = [], set()
+    errors, tiers_seen, finished = [], set(), []
     calls = [0]
 
     def caller(i):
@@ -157,6 +157,7 @@ def test_concurrent_calls_across_the_switch(gated):
                 np.testing.assert_allclose(got, wants[i], rtol=RTOL, atol=ATOL)
                 calls[0] += 1
                 if plan.last_tier == tiers.JIT and calls[0] > 40:
+                    finished.append(i)  # a lower-tier call ending late must not hide the switch
                     return
         except BaseException as e:  # noqa: BLE001 (reported below)
             errors.append(e)
@@ -170,7 +171,7 @@ def test_concurrent_calls_across_the_switch(gated):
     for t in threads:
         t.join()
     assert not errors, errors[0]
-    assert tiers_seen == {tiers.LOWER, tiers.JIT}
+    assert tiers_seen == {tiers.LOWER, tiers.JIT} and sorted(finished) == [0, 1, 2, 3]
 
 
 def test_jit_tier_compiles_before_returning():
