@@ -92,7 +92,7 @@ class Deferc:
         net = self._sequential(configs)
         net.build((None, input_dim))
         _randomize_biases(net, seed)
-        plan = compile(net, TensorSpec((None, input_dim)))
+        plan = compile(net, TensorSpec((None, input_dim)), tier="jit")  # steady state: jitted
         return Built(plan, spec_from_net(net, input_dim))
 
     def build_seconds(self, n_layers: int, width: int) -> float:

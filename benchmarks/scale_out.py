@@ -165,7 +165,7 @@ def run_scale_out(ctx: RunContext, wl: ScaleOutWorkload) -> list[Row]:
     case = f"{rows_n:,} rows, chunks of {chunk:,}"
     bar.describe(f"{wl.id}: build + plan(x) per chunk, one thread")
     plan = compile(MODELS[wl.model](ctx.seed), TensorSpec((None, *wl.sample_shape)),
-                   seed=ctx.seed)
+                   seed=ctx.seed, tier="jit")
     x = np.random.default_rng(ctx.seed).standard_normal(
         (rows_n, *wl.sample_shape)).astype(np.float32)
     threads = get_num_threads()

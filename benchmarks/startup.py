@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import snippets
 from .context import REPO_ROOT, RunContext
@@ -32,13 +32,15 @@ class ChildResult:
     wall_s: float  # spawn to exit, measured by the parent
     first_result_s: float  # first statement to first result, measured by the child
     maxrss_mib: float
+    data: dict = field(default_factory=dict)  # the child's whole JSON line
 
 
 class ChildFailed(RuntimeError):
     """A benchmark child process exited non-zero or printed no result."""
 
 
-def run_child(code: str, cache_dir: str | None = None) -> ChildResult:
+def run_child(code: str, cache_dir: str | None = None, timeout: float = CHILD_TIMEOUT_S
+              ) -> ChildResult:
     """Run ``python -c code`` from the repo root and parse its JSON result line."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
@@ -46,13 +48,13 @@ def run_child(code: str, cache_dir: str | None = None) -> ChildResult:
         env.update({var: cache_dir for var in CACHE_VARS})
     start = time.perf_counter_ns()
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, check=False,
-                          capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
+                          capture_output=True, text=True, timeout=timeout)
     wall = (time.perf_counter_ns() - start) * 1e-9
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:
         raise ChildFailed(f"child exited {proc.returncode}: {proc.stderr.strip()[-2000:]}")
     data = json.loads(lines[-1])
-    return ChildResult(wall, data["seconds"], data["maxrss_kb"] / 1024.0)
+    return ChildResult(wall, data["seconds"], data["maxrss_kb"] / 1024.0, data)
 
 
 def _runs(ctx: RunContext, code: str, n: int, cache: str) -> list[ChildResult]:

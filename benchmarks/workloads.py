@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .build_time import SIZES, run_w6
+from .cold_start import run_t
 from .context import RunContext
 from .graph_inference import GraphWorkload, run_graph_inference
 from .graph_inference import describe as describe_graph
@@ -111,3 +112,7 @@ _SEQUENCE = [
 for _wl in _SEQUENCE:
     WORKLOADS[_wl.id] = Workload(_wl.id, describe_encoder(_wl), lambda ctx, wl=_wl: wl.steps(),
                                  lambda ctx, wl=_wl: run_encoder(ctx, wl))
+for _id, _title in (("T1", "ResNet-18 224², batch 1, fresh process, cold cache: first result"),
+                    ("T2", "ResNet-18 224², batch 1, fresh process, warm cache: first result"),
+                    ("T3", "ResNet-18 224², batch 1, cold cache: time to compiled speed")):
+    WORKLOADS[_id] = Workload(_id, _title, lambda ctx: 1, lambda ctx, wid=_id: run_t(ctx, wid))

@@ -18,7 +18,8 @@ from typing import Any
 
 from .errors import CompilerError
 
-#: ``factory(graph, records, *, model_name, executor, store) -> callable plan``
+#: ``factory(graph, records, *, model_name, executor, store[, tier]) -> callable plan`` (``tier``
+#: only when ``compile`` was given one)
 RuntimeFactory = Callable[..., Any]
 
 _factory: RuntimeFactory | None = None

@@ -16,6 +16,9 @@ from .lowering import lower
 from .passes import BUILD_PIPELINE, COMPILE_PIPELINE, CompileContext, commit_weights, run_pipeline
 from .types import TensorSpec
 
+#: ``compile(tier=...)``: answer first calls while compiling in the background, or wait for it
+TIERS = ("auto", "jit")
+
 #: Held while weights are created and committed. Process-wide, not per model: a layer may be
 #: shared by several models, and two of them initializing it at once must not both create it.
 BUILD_LOCK = threading.RLock()
@@ -79,7 +82,7 @@ def _as_spec(item: Any) -> TensorSpec:
 
 def compile(model: Any, *input_specs: Any, seed: int | None = None, dump_ir: bool = False,
             disabled: Sequence[str] = (), options: dict | None = None,
-            executor: str | None = None):
+            executor: str | None = None, tier: str | None = None):
     """Compile ``model`` for the given input signature into an executable ``runtime.Plan``.
 
     Uninitialized weights are created on the way (as ``model.build`` would). Without specs, the
@@ -95,9 +98,16 @@ def compile(model: Any, *input_specs: Any, seed: int | None = None, dump_ir: boo
         options: pass options.
         executor: ``"codegen"`` (default: the whole plan as one jitted call) or ``"steps"``
             (kernel by kernel); ``$DEFERC_EXECUTOR`` sets the default.
+        tier: ``"auto"`` (default; ``$DEFERC_TIER`` changes it): the first calls are answered
+            at once by a lower tier (compiled kernels where this process has them, else the
+            NumPy reference) while the jitted code compiles in the background, then calls
+            switch to it; ``"jit"``: compile (or load from the cache) before returning.
     Returns:
         A ``runtime.Plan``: call it with arrays.
     """
+    if tier is not None and tier not in TIERS:
+        raise CompilerError(f"compile(model '{model.name}'): tier must be one of {list(TIERS)}, "
+                            f"received {tier!r}")
     make_plan = runtime_factory()
     specs = [_as_spec(s) for s in input_specs] or model._built_specs or model._input_specs
     if not specs:
@@ -111,5 +121,6 @@ def compile(model: Any, *input_specs: Any, seed: int | None = None, dump_ir: boo
         commit_weights(ctx)
         if model._built_specs is None:
             model._built_specs = list(specs)
+    extra = {} if tier is None else {"tier": tier}  # a runtime without tiers still plugs in
     return make_plan(graph, ctx.records, model_name=model.name, executor=executor,
-                     store=model.weight_store)
+                     store=model.weight_store, **extra)

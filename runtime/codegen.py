@@ -35,7 +35,7 @@ from .kernels.registry import get_kernel
 
 #: Plans with more steps than this run on the step executor (LLVM time grows with size).
 MAX_CODEGEN_STEPS = 256
-_CODEGEN_VERSION = "1"
+_CODEGEN_VERSION = "2"
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,17 @@ def _literal(value: Any) -> str:
     if isinstance(value, tuple):
         return "(" + "".join(_literal(v) + ", " for v in value) + ")"
     raise TypeError(f"cannot emit scalar argument {value!r} into generated code")
+
+
+def _argument(value: Any) -> str:
+    """A kernel's scalar argument as typed (not literal) code: numba compiles a callee once per
+    *literal* value it is called with (``zero_padding2d`` once per padding width), but once per
+    type for ``np.int64(3)``."""
+    if isinstance(value, (bool, np.bool_)):
+        return f"np.bool_({bool(value)})"
+    if isinstance(value, (int, np.integer)):
+        return f"np.int64({int(value)})"
+    return _literal(value)
 
 
 def _aligned(n: int) -> int:
@@ -185,10 +196,10 @@ def generate(steps: Sequence, input_nodes: Sequence[int], outputs: Sequence[int]
             packed += _aligned(size)
         args.append(var)
         if step.scalars is not None:
-            args += [_literal(v) for v in step.scalars]
+            args += [_argument(v) for v in step.scalars]
         else:  # sizes-dependent scalars sit after the shapes in the layout array
             args += [f"layout[{scalar_base} + {slot}]" if isinstance(slot, int)
-                     else _literal(slot[1]) for slot in step.dynamic]
+                     else _argument(slot[1]) for slot in step.dynamic]
         body.append(f"    {alias}({', '.join(args)})")
     results = [names[n] for n in outputs]
     if segment is None:

@@ -32,11 +32,12 @@ from compiler.passes.plan_memory import assign_offsets
 from compiler.symbolic import Dim
 from compiler.weights import WeightStore, derive
 
-from . import codegen
+from . import codegen, tiers
 from .binding import InputSignature, concrete_shape
 from .cache import compile_lock
 from .kernels.flags import PARALLEL_MIN_ELEMENTS
 from .kernels.registry import empty_param, get_kernel
+from .progress import reporting
 
 
 @dataclass(frozen=True)
@@ -81,10 +82,13 @@ class Plan:
         graph: the final IR (``networkx.DiGraph``); ``ir`` renders it as text.
         report: one ``PassRecord`` per pass that ran (name, seconds, node counts).
         executor: ``"codegen"`` (one jitted call) or ``"steps"`` (kernel by kernel).
+        tier: ``"auto"`` (answer first calls on the lower tier while the jitted code compiles
+            in the background, see ``runtime.tiers``) or ``"jit"`` (compile first).
     """
 
     def __init__(self, graph: nx.DiGraph, records: Sequence[PassRecord], model_name: str = "",
-                 executor: str | None = None, store: WeightStore | None = None):
+                 executor: str | None = None, store: WeightStore | None = None,
+                 tier: str | None = None):
         self.graph = graph
         self.report = list(records)
         self.model_name = model_name
@@ -116,15 +120,37 @@ class Plan:
         self._plain_output = not any(self._copy_outputs) and self._output_dtypes is None
         self._layouts: dict = {}
         self._lock = threading.Lock()
+        self._layouts_lock = threading.Lock()  # never held while compiling (see runtime.tiers)
         self._generated = None
         self._init_weights(store)
         self._reset_executors()
         wanted = executor or os.environ.get("DEFERC_EXECUTOR", "codegen")
         if wanted not in ("codegen", "steps"):
             raise CompilerError(f"executor must be 'codegen' or 'steps', received {wanted!r}")
+        self.tier = tier or os.environ.get("DEFERC_TIER", "auto")
+        if self.tier not in tiers.TIERS:
+            raise CompilerError(f"tier must be one of {list(tiers.TIERS)}, received {self.tier!r}")
         self.executor = "steps"
-        if wanted == "codegen":
-            self._build_codegen()
+        self._start(wanted == "codegen")
+
+    def _start(self, codegen_wanted: bool) -> None:
+        """Build the jitted executor now (``tier="jit"``, or a warm cache), else in the
+        background while calls run on the lower tier."""
+        self._tiers = self._tiered = None
+        if self.tier == "auto" and not tiers.likely_cached(self, codegen_wanted):
+            self._tiers = self._tiered = tiers.TieredCalls(self, build=codegen_wanted)
+        elif codegen_wanted:
+            with reporting(f"model '{self.model_name}'"):
+                self._build_codegen()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until calls run the jitted code (``tier="auto"``); ``False`` on timeout."""
+        return True if self._tiers is None else self._tiers.wait(timeout)
+
+    @property
+    def last_tier(self) -> str | None:
+        """The tier that served the last call (``None`` before the first call of an auto plan)."""
+        return tiers.JIT if self._tiers is None else self._tiered.last  # None: switched
 
     def _reset_executors(self) -> None:
         self._forward = self._forward_parallel = None  # the whole plan as one function
@@ -353,7 +379,7 @@ class Plan:
                        int(np.prod(shape, dtype=np.int64)) >= PARALLEL_MIN_ELEMENTS
                        for s, shape in zip(self._steps, shapes))
         layout = Layout(shapes, offsets, array, arena, sum(sizes.values()), parallel, scalars)
-        with self._lock:
+        with self._layouts_lock:
             if len(self._layouts) > 256:
                 self._layouts.clear()
             self._layouts[key] = layout
@@ -361,6 +387,8 @@ class Plan:
 
     # -- running ----------------------------------------------------------------------------
     def __call__(self, *inputs: Any) -> Any:
+        if self._tiers is not None and self._tiers.intercepts():
+            return self._tiers(inputs)
         if self._forward is not None and len(inputs) == 1 and self._single_io:
             # Fast path (one input, one output, generated code): a few attribute reads, a dict
             # lookup and one jitted call; everything else is precomputed.
@@ -399,8 +427,8 @@ class Plan:
             else:
                 if self._program is not None:
                     self._segments_for(layout.parallel)  # compiled outside the kernels' lock
-                with compile_lock():  # the first run compiles (or loads) the kernels
-                    outs = run(arrays, layout)
+                with reporting(f"model '{self.model_name}'"), compile_lock():
+                    outs = run(arrays, layout)  # the first run compiles (or loads) the kernels
                 self._steps_warm.add(layout.parallel)
         for i, copy in enumerate(self._copy_outputs):
             if copy:  # the output is (a view of) an input: never hand the caller's array back
@@ -477,8 +505,9 @@ class Plan:
         """Plain data only: no jitted functions, locks, store or cached layouts."""
         state = dict(self.__dict__)
         for name in ("_forward", "_forward_parallel", "_generated", "_wbuf", "_lock",
-                     "_weights_lock", "_store", "_layouts", "_steps_warm", "_stale",
-                     "_versions", "_watched", "_program", "_segment_fns"):
+                     "_weights_lock", "_layouts_lock", "_store", "_layouts", "_steps_warm",
+                     "_stale", "_versions", "_watched", "_program", "_segment_fns", "_tiers",
+                     "_tiered"):
             state.pop(name, None)
         state["_steps"] = [replace(s, fn=None, parallel_fn=None) for s in self._steps]
         graph = self.graph.copy()
@@ -497,13 +526,14 @@ class Plan:
         self._steps = [replace(s, fn=k.fn, parallel_fn=k.parallel_fn or k.fn)
                        for s in self._steps for k in (get_kernel(s.kernel),)]
         self._lock = threading.Lock()
+        self._layouts_lock = threading.Lock()
         self._weights_lock = threading.Lock()
         self._store, self._stale, self._versions, self._watched = None, False, {}, []
         self._layouts = {}
         self._reset_executors()
-        if self.executor == "codegen":
-            self.executor = "steps"
-            self._build_codegen()
+        codegen_wanted, self.executor = self.executor == "codegen", "steps"
+        self.tier = getattr(self, "tier", "jit")
+        self._start(codegen_wanted)
 
     # -- introspection ----------------------------------------------------------------------
     @property
@@ -531,6 +561,7 @@ class Plan:
         segs, steps = self.segments
         lines = [f"plan for model '{self.model_name}' (executor: {self.executor}; "
                  f"{segs} generated function(s), {steps} Python-level kernel call(s))",
+                 tiers.describe(self),
                  "passes:"]
         lines += [f"  {r}" for r in self.report]
         transposes = sum(1 for _, op in self.graph.nodes(data="op") if op == "transpose")

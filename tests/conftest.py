@@ -12,6 +12,9 @@ import tempfile
 os.environ.setdefault("DEFERC_CACHE_DIR", tempfile.mkdtemp(prefix="deferc-test-cache-"))
 # Every pipeline run in the tests checks the IR (``compiler.ir.verify``) after each pass.
 os.environ.setdefault("DEFERC_VERIFY_EACH", "1")
+# The suite tests compiled code against the reference: plans compile before answering. The lower
+# tier and the switch (``tier="auto"``, the default for users) are tested in test_tiers.py.
+os.environ.setdefault("DEFERC_TIER", "jit")
 
 from hypothesis import HealthCheck, settings
 

@@ -112,7 +112,9 @@ def _fill_patch_row(x, prow, n, oh, ow, c0, cg, kh, kw, sh, sw, pt, pl, dh, dw):
             col += cg
 
 
-@njit(inline="always", **_INLINE)
+# Called, not inlined, by both drivers: compiled once and shared; inlined into a ``prange`` body
+# it made numba's parfor passes run over the whole block (the largest share of a cold start).
+@njit(**_INLINE)
 def _im2col_block(x, kmats, bias, res2d, out2d, r0, r1, j0, j1, oh_n, ow_n, sh, sw, pt, pl,
                   dh, dw, kh, kw, direct, code, alpha):
     """Output rows ``r0..r1`` (flattened ``n, oh, ow``) and columns ``j0..j1`` (ungrouped
@@ -170,12 +172,12 @@ def _conv_gemm_serial(x, kmats, bias, res2d, out2d, block, panel, oh_n, ow_n, sh
 
 
 # -- Winograd F(2x2, 3x3) ------------------------------------------------------------------------
-@njit(parallel=True, **JIT)
+@njit(**JIT)  # serial: O(16*C*O) work; a parallel region cost ~10 s of compilation
 def _winograd_weights(kernel):
     """``U[e] = (G g G^T)`` flattened over the 4x4 tile: ``(16, C, O)``; inner loops over O."""
     c_n, o_n = kernel.shape[2], kernel.shape[3]
     u = np.empty((16, c_n, o_n), dtype=kernel.dtype)
-    for c in prange(c_n):
+    for c in range(c_n):
         t = np.empty((4, 3, o_n), dtype=np.float64)
         for j in range(3):
             for o in range(o_n):
@@ -324,7 +326,8 @@ def _direct_pixel(x, kernel, bias, res, out, n, oy, ox, sh, sw, pt, pl, dh, dw, 
         out[n, oy, ox, o] = _act(acc, code, alpha)
 
 
-@njit(inline="always", **_INLINE)
+# Called, not inlined (see ``_im2col_block``): the parallel driver compiled in ~20x less time.
+@njit(**_INLINE)
 def _winograd_block(x, kernel, u, bias, res, out, row0, row1, tiles_h, tiles_w, pt, pl, code,
                     alpha):
     """Tile rows ``row0..row1`` (over ``n * tiles_h``): transform, 16 GEMMs, inverse + epilogue."""
@@ -404,7 +407,7 @@ def conv2d_nhwc(x, kernel, bias, residual, out, sh, sw, pt, pl, dh, dw, groups, 
     if out.size == 0:
         return
     kh, kw, cg, o_n = kernel.shape
-    alpha = out.dtype.type(alpha)
+    alpha = float(alpha)  # float64, as generated code passes it: one specialization of the epilogue
     # threads pay off by work (multiply-adds), not by output size: a 7x7x512 output is small
     # but each of its pixels costs 4608 multiply-adds
     parallel = out.size * kh * kw * cg >= PARALLEL_MIN_MACS
@@ -524,7 +527,7 @@ def depthwise_conv2d(x, kernel, bias, out, sh, sw, pt, pl, dh, dw, code, alpha):
     if out.size == 0:
         return
     run = _depthwise_parallel if out.size >= PARALLEL_MIN_ELEMENTS else _depthwise_serial
-    run(x, kernel, bias, out, sh, sw, pt, pl, dh, dw, code, out.dtype.type(alpha))
+    run(x, kernel, bias, out, sh, sw, pt, pl, dh, dw, code, float(alpha))
 
 
 def _depthwise_scalars(attrs, input_shapes, out_shape):

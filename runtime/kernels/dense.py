@@ -53,8 +53,9 @@ def dense(x, kernel, bias, out, code, alpha):
     """``out = act(x @ kernel + bias)`` over the last axis (leading axes folded into rows)."""
     rows = out.size // out.shape[-1]
     if rows:
+        # np.int64(0), not 0: a literal would compile ``_rows`` once more (Literal[int](0))
         _rows(x.reshape((rows, x.shape[-1])), kernel, bias, out.reshape((rows, out.shape[-1])),
-              0, rows, code, alpha)
+              np.int64(0), rows, code, alpha)
 
 
 @njit(**JIT)
@@ -69,7 +70,7 @@ def dense_parallel(x, kernel, bias, out, code, alpha):
             PARALLEL_MIN_MACS:
         _blocks_parallel(x2, kernel, bias, out2, code, alpha, _BLOCKS)
     else:
-        _rows(x2, kernel, bias, out2, 0, rows, code, alpha)
+        _rows(x2, kernel, bias, out2, np.int64(0), rows, code, alpha)
 
 
 def _dense_scalars(attrs, input_shapes, out_shape):
