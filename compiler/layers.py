@@ -22,6 +22,13 @@ from .frontend.merging import (
                               Subtract,
 )
 from .frontend.normalization import BatchNormalization, LayerNormalization
+from .frontend.recurrent import GRU, LSTM, Bidirectional, SimpleRNN
+from .frontend.sequence import (
+                              Embedding,
+                              GlobalAveragePooling1D,
+                              GlobalMaxPooling1D,
+                              Masking,
+)
 from .frontend.spatial import (
                               AveragePooling2D,
                               Conv2D,
@@ -33,6 +40,8 @@ from .frontend.spatial import (
 )
 
 __all__ = ["Activation", "Add", "Average", "AveragePooling2D", "BatchNormalization",
+           "Bidirectional", "Embedding", "GRU", "GlobalAveragePooling1D", "GlobalMaxPooling1D",
+           "LSTM", "Masking", "SimpleRNN",
            "Concatenate", "Conv2D", "Dense", "DepthwiseConv2D", "Dropout", "Flatten",
            "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Input", "Layer", "LayerNormalization",
            "LeakyReLU", "MaxPooling2D", "Maximum", "Minimum", "Multiply", "ReLU", "Reshape",
