@@ -36,6 +36,9 @@ def check_indices(idx: np.ndarray, input_dim: int, where: str) -> np.ndarray:
 
 def raise_bad_index(where: str, value, position: int, input_dim: int, shape) -> None:
     at = np.unravel_index(position, shape) if len(shape) else ()
+    value = value.item() if isinstance(value, np.generic) else value
+    if isinstance(value, float) and np.isfinite(value) and value == int(value):
+        value = int(value)  # an integer that arrived as a float (inputs are cast today)
     raise IndexOutOfRangeError(
         f"{where}: index {value!r} at position {tuple(int(i) for i in at)} of the input "
         f"{format_shape(tuple(shape))} is out of range: expected an integer in [0, {input_dim})"
