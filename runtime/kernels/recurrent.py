@@ -7,13 +7,16 @@ step are independent once the step's recurrent product is done, so ``recurrent_p
 spreads them over threads when the batch is wide enough.
 """
 
+import math
+
 import numba
 import numpy as np
 from numba import njit, prange
 
 from compiler.ops.activations import LEAKY_RELU_DEFAULT_SLOPE
 
-from .activations import CODES, scalar_activation
+from .activations import CODES, SIGMOID, TANH, scalar_activation
+from .blas import gemm
 from .flags import JIT
 from .registry import Kernel, register_kernel
 
@@ -23,49 +26,59 @@ _GATES = (1, 4, 3)
 _OUTPUTS = {"sequence": 0, "h": 1, "c": 2}
 _INLINE = {k: v for k, v in JIT.items() if k != "cache"}
 #: rows * units per step from which the parallel variant spreads rows over threads
-PARALLEL_MIN_ROW_WORK = 1 << 13
+PARALLEL_MIN_ROW_WORK = 1 << 16
 _BLOCKS = max(1, numba.config.NUMBA_NUM_THREADS)
+
+
+@njit(inline="always", **_INLINE)
+def _act(v, code, alpha):
+    """``scalar_activation`` with the two recurrent defaults first (the common, hot case)."""
+    if code == TANH:
+        return math.tanh(v)
+    if code == SIGMOID:
+        return 1.0 / (1.0 + math.exp(-v))
+    return scalar_activation(v, code, alpha)
 
 
 @njit(inline="always", **_INLINE)
 def _update_rows(r0, r1, xp, t, step, g, g2, h, c, prev, rh, mask, has_mask, seq, ret_seq,
                  reverse, zero_out, cell, act, ract, alpha, reset_after, rbias):
     u = h.shape[1]
+    ts = t if reverse else step
     for i in range(r0, r1):
         keep = True
         if has_mask:
             keep = mask[i, t] != 0
-        ts = t if reverse else step
+        x_i, g_i, h_i, c_i, prev_i = xp[i, t], g[i], h[i], c[i], prev[i]
         for j in range(u):
             if cell == LSTM:
-                gi = scalar_activation(xp[i, t, j] + g[i, j], ract, alpha)
-                gf = scalar_activation(xp[i, t, u + j] + g[i, u + j], ract, alpha)
-                gc = scalar_activation(xp[i, t, 2 * u + j] + g[i, 2 * u + j], act, alpha)
-                go = scalar_activation(xp[i, t, 3 * u + j] + g[i, 3 * u + j], ract, alpha)
-                c_new = gf * c[i, j] + gi * gc
-                h_new = go * scalar_activation(c_new, act, alpha)
+                gi = _act(x_i[j] + g_i[j], ract, alpha)
+                gf = _act(x_i[u + j] + g_i[u + j], ract, alpha)
+                gc = _act(x_i[2 * u + j] + g_i[2 * u + j], act, alpha)
+                go = _act(x_i[3 * u + j] + g_i[3 * u + j], ract, alpha)
+                c_new = gf * c_i[j] + gi * gc
+                h_new = go * _act(c_new, act, alpha)
                 if keep:
-                    c[i, j] = c_new
+                    c_i[j] = c_new
             elif cell == GRU:
                 if reset_after:
-                    z = scalar_activation(xp[i, t, j] + g[i, j] + rbias[j], ract, alpha)
-                    hh = scalar_activation(
-                        xp[i, t, 2 * u + j] + rh[i, j] * (g[i, 2 * u + j] + rbias[2 * u + j]),
-                        act, alpha)
+                    z = _act(x_i[j] + g_i[j] + rbias[j], ract, alpha)
+                    hh = _act(x_i[2 * u + j] + rh[i, j] * (g_i[2 * u + j] + rbias[2 * u + j]),
+                              act, alpha)
                 else:
-                    z = scalar_activation(xp[i, t, j] + g[i, j], ract, alpha)
-                    hh = scalar_activation(xp[i, t, 2 * u + j] + g2[i, j], act, alpha)
-                h_new = z * h[i, j] + (1.0 - z) * hh
+                    z = _act(x_i[j] + g_i[j], ract, alpha)
+                    hh = _act(x_i[2 * u + j] + g2[i, j], act, alpha)
+                h_new = z * h_i[j] + (1.0 - z) * hh
             else:
-                h_new = scalar_activation(xp[i, t, j] + g[i, j], act, alpha)
+                h_new = _act(x_i[j] + g_i[j], act, alpha)
             if keep:
-                h[i, j] = h_new
+                h_i[j] = h_new
                 out = h_new
             elif zero_out:
                 out = 0.0
             else:
-                out = prev[i, j]
-            prev[i, j] = out
+                out = prev_i[j]
+            prev_i[j] = out
             if ret_seq:
                 seq[i, ts, j] = out
 
@@ -77,7 +90,7 @@ def _gru_reset(r0, r1, xp, t, g, h, rh, ract, alpha, reset_after, rbias):
     u = h.shape[1]
     for i in range(r0, r1):
         for j in range(u):
-            r = scalar_activation(xp[i, t, u + j] + g[i, u + j] + rbias[u + j], ract, alpha)
+            r = _act(xp[i, t, u + j] + g[i, u + j] + rbias[u + j], ract, alpha)
             rh[i, j] = r if reset_after else r * h[i, j]
 
 
@@ -144,7 +157,8 @@ def _run(args, parallel: bool) -> None:
     # the input projection of every step at once (one BLAS product), input bias folded in
     xp = np.empty((n * steps, gates), dtype)
     if features and n * steps:
-        np.dot(np.ascontiguousarray(x, dtype).reshape(n * steps, features), kernel, out=xp)
+        # numba's single-threaded BLAS: numpy's threaded one fights numba's threads for cores
+        gemm(np.ascontiguousarray(x, dtype).reshape(n * steps, features), kernel, xp, False)
     else:
         xp[...] = 0
     rbias = np.zeros(gates, dtype)
