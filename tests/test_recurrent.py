@@ -332,3 +332,17 @@ def test_pickled_plan_runs_the_same():
     again = pickle.loads(pickle.dumps(plan))
     np.testing.assert_array_equal(again(x), plan(x))
     np.testing.assert_allclose(plan(x), run_reference(plan.graph, x), rtol=1e-4, atol=1e-5)
+
+
+def test_config_round_trip_keeps_outputs():
+    net = Sequential([Input((None,)), layers.Embedding(40, 6, mask_zero=True),
+                      layers.Bidirectional(layers.GRU(4, reset_after=False), merge_mode="ave"),
+                      layers.Dense(3)])
+    _randomize(net, 22)
+    again = Sequential.from_config(net.to_config())
+    again.set_weights(net.get_weights())
+    x = np.random.default_rng(23).integers(0, 40, (2, 5))
+    x[1, 3:] = 0
+    np.testing.assert_array_equal(again(x), net(x))
+    bidir = again.layers[1]
+    assert bidir.merge_mode == "ave" and not bidir.forward_layer.reset_after
