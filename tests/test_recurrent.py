@@ -346,3 +346,17 @@ def test_config_round_trip_keeps_outputs():
     np.testing.assert_array_equal(again(x), net(x))
     bidir = again.layers[1]
     assert bidir.merge_mode == "ave" and not bidir.forward_layer.reset_after
+
+
+def test_functional_config_round_trip_with_states():
+    x, h0 = Input((None, 3)), Input((4,))
+    seq, h = layers.GRU(4, return_sequences=True, return_state=True)(x, initial_state=[h0])
+    model = Model([x, h0], [layers.GlobalAveragePooling1D()(seq), h])
+    _randomize(model, 24)
+    again = Model.from_config(model.to_config())
+    again.set_weights(model.get_weights())
+    rng = np.random.default_rng(25)
+    args = [rng.normal(size=(2, 5, 3)).astype(np.float32),
+            rng.normal(size=(2, 4)).astype(np.float32)]
+    for a, b in zip(again(*args), model(*args)):
+        np.testing.assert_array_equal(a, b)
