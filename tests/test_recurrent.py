@@ -185,6 +185,28 @@ def test_bidirectional_masked_matches_keras(merge_mode, seqs):
     np.testing.assert_allclose(ours(x), _keras_out(theirs, x), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("states", [False, True])
+def test_bidirectional_merge_none_matches_keras(states):
+    def build(lib):
+        inp = lib.Input((None,))
+        e = lib.layers.Embedding(12, 4, mask_zero=True)(inp)
+        outs = lib.layers.Bidirectional(lib.layers.LSTM(3, return_sequences=True,
+                                                        return_state=states),
+                                        merge_mode=None)(e)
+        return lib.Model(inp, list(outs))
+
+    import compiler
+    ours, theirs = build(compiler), build(keras)
+    _randomize(ours, 25)
+    theirs.set_weights(ours.get_weights())
+    x = np.random.default_rng(26).integers(1, 12, (3, 6))
+    x[0, 2:] = 0
+    got, want = ours(x), _keras_out(theirs, x)
+    assert len(got) == len(want) == (6 if states else 2)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
 def test_masking_layer_matches_keras():
     def build(lib):
         inp = lib.Input((None, 3))

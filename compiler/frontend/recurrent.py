@@ -98,10 +98,15 @@ class _MultiOutput(Layer):
             return cache[key](*inputs)
         out = self._symbolic_output(inputs) if hasattr(self, "_symbolic_output") else \
             call_layer_symbolically(self, inputs)
-        if not self.return_state:
+        extras = self._extra_types(out, inputs)
+        if not extras:
             return out
         return [out] + [SymbolicTensor(t, _OutputOf(self, k), inputs)
-                        for k, t in enumerate(self._state_types(out, inputs), start=1)]
+                        for k, t in enumerate(extras, start=1)]
+
+    def _extra_types(self, out, inputs) -> list[TensorType]:
+        """Types of the outputs after the first (the final states with ``return_state``)."""
+        return self._state_types(out, inputs) if self.return_state else []
 
 
 class _RNN(_MultiOutput):
@@ -268,9 +273,6 @@ class Bidirectional(_MultiOutput):
         if merge_mode not in MERGE_MODES:
             raise CompilerError(f"Bidirectional: merge_mode must be one of {MERGE_MODES}, "
                                 f"received {merge_mode!r}")
-        if merge_mode is None:
-            raise CompilerError("Bidirectional: merge_mode=None (two outputs) is not supported "
-                                "yet; use 'concat', 'sum', 'mul' or 'ave'")
         self.merge_mode = merge_mode
         self.forward_layer = layer
         if backward_layer is None:
@@ -348,6 +350,11 @@ class Bidirectional(_MultiOutput):
         k = STATES[self.forward_layer.op]
         return [out.type.with_shape((n, self.forward_layer.units))] * (2 * k)
 
+    def _extra_types(self, out, inputs) -> list[TensorType]:
+        """``merge_mode=None``: the backward output comes second (then the states)."""
+        return ([out.type] if self.merge_mode is None else []) + super()._extra_types(out,
+                                                                                       inputs)
+
     def _split(self, inputs: Sequence[int]) -> tuple[list[int], list[int]]:
         k = STATES[self.forward_layer.op] if len(inputs) > 1 else 0
         x = list(inputs[:1])
@@ -361,17 +368,27 @@ class Bidirectional(_MultiOutput):
             fwd = self.forward_layer._emit(builder, fwd_in, "sequence", origin)
             bwd = self.backward_layer._emit(builder, bwd_in, "sequence", origin,
                                             reverse_output=self.return_sequences)
-            op, attrs = _MERGE_OPS[self.merge_mode]
-            memo["merged"] = add_node(builder.graph, op, [fwd, bwd], attrs=attrs, origin=origin)
+            if self.merge_mode is None:  # two outputs: forward here, backward as output 1
+                memo["merged"] = fwd
+            else:
+                op, attrs = _MERGE_OPS[self.merge_mode]
+                memo["merged"] = add_node(builder.graph, op, [fwd, bwd], attrs=attrs,
+                                          origin=origin)
         return [memo["merged"]]
 
     def _lower_output(self, builder: Any, inputs: list[int], index: int) -> int:
         fwd_in, bwd_in = self._split(inputs)
+        reverse = {"reverse_output": self.return_sequences}
+        if self.merge_mode is None:
+            if index == 1:
+                return self.backward_layer._emit(builder, bwd_in, "sequence",
+                                                 builder.origin(self), **reverse)
+            index -= 1
         k = STATES[self.forward_layer.op]
         layer, ins = (self.forward_layer, fwd_in) if index <= k else (self.backward_layer,
                                                                       bwd_in)
         which = ("h", "c")[(index - 1) % k]
-        extra = {} if layer is self.forward_layer else {"reverse_output": self.return_sequences}
+        extra = {} if layer is self.forward_layer else reverse
         return layer._emit(builder, ins, which, builder.origin(self), **extra)
 
     def get_config(self) -> dict:
