@@ -102,6 +102,21 @@ for _wl in _SCALE_OUT:
     WORKLOADS[_wl.id] = Workload(_wl.id, describe_scale_out(_wl), lambda ctx, wl=_wl: wl.steps(),
                                  lambda ctx, wl=_wl: run_scale_out(ctx, wl))
 
+from .sequence_inference import SequenceWorkload, run_sequence_inference  # noqa: E402
+from .sequence_inference import describe as describe_sequence  # noqa: E402
+
+_RECURRENT = [
+    SequenceWorkload("S1", "LSTM", 256, steps=100, features=128, batch=32,
+                     targets={"torch": _faster(1.0, "PyTorch"),
+                              "onnxruntime": _faster(1.0, "ONNX Runtime")}),
+    SequenceWorkload("S2", "GRU", 256, steps=100, features=128, batch=32,
+                     targets={"torch": _faster(1.0, "PyTorch"),
+                              "onnxruntime": _faster(1.0, "ONNX Runtime")}),
+]
+for _wl in _RECURRENT:
+    WORKLOADS[_wl.id] = Workload(_wl.id, describe_sequence(_wl),
+                                 lambda ctx, wl=_wl: wl.steps_count(),
+                                 lambda ctx, wl=_wl: run_sequence_inference(ctx, wl))
 _SEQUENCE = [
     EncoderWorkload("S3", "Transformer encoder block", 256, 4, 1024, length=128, batch=8,
                     targets={"onnxruntime": _faster(1.25, "ONNX Runtime"),

@@ -23,6 +23,13 @@ from .frontend.merging import (
                               Subtract,
 )
 from .frontend.normalization import BatchNormalization, LayerNormalization
+from .frontend.recurrent import GRU, LSTM, Bidirectional, SimpleRNN
+from .frontend.sequence import (
+                              Embedding,
+                              GlobalAveragePooling1D,
+                              GlobalMaxPooling1D,
+                              Masking,
+)
 from .frontend.sequence1d import (
                               AveragePooling1D,
                               Conv1D,
@@ -43,6 +50,8 @@ from .frontend.spatial import (
 from .frontend.wrappers import TimeDistributed
 
 __all__ = ["Activation", "Add", "Average", "AveragePooling2D", "BatchNormalization",
+           "Bidirectional", "Embedding", "GRU", "GlobalAveragePooling1D", "GlobalMaxPooling1D",
+           "LSTM", "Masking", "SimpleRNN",
            "Concatenate", "Conv2D", "Dense", "DepthwiseConv2D", "Dropout", "Flatten",
            "GlobalAveragePooling2D", "GlobalMaxPooling2D", "Input", "Layer", "LayerNormalization",
            "LeakyReLU", "MaxPooling2D", "Maximum", "Minimum", "Multiply", "ReLU", "Reshape",

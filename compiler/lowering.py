@@ -71,6 +71,8 @@ class GraphBuilder:
         self.layer_outputs: dict[str, list[int]] = {}
         self._params: dict[int, list[int]] = {}
         self._weights: dict[tuple[int, str], int] = {}
+        #: value node -> its time-step mask (``frontend/masking.py``: emitted on first use)
+        self.masks: dict[int, Any] = {}
 
     def input(self, type: TensorType, name: str, expects: tuple | None = None) -> int:
         node = add_node(self.graph, "input", attrs={"name": name}, type=type)
@@ -138,7 +140,10 @@ class GraphBuilder:
 
     def lower_layer(self, layer: Any, inputs: Sequence[int]) -> list[int]:
         """Lower one call of ``layer`` (which may emit several nodes); returns its outputs."""
+        mask = self.masks.get(inputs[0]) if len(inputs) == 1 and self.masks else None
         outputs = list(layer.lower(self, list(inputs)))
+        if mask is not None and len(outputs) == 1 and getattr(layer, "supports_masking", False):
+            self.masks.setdefault(outputs[0], mask)  # Keras: a masking-aware layer passes it on
         if not self.prefix:
             self.layer_outputs.setdefault(layer.name, outputs)
         return outputs

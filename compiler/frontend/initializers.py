@@ -203,6 +203,31 @@ class VarianceScaling(Initializer):
         return {"seed": self.seed}
 
 
+class Orthogonal(Initializer):
+    """Keras ``Orthogonal(gain=1.0)``: a (semi-)orthogonal matrix from the QR of a normal one
+    (the recurrent kernels' default)."""
+
+    name = "orthogonal"
+
+    def __init__(self, gain: float = 1.0, seed: int | None = None):
+        super().__init__(seed)
+        self.gain = float(gain)
+
+    def sample(self, shape, rng):
+        if len(shape) < 2:
+            raise ShapeError(f"Orthogonal initializer needs a shape of rank >= 2, received "
+                             f"{shape}")
+        rows, cols = math.prod(shape[:-1]), shape[-1]
+        q, r = np.linalg.qr(rng.standard_normal((max(rows, cols), min(rows, cols))))
+        q = q * np.sign(np.diag(r))
+        if rows < cols:
+            q = q.T
+        return self.gain * q.reshape(shape)
+
+    def get_config(self) -> dict:
+        return {"gain": self.gain, "seed": self.seed}
+
+
 def _variance_scaling(name: str, scale: float, mode: str, distribution: str) -> type:
     def __init__(self, seed: int | None = None):
         VarianceScaling.__init__(self, scale, mode, distribution, seed)
@@ -230,6 +255,7 @@ _BY_NAME: dict[str, Callable[..., Initializer]] = {
     "he_uniform": HeUniform, "he_normal": HeNormal,
     "lecun_normal": LecunNormal, "lecun_uniform": LecunUniform,
     "truncated_normal": TruncatedNormal, "variance_scaling": VarianceScaling,
+    "orthogonal": Orthogonal,
 }
 
 

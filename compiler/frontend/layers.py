@@ -304,6 +304,7 @@ class Layer:
 class Dense(Layer):
     """``activation(x @ kernel + bias)``; the input width is inferred on first use."""
 
+    supports_masking = True  # passes a time-step mask on (frontend/masking.py)
     op = "dense"
 
     def __init__(self, units: int, activation: Any = None, use_bias: bool = True,
@@ -332,6 +333,7 @@ class Dense(Layer):
 class Activation(Layer):
     """Applies a named activation (``Activation("tanh")``)."""
 
+    supports_masking = True  # passes a time-step mask on (frontend/masking.py)
     op = "activation"
 
     def __init__(self, activation: Any, **kwargs: Any):
@@ -420,6 +422,7 @@ class Reshape(Layer):
 class Dropout(Layer):
     """Identity at inference; ``rate`` is kept for the configuration."""
 
+    supports_masking = True  # passes a time-step mask on (frontend/masking.py)
     op = "identity"
 
     def __init__(self, rate: float, **kwargs: Any):

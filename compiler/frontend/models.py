@@ -50,7 +50,8 @@ class Model(Layer):
                           (dtypes.pop() if len(dtypes) == 1 else None))
         self._inputs, self._outputs = ins, outs
         self._calls = _collect_calls(ins, outs)
-        self._layers = _unique(layer for layer, _, _ in self._calls)
+        # a multi-output layer's extra outputs come from stand-ins (``owner_layer``)
+        self._layers = _unique(getattr(layer, "owner_layer", layer) for layer, _, _ in self._calls)
         self._name_layers()
         self._input_specs = [t.spec for t in ins]
         self._build_from(self._input_specs)

@@ -27,6 +27,7 @@ class BatchNormalization(Layer):
     """``gamma * (x - moving_mean) / sqrt(moving_variance + epsilon) + beta`` per channel."""
 
     op = "batch_norm"
+    supports_masking = True
 
     def __init__(self, axis: int = -1, momentum: float = 0.99, epsilon: float = DEFAULT_EPSILON,
                  center: bool = True, scale: bool = True, beta_initializer: Any = "zeros",
@@ -61,6 +62,7 @@ class LayerNormalization(Layer):
     """Normalizes each sample over the last axis, then ``gamma * x + beta``."""
 
     op = "layer_norm"
+    supports_masking = True
 
     def __init__(self, axis: int = -1, epsilon: float = DEFAULT_EPSILON, center: bool = True,
                  scale: bool = True, beta_initializer: Any = "zeros",

@@ -107,7 +107,10 @@ def model_to_config(model: Any) -> dict:
     refs = {id(t): ["input", i] for i, t in enumerate(model._inputs)}
     calls = []
     for j, (layer, args, out) in enumerate(model._calls):
-        calls.append({"layer": layer.name, "args": [refs[id(a)] for a in args]})
+        call = {"layer": layer.name, "args": [refs[id(a)] for a in args]}
+        if hasattr(layer, "owner_layer"):  # a multi-output layer's extra output (return_state)
+            call["output"] = layer.index
+        calls.append(call)
         refs[id(out)] = ["call", j]
     return {"class_name": "Model", "config": {
         **common, "inputs": [_spec_config(s) for s in model._input_specs], "calls": calls,
@@ -142,7 +145,10 @@ def model_from_config(config: Mapping) -> Any:
             return inputs[index] if source == "input" else produced[index]
 
         for call in cfg["calls"]:
-            produced.append(by_name[call["layer"]](*[resolve(r) for r in call["args"]]))
+            result = by_name[call["layer"]](*[resolve(r) for r in call["args"]])
+            if isinstance(result, list):  # a multi-output layer: the output this call named
+                result = result[call.get("output", 0)]
+            produced.append(result)
         outputs = [resolve(r) for r in cfg["outputs"]]
         return Model(inputs, outputs[0] if cfg["single_output"] else outputs,
                      name=cfg["name"], dtype=cfg["dtype"])
