@@ -152,14 +152,16 @@ def layer_from_entry(entry: Mapping, where: str) -> Layer:
 
 
 class Placement:
-    """Where one of our layers' weights are in ``model.weights.h5``."""
+    """Where one of our layers' weights are in ``model.weights.h5`` (``group``) and which
+    top-level layer holds it (``top``: legacy ``.h5`` files store weights by that name)."""
 
-    def __init__(self, group: str, layer: Layer, keras_class: str):
-        self.group, self.layer, self.keras_class = group, layer, keras_class
+    def __init__(self, group: str, layer: Layer, keras_class: str, top: str):
+        self.group, self.layer, self.keras_class, self.top = group, layer, keras_class, top
 
 
 def model_from_entry(entry: Mapping, where: str, group: str = "",
-                     placements: list[Placement] | None = None) -> tuple[Model, list[Placement]]:
+                     placements: list[Placement] | None = None, top: str | None = None,
+                     ) -> tuple[Model, list[Placement]]:
     """A Sequential/functional model from its entry; placements of every weight-bearing layer."""
     placements = [] if placements is None else placements
     check_no_code(entry, where)
@@ -172,21 +174,22 @@ def model_from_entry(entry: Mapping, where: str, group: str = "",
         raise CompilerError(f"{where}: model {cls} has no 'layers' list in its config")
     try:
         if cls == "Sequential":
-            return _sequential(entry, config, where, group, placements), placements
-        return _functional(config, where, group, placements), placements
+            return _sequential(entry, config, where, group, placements, top), placements
+        return _functional(config, where, group, placements, top), placements
     except (KeyError, IndexError, TypeError, AttributeError) as e:
         raise CompilerError(f"{where}: malformed {cls} config ({type(e).__name__}: {e})") \
             from None
 
 
-def _member(entry: Mapping, where: str, group: str,
-            placements: list[Placement]) -> Layer:
+def _member(entry: Mapping, where: str, group: str, placements: list[Placement],
+            top: str | None) -> Layer:
     cls = check_entry(entry, where)
+    top = top or (entry.get("config") or {}).get("name")
     if cls in MODEL_CLASSES:
-        model, _ = model_from_entry(entry, where, group + "/", placements)
+        model, _ = model_from_entry(entry, where, group + "/", placements, top)
         return model
     layer = layer_from_entry(entry, where)
-    placements.append(Placement(group, layer, cls))
+    placements.append(Placement(group, layer, cls, top))
     return layer
 
 
@@ -197,7 +200,12 @@ def _input(config: Mapping, where: str, fallback_dtype: Any) -> Any:
     if not isinstance(shape, list) or not shape:
         raise CompilerError(f"{where}: InputLayer '{config.get('name')}' has no batch_shape")
     dtype = config.get("dtype")
-    dtype = dtype if isinstance(dtype, str) and np.dtype(dtype).kind == "f" else fallback_dtype
+    try:  # integer inputs (token ids) are computed in the model dtype, like every value today
+        dtype = dtype if isinstance(dtype, str) and np.dtype(dtype).kind == "f" else None
+    except TypeError:
+        raise CompilerError(f"{where}: InputLayer '{config.get('name')}' has unknown dtype "
+                            f"{dtype!r}") from None
+    dtype = dtype or fallback_dtype
     return Input(tuple(shape[1:]), dtype=dtype, name=config.get("name"), batch_size=shape[0])
 
 
@@ -214,7 +222,7 @@ def _model_dtype(entries: list, config: Mapping, where: str) -> np.dtype:
 
 
 def _sequential(entry: Mapping, config: Mapping, where: str, group: str,
-                placements: list[Placement]) -> Sequential:
+                placements: list[Placement], top: str | None) -> Sequential:
     entries = list(config["layers"])
     dtype = _model_dtype(entries, config, where)
     items: list[Any] = []
@@ -224,7 +232,7 @@ def _sequential(entry: Mapping, config: Mapping, where: str, group: str,
             items.append(_input(member["config"], where, dtype))
             continue
         sub = f"{group}layers/{unique_name(snake_case(member['class_name']), used)}"
-        items.append(_member(member, where, sub, placements))
+        items.append(_member(member, where, sub, placements, top))
     built = config.get("build_input_shape") or (entry.get("build_config") or {}).get(
         "input_shape")
     if (not items or isinstance(items[0], Layer)) and isinstance(built, list) and built:
@@ -250,8 +258,8 @@ def _io_refs(value: Any) -> tuple[list[tuple], bool]:
     return [tuple(v) for v in value], False
 
 
-def _functional(config: Mapping, where: str, group: str,
-                placements: list[Placement]) -> Model:
+def _functional(config: Mapping, where: str, group: str, placements: list[Placement],
+                top: str | None) -> Model:
     entries = list(config["layers"])
     dtype = _model_dtype(entries, config, where)
     layers: dict[str, Any] = {}
@@ -268,19 +276,28 @@ def _functional(config: Mapping, where: str, group: str,
             tensors[(name, 0, 0)] = _input(member["config"], where, dtype)
             layers[name] = None
             continue
-        layers[name] = _member(member, where, sub, placements)
-        for node_index, node in enumerate(member.get("inbound_nodes") or []):
-            pending.append((name, node_index, node))
+        layers[name] = _member(member, where, sub, placements, top)
+        nodes = member.get("inbound_nodes") or []
+        # A nested functional model's first node is its own graph: calls count from 1 (and in
+        # Keras 2, whose nodes are plain lists, a Sequential was functional too).
+        legacy = bool(nodes) and isinstance(nodes[0], list)
+        offset = int(cls in ("Functional", "Model") or (cls == "Sequential" and legacy))
+        for node_index, node in enumerate(nodes):
+            pending.append((name, node_index + offset, node))
     while pending:  # call each node once all its inputs exist (any order in the file)
         waiting = []
         for name, node_index, node in pending:
             label = f"{where}: layer '{name}'"
-            kwargs = node.get("kwargs") or {} if isinstance(node, Mapping) else {}
+            if isinstance(node, Mapping):  # Keras 3: {"args": [...], "kwargs": {...}}
+                args, kwargs = node.get("args"), node.get("kwargs") or {}
+            else:  # Keras 2: [[name, node, tensor, kwargs], ...]
+                args = [{"class_name": "__keras_tensor__", "config": {"keras_history": e[:3]}}
+                        for e in node]
+                kwargs = {k: v for e in node if len(e) > 3 for k, v in (e[3] or {}).items()}
             for key, value in kwargs.items():
                 if value not in (None, False) and key != "training":
                     raise CompilerError(f"{label}: call argument {key}={_short(value)} is not "
                                         f"supported")
-            args = node["args"] if isinstance(node, Mapping) else node
             refs = _refs(args, label)
             if not all(ref in tensors for ref in refs):
                 unknown = [r for r in refs if r[0] not in layers]

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import CompilerError
-from ..frontend import initializers, layers as core, merging, normalization, spatial
+from ..frontend import initializers, merging, normalization, spatial
+from ..frontend import layers as core
 from ..frontend.layers import Layer
 
 #: Keys every Keras layer config may hold that do not change inference outputs.
@@ -75,6 +76,13 @@ def _relu(config: dict) -> tuple[type, dict]:
     return core.ReLU, config
 
 
+def _leaky(config: dict) -> tuple[type, dict]:
+    """Keras 2 called the slope ``alpha``."""
+    if "alpha" in config:
+        config["negative_slope"] = config.pop("alpha")
+    return core.LeakyReLU, config
+
+
 def _axis_last(name: str) -> Callable[[dict], tuple[type, dict]]:
     """Normalization layers: Keras may write ``axis`` as ``[-1]`` or ``[3]``; we need the last."""
     cls = getattr(normalization, name)
@@ -118,7 +126,7 @@ TABLE: dict[str, KerasLayer] = {
     "Dropout": KerasLayer(core.Dropout, ("rate",)),
     "Activation": KerasLayer(core.Activation, ("activation",)),
     "ReLU": KerasLayer(core.ReLU, ("negative_slope", "max_value", "threshold"), from_keras=_relu),
-    "LeakyReLU": KerasLayer(core.LeakyReLU, ("negative_slope",)),
+    "LeakyReLU": KerasLayer(core.LeakyReLU, ("negative_slope", "alpha"), from_keras=_leaky),
     "Softmax": KerasLayer(core.Softmax, ("axis",)),
     "Add": KerasLayer(merging.Add),
     "Subtract": KerasLayer(merging.Subtract),
