@@ -73,18 +73,24 @@ def check_entry(entry: Any, where: str) -> str:
 
 
 def check_no_code(value: Any, where: str) -> None:
-    """Refuse a config that carries a serialized function or lambda anywhere inside."""
-    stack = [value]
+    """Refuse a config that carries a serialized function or lambda anywhere inside (naming
+    the layer that holds it)."""
+    stack = [(value, "the config")]
     while stack:
-        item = stack.pop()
+        item, holder = stack.pop()
         if isinstance(item, Mapping):
-            if item.get("class_name") in ("__lambda__", "function") or \
-                    item.get("module") in ("builtins", "__main__"):
-                raise CompilerError(f"{where}: the config holds serialized Python code "
-                                    f"({_short(item)}); deferc never runs code from a file")
-            stack.extend(item.values())
+            cls, config = item.get("class_name"), item.get("config")
+            if cls in ("__lambda__", "function") or item.get("module") in ("builtins",
+                                                                          "__main__"):
+                raise CompilerError(f"{where}: {holder} holds serialized Python code "
+                                    f"({_short(item)}); deferc never deserializes or runs "
+                                    f"code from a file (Keras' safe mode)")
+            if isinstance(config, Mapping) and isinstance(config.get("name"), str) and \
+                    isinstance(cls, str):
+                holder = f"layer '{config['name']}' ({cls})"
+            stack.extend((v, holder) for v in item.values())
         elif isinstance(item, list):
-            stack.extend(item)
+            stack.extend((v, holder) for v in item)
 
 
 def _short(value: Any) -> str:
@@ -210,14 +216,17 @@ def _input(config: Mapping, where: str, fallback_dtype: Any) -> Any:
 
 
 def _model_dtype(entries: list, config: Mapping, where: str) -> np.dtype:
-    """The compute dtype: the model's policy, else the layers', else an input's, else float32."""
-    found = policy_dtype(config.get("dtype"), where)
+    """The compute dtype: the layers' policy (they compute; a model's own policy stays at
+    the float32 default even when every layer is float64), else the model's, else float32."""
+    found = None
     for entry in entries:
-        if found is not None:
-            break
         cfg = entry.get("config") if isinstance(entry, Mapping) else None
-        if isinstance(cfg, Mapping) and entry.get("class_name") != "InputLayer":
+        if isinstance(cfg, Mapping) and entry.get("class_name") not in ("InputLayer",
+                                                                         *MODEL_CLASSES):
             found = policy_dtype(cfg.get("dtype"), where)
+            if found is not None:
+                return found
+    found = policy_dtype(config.get("dtype"), where)
     return found if found is not None else np.dtype(np.float32)
 
 
@@ -266,6 +275,8 @@ def _functional(config: Mapping, where: str, group: str, placements: list[Placem
     pending: list[tuple[str, int, Mapping]] = []
     tensors: dict[tuple, Any] = {}
     used: dict = {}
+    io_offset: dict[str, int] = {}
+    arg_offset: dict[str, int] = {}
     for member in entries:
         cls = check_entry(member, where)
         sub = f"{group}layers/{unique_name(snake_case(cls), used)}"
@@ -278,12 +289,15 @@ def _functional(config: Mapping, where: str, group: str, placements: list[Placem
             continue
         layers[name] = _member(member, where, sub, placements, top)
         nodes = member.get("inbound_nodes") or []
-        # A nested functional model's first node is its own graph: calls count from 1 (and in
-        # Keras 2, whose nodes are plain lists, a Sequential was functional too).
+        # A nested functional model counts its own graph as node 0 in ``output_layers`` (and,
+        # in Keras 2, whose nodes are plain lists and whose Sequential was functional, in
+        # call arguments too): tensors are keyed by call number, references shifted.
         legacy = bool(nodes) and isinstance(nodes[0], list)
-        offset = int(cls in ("Functional", "Model") or (cls == "Sequential" and legacy))
+        functional = cls in ("Functional", "Model") or (cls == "Sequential" and legacy)
+        io_offset[name] = int(functional)
+        arg_offset[name] = int(functional and legacy)
         for node_index, node in enumerate(nodes):
-            pending.append((name, node_index + offset, node))
+            pending.append((name, node_index, node))
     while pending:  # call each node once all its inputs exist (any order in the file)
         waiting = []
         for name, node_index, node in pending:
@@ -298,7 +312,7 @@ def _functional(config: Mapping, where: str, group: str, placements: list[Placem
                 if value not in (None, False) and key != "training":
                     raise CompilerError(f"{label}: call argument {key}={_short(value)} is not "
                                         f"supported")
-            refs = _refs(args, label)
+            refs = [(r[0], r[1] - arg_offset.get(r[0], 0), r[2]) for r in _refs(args, label)]
             if not all(ref in tensors for ref in refs):
                 unknown = [r for r in refs if r[0] not in layers]
                 if unknown:
@@ -313,6 +327,7 @@ def _functional(config: Mapping, where: str, group: str, placements: list[Placem
         pending = waiting
     inputs, _ = _io_refs(config["input_layers"])
     outputs, single = _io_refs(config["output_layers"])
+    outputs = [(r[0], r[1] - io_offset.get(r[0], 0), r[2]) for r in outputs]
     for ref in inputs + outputs:
         if ref not in tensors:
             raise CompilerError(f"{where}: model input/output {list(ref)} names no tensor")

@@ -205,12 +205,14 @@ def _functional(model: Model, where: str, group: str, groups: list[Group], seen:
         input_names.append(name)
     refs: dict[int, list] = {id(t): [input_names[i], 0, 0] for i, t in enumerate(model._inputs)}
     nodes: dict[int, list] = {}
+    functional_outputs: set = set()  # in output_layers, a functional model's calls count from 1
     for layer, args, out in model._calls:
         calls = nodes.setdefault(id(layer), [])
-        offset = 1 if layer.is_model and not isinstance(layer, Sequential) else 0
         tensors = [_tensor(a, refs) for a in args]
         calls.append({"args": tensors if len(args) == 1 else [tensors], "kwargs": {}})
-        refs[id(out)] = [layer.name, len(calls) - 1 + offset, 0]
+        refs[id(out)] = [layer.name, len(calls) - 1, 0]
+        if layer.is_model and not isinstance(layer, Sequential):
+            functional_outputs.add(id(out))
     entries = []
     used: dict = {}
     for op in keras_order(model):
@@ -226,7 +228,8 @@ def _functional(model: Model, where: str, group: str, groups: list[Group], seen:
         entry.update(name=op.name, inbound_nodes=nodes[id(op)])
         entries.append(entry)
     ins = [refs[id(t)] for t in model._inputs]
-    outs = [refs[id(t)] for t in model._outputs]
+    outs = [[r[0], r[1] + (id(t) in functional_outputs), r[2]]
+            for t, r in ((t, refs[id(t)]) for t in model._outputs)]
     config = {"name": model.name, "trainable": True, "dtype": _policy(dtype), "layers": entries,
               "input_layers": ins[0] if len(ins) == 1 else ins,
               "output_layers": outs[0] if model._single_output else outs}
