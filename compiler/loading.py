@@ -50,7 +50,7 @@ def _load_json(path: str, weights: Any) -> Any:
     try:
         with open(path, encoding="utf-8") as f:
             config = json.load(f)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise CompilerError(f"'{path}' is neither a .keras zip, an HDF5 model nor JSON "
                             f"({type(e).__name__}: {e})") from None
     if isinstance(config, dict) and ("module" in config or config.get("class_name") ==

@@ -27,6 +27,8 @@ CONFIG, METADATA, WEIGHTS = "config.json", "metadata.json", "model.weights.h5"
 KERAS_FORMAT_VERSION = "3.15.1"
 #: JSON members larger than this are refused before being read (a zip bomb would be).
 MAX_JSON_BYTES = 64 << 20
+#: A member larger than ``MAX_JSON_BYTES`` compressed more than this much is refused.
+MAX_RATIO = 1000
 
 
 def h5py_module() -> Any:
@@ -57,6 +59,11 @@ def read_archive(path: str) -> tuple[dict, bytes | None]:
                         (len(name) > 1 and name[1] == ":"):
                     raise CompilerError(f"{where}: refusing zip entry {name!r} (absolute or "
                                         f"containing '..'); nothing was extracted")
+                if info.file_size > MAX_JSON_BYTES and \
+                        info.file_size > MAX_RATIO * max(info.compress_size, 1):
+                    raise CompilerError(f"{where}: zip entry {name!r} would expand "
+                                        f"{info.file_size} bytes from {info.compress_size}; "
+                                        f"refusing a likely zip bomb")
             names = {info.filename: info for info in infos}
             if CONFIG not in names:
                 raise CompilerError(f"{where} is a zip without {CONFIG}: not a Keras 3 .keras "
@@ -66,7 +73,7 @@ def read_archive(path: str) -> tuple[dict, bytes | None]:
                                     f"bytes, more than the {MAX_JSON_BYTES} accepted")
             try:
                 config = json.loads(zf.read(CONFIG).decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
                 raise CompilerError(f"{where}: {CONFIG} is not valid JSON ({e})") from None
             weights = zf.read(WEIGHTS) if WEIGHTS in names else None
     except FileNotFoundError:
@@ -92,6 +99,10 @@ def read_h5(data: bytes, where: str) -> dict[str, np.ndarray]:
                     if obj.dtype.kind not in "fiu":
                         raise CompilerError(f"{where}: weight '{name}' has dtype {obj.dtype}, "
                                             f"expected numbers")
+                    if obj.size * obj.dtype.itemsize > MAX_RATIO * len(data):
+                        raise CompilerError(f"{where}: weight '{name}' would expand to "
+                                            f"{obj.size * obj.dtype.itemsize} bytes from a "
+                                            f"{len(data)}-byte file; refusing it")
                     arrays[name] = np.asarray(obj[()])
             f.visititems(visit)
     except CompilerError:

@@ -182,7 +182,7 @@ def model_from_entry(entry: Mapping, where: str, group: str = "",
         if cls == "Sequential":
             return _sequential(entry, config, where, group, placements, top), placements
         return _functional(config, where, group, placements, top), placements
-    except (KeyError, IndexError, TypeError, AttributeError) as e:
+    except (KeyError, IndexError, TypeError, AttributeError, RecursionError) as e:
         raise CompilerError(f"{where}: malformed {cls} config ({type(e).__name__}: {e})") \
             from None
 
