@@ -64,8 +64,6 @@ def layer_entry(layer: Layer, dtype: Any, where: str) -> dict:
             config[key] = table.initializer_to_keras(init, label)
     for key, values in spec.fixed.items():
         config[key] = values[0]
-    if keras_name == "ReLU":
-        config.update(max_value=None, negative_slope=0.0, threshold=0.0)
     return {"module": "keras.layers", "class_name": keras_name, "config": config,
             "registered_name": None}
 
