@@ -170,7 +170,8 @@ def model_from_entry(entry: Mapping, where: str, group: str = "",
                      ) -> tuple[Model, list[Placement]]:
     """A Sequential/functional model from its entry; placements of every weight-bearing layer."""
     placements = [] if placements is None else placements
-    check_no_code(entry, where)
+    if not group:  # once, for the whole file
+        check_no_code(entry, where)
     cls = check_entry(entry, where)
     if cls not in MODEL_CLASSES:
         raise CompilerError(f"{where}: the top-level object is a {cls}, not a model; wrap it in "
