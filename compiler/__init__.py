@@ -11,6 +11,7 @@ from .errors import CompilerError, DeferredInitializationError, DTypeError, Shap
 from .frontend import initializers
 from .frontend.functional import Input, SymbolicTensor
 from .frontend.models import Model, Sequential
+from .loading import load_model
 from .lowering import lower
 from .random import set_random_seed
 from .symbolic import Dim
@@ -18,4 +19,4 @@ from .types import TensorSpec, TensorType
 
 __all__ = ["CompilerError", "DTypeError", "DeferredInitializationError", "Dim", "Input", "Model",
            "Sequential", "ShapeError", "SymbolicTensor", "TensorSpec", "TensorType", "compile",
-           "initializers", "layers", "lower", "set_random_seed"]
+           "initializers", "layers", "load_model", "lower", "set_random_seed"]

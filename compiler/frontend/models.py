@@ -356,6 +356,13 @@ class Model(Layer):
 
         load_weights(self, path)
 
+    def save(self, path: Any) -> None:
+        """Write a Keras 3 ``.keras`` file (``keras.saving.load_model`` and
+        ``compiler.load_model`` read it); atomic, and a refusal writes nothing."""
+        from ..kerasfile import save_keras
+
+        save_keras(self, path)
+
     def to_config(self) -> dict:
         """The architecture as a JSON-serializable dict (``Model.from_config`` rebuilds it)."""
         from .saving import model_to_config

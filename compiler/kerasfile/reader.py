@@ -1,0 +1,394 @@
+"""Keras 3 ``config.json`` -> a deferc model, and ``model.weights.h5`` -> its weights.
+
+Every layer is checked against the table (``table.py``) before anything is built: classes that
+hold Python code (``Lambda``), custom objects and unknown classes are refused by name, and no
+serialized code is ever deserialized. Weights are found where Keras puts them: in each model's
+``layers`` list, a layer's group is its class name in snake case, made unique per container in
+list order (``dense``, ``dense_1``; ``InputLayer`` counts in functional models), whatever the
+layer's own name is; nested models add ``layers/<group>/layers/...``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..errors import CompilerError, DTypeError
+from ..frontend.functional import Input
+from ..frontend.layers import Layer
+from ..frontend.models import Model, Sequential
+from ..types import as_model_dtype
+from . import table
+
+MODEL_CLASSES = ("Functional", "Model", "Sequential")
+
+
+def snake_case(name: str) -> str:
+    """Keras' ``naming.to_snake_case`` (``BatchNormalization`` -> ``batch_normalization``)."""
+    name = re.sub(r"\W+", "", name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def unique_name(base: str, used: dict) -> str:
+    """Keras' ``_get_unique_name``: ``dense``, then ``dense_1``, ``dense_2``..."""
+    if base in used:
+        used[base] += 1
+        return f"{base}_{used[base]}"
+    used[base] = 0
+    return base
+
+
+# -- refusals ---------------------------------------------------------------------------------
+
+def check_entry(entry: Any, where: str) -> str:
+    """The entry's class name once it is one we can build; otherwise a ``CompilerError``."""
+    if not isinstance(entry, Mapping) or not isinstance(entry.get("class_name"), str):
+        raise CompilerError(f"{where}: a layer entry is an object with 'class_name', received "
+                            f"{_short(entry)}")
+    cls = entry["class_name"]
+    name = (entry.get("config") or {}).get("name", "?") if isinstance(entry.get("config"),
+                                                                    Mapping) else "?"
+    label = f"{where}: layer '{name}' ({cls})"
+    if cls in table.CODE_LAYERS or cls == "__lambda__":
+        raise CompilerError(f"{label} holds serialized Python code; deferc never deserializes "
+                            f"or runs code from a file (Keras' safe mode). Rebuild that part "
+                            f"with built-in layers or compiler.ops")
+    module = entry.get("module")
+    registered = entry.get("registered_name")
+    if (registered is not None and registered != cls) or \
+            (module is not None and not str(module).startswith("keras")):
+        raise CompilerError(f"{label} is a custom object (module {module!r}, registered as "
+                            f"{registered!r}); deferc loads built-in Keras layers only: "
+                            f"{table.supported()}")
+    if cls in table.PENDING:
+        raise CompilerError(f"{label} is not supported yet (sequence layers are being added); "
+                            f"supported: {table.supported()}")
+    if cls not in table.TABLE and cls not in MODEL_CLASSES and cls != "InputLayer":
+        raise CompilerError(f"{label}: unknown layer class; supported: {table.supported()}")
+    return cls
+
+
+def check_no_code(value: Any, where: str) -> None:
+    """Refuse a config that carries a serialized function or lambda anywhere inside (naming
+    the layer that holds it)."""
+    stack = [(value, "the config")]
+    while stack:
+        item, holder = stack.pop()
+        if isinstance(item, Mapping):
+            cls, config = item.get("class_name"), item.get("config")
+            if cls in ("__lambda__", "function") or item.get("module") in ("builtins",
+                                                                          "__main__"):
+                raise CompilerError(f"{where}: {holder} holds serialized Python code "
+                                    f"({_short(item)}); deferc never deserializes or runs "
+                                    f"code from a file (Keras' safe mode)")
+            if isinstance(config, Mapping) and isinstance(config.get("name"), str) and \
+                    isinstance(cls, str):
+                holder = f"layer '{config['name']}' ({cls})"
+            stack.extend((v, holder) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, holder) for v in item)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) < 100 else text[:97] + "..."
+
+
+# -- dtypes -----------------------------------------------------------------------------------
+
+def policy_dtype(policy: Any, where: str) -> np.dtype | None:
+    """A Keras dtype policy (``"float64"`` or ``{"class_name": "DTypePolicy", ...}``) as a
+    compute dtype; mixed precision is refused."""
+    if policy is None:
+        return None
+    name = policy.get("config", {}).get("name") if isinstance(policy, Mapping) else policy
+    if not isinstance(name, str):
+        raise CompilerError(f"{where}: unreadable dtype policy {_short(policy)}")
+    if name.startswith("mixed_"):
+        raise CompilerError(f"{where}: dtype policy {name!r} (mixed precision) is not supported;"
+                            f" deferc computes in float32 or float64")
+    try:
+        return as_model_dtype(name)
+    except DTypeError as e:
+        raise DTypeError(f"{where}: {e}") from None
+
+
+# -- layers -----------------------------------------------------------------------------------
+
+def layer_from_entry(entry: Mapping, where: str) -> Layer:
+    """One table layer from its Keras entry (class already checked)."""
+    cls_name = entry["class_name"]
+    spec = table.TABLE[cls_name]
+    config = entry.get("config")
+    if not isinstance(config, Mapping):
+        raise CompilerError(f"{where}: layer {cls_name} has no config object")
+    name = config.get("name")
+    label = f"{where}: layer '{name}' ({cls_name})"
+    kwargs: dict[str, Any] = {}
+    for key, value in config.items():
+        if key in spec.args:
+            kwargs[key] = value
+        elif key in spec.initializers:
+            kwargs[key] = table.initializer_from_keras(value, label)
+        elif key in spec.fixed:
+            if value not in spec.fixed[key]:
+                raise CompilerError(f"{label}: {key}={value!r} is not supported; only "
+                                    f"{spec.fixed[key][0]!r}")
+        elif key not in table.TRAINING_ONLY and value not in (None, False):
+            raise CompilerError(f"{label}: option {key}={_short(value)} is not supported")
+    activation = kwargs.get("activation")
+    if activation is not None and activation not in table.ACTIVATIONS:
+        raise CompilerError(f"{label}: activation {_short(activation)} is not supported; "
+                            f"supported: {list(table.ACTIVATIONS)}")
+    cls = spec.cls
+    if spec.from_keras is not None:
+        cls, kwargs = spec.from_keras({**kwargs, "name": name})
+    else:
+        kwargs["name"] = name
+    try:
+        return cls(**kwargs)
+    except CompilerError as e:
+        raise type(e)(f"{label}: {e}") from None
+    except (TypeError, ValueError) as e:
+        raise CompilerError(f"{label}: bad configuration ({e})") from None
+
+
+class Placement:
+    """Where one of our layers' weights are in ``model.weights.h5`` (``group``) and which
+    top-level layer holds it (``top``: legacy ``.h5`` files store weights by that name)."""
+
+    def __init__(self, group: str, layer: Layer, keras_class: str, top: str):
+        self.group, self.layer, self.keras_class, self.top = group, layer, keras_class, top
+
+
+def model_from_entry(entry: Mapping, where: str, group: str = "",
+                     placements: list[Placement] | None = None, top: str | None = None,
+                     ) -> tuple[Model, list[Placement]]:
+    """A Sequential/functional model from its entry; placements of every weight-bearing layer."""
+    placements = [] if placements is None else placements
+    if not group:  # once, for the whole file
+        check_no_code(entry, where)
+    cls = check_entry(entry, where)
+    if cls not in MODEL_CLASSES:
+        raise CompilerError(f"{where}: the top-level object is a {cls}, not a model; wrap it in "
+                            f"a Sequential")
+    config = entry.get("config")
+    if not isinstance(config, Mapping) or not isinstance(config.get("layers"), list):
+        raise CompilerError(f"{where}: model {cls} has no 'layers' list in its config")
+    try:
+        if cls == "Sequential":
+            return _sequential(entry, config, where, group, placements, top), placements
+        return _functional(config, where, group, placements, top), placements
+    except (KeyError, IndexError, TypeError, AttributeError, RecursionError) as e:
+        raise CompilerError(f"{where}: malformed {cls} config ({type(e).__name__}: {e})") \
+            from None
+
+
+def _member(entry: Mapping, where: str, group: str, placements: list[Placement],
+            top: str | None) -> Layer:
+    cls = check_entry(entry, where)
+    top = top or (entry.get("config") or {}).get("name")
+    if cls in MODEL_CLASSES:
+        model, _ = model_from_entry(entry, where, group + "/", placements, top)
+        return model
+    layer = layer_from_entry(entry, where)
+    placements.append(Placement(group, layer, cls, top))
+    return layer
+
+
+def _input(config: Mapping, where: str, fallback_dtype: Any) -> Any:
+    shape = config.get("batch_shape") or config.get("batch_input_shape")
+    if shape is None and config.get("shape") is not None:
+        shape = [None, *config["shape"]]
+    if not isinstance(shape, list) or not shape:
+        raise CompilerError(f"{where}: InputLayer '{config.get('name')}' has no batch_shape")
+    dtype = config.get("dtype")
+    try:  # integer inputs (token ids) are computed in the model dtype, like every value today
+        dtype = dtype if isinstance(dtype, str) and np.dtype(dtype).kind == "f" else None
+    except TypeError:
+        raise CompilerError(f"{where}: InputLayer '{config.get('name')}' has unknown dtype "
+                            f"{dtype!r}") from None
+    dtype = dtype or fallback_dtype
+    return Input(tuple(shape[1:]), dtype=dtype, name=config.get("name"), batch_size=shape[0])
+
+
+def _model_dtype(entries: list, config: Mapping, where: str) -> np.dtype:
+    """The compute dtype: the layers' policy (they compute; a model's own policy stays at
+    the float32 default even when every layer is float64), else the model's, else float32."""
+    found = None
+    for entry in entries:
+        cfg = entry.get("config") if isinstance(entry, Mapping) else None
+        if isinstance(cfg, Mapping) and entry.get("class_name") not in ("InputLayer",
+                                                                         *MODEL_CLASSES):
+            found = policy_dtype(cfg.get("dtype"), where)
+            if found is not None:
+                return found
+    found = policy_dtype(config.get("dtype"), where)
+    return found if found is not None else np.dtype(np.float32)
+
+
+def _sequential(entry: Mapping, config: Mapping, where: str, group: str,
+                placements: list[Placement], top: str | None) -> Sequential:
+    entries = list(config["layers"])
+    dtype = _model_dtype(entries, config, where)
+    items: list[Any] = []
+    used: dict = {}
+    for i, member in enumerate(entries):
+        if i == 0 and check_entry(member, where) == "InputLayer":
+            items.append(_input(member["config"], where, dtype))
+            continue
+        sub = f"{group}layers/{unique_name(snake_case(member['class_name']), used)}"
+        items.append(_member(member, where, sub, placements, top))
+    built = config.get("build_input_shape") or (entry.get("build_config") or {}).get(
+        "input_shape")
+    if (not items or isinstance(items[0], Layer)) and isinstance(built, list) and built:
+        items.insert(0, Input(tuple(built[1:]), dtype=dtype))
+    return Sequential(items, name=config.get("name"), dtype=dtype)
+
+
+def _refs(value: Any, where: str) -> list[tuple]:
+    """The ``keras_history`` of every tensor in a node's args, in order; other values refused."""
+    if isinstance(value, list):
+        return [ref for item in value for ref in _refs(item, where)]
+    if isinstance(value, Mapping) and value.get("class_name") == "__keras_tensor__":
+        name, node, index = value["config"]["keras_history"]
+        return [(name, int(node), int(index))]
+    raise CompilerError(f"{where}: a layer call has a non-tensor argument {_short(value)}; "
+                        f"only tensors are supported")
+
+
+def _io_refs(value: Any) -> tuple[list[tuple], bool]:
+    """``input_layers``/``output_layers``: one ``[name, node, index]`` or a list of them."""
+    if isinstance(value, list) and len(value) == 3 and isinstance(value[0], str):
+        return [tuple(value)], True
+    return [tuple(v) for v in value], False
+
+
+def _functional(config: Mapping, where: str, group: str, placements: list[Placement],
+                top: str | None) -> Model:
+    entries = list(config["layers"])
+    dtype = _model_dtype(entries, config, where)
+    layers: dict[str, Any] = {}
+    pending: list[tuple[str, int, Mapping]] = []
+    tensors: dict[tuple, Any] = {}
+    used: dict = {}
+    io_offset: dict[str, int] = {}
+    arg_offset: dict[str, int] = {}
+    for member in entries:
+        cls = check_entry(member, where)
+        sub = f"{group}layers/{unique_name(snake_case(cls), used)}"
+        name = member.get("name") or member["config"]["name"]
+        if name in layers:
+            raise CompilerError(f"{where}: two layers are named {name!r}")
+        if cls == "InputLayer":
+            tensors[(name, 0, 0)] = _input(member["config"], where, dtype)
+            layers[name] = None
+            continue
+        layers[name] = _member(member, where, sub, placements, top)
+        nodes = member.get("inbound_nodes") or []
+        # A nested functional model counts its own graph as node 0 in ``output_layers`` (and,
+        # in Keras 2, whose nodes are plain lists and whose Sequential was functional, in
+        # call arguments too): tensors are keyed by call number, references shifted.
+        legacy = bool(nodes) and isinstance(nodes[0], list)
+        functional = cls in ("Functional", "Model") or (cls == "Sequential" and legacy)
+        io_offset[name] = int(functional)
+        arg_offset[name] = int(functional and legacy)
+        for node_index, node in enumerate(nodes):
+            pending.append((name, node_index, node))
+    while pending:  # call each node once all its inputs exist (any order in the file)
+        waiting = []
+        for name, node_index, node in pending:
+            label = f"{where}: layer '{name}'"
+            if isinstance(node, Mapping):  # Keras 3: {"args": [...], "kwargs": {...}}
+                args, kwargs = node.get("args"), node.get("kwargs") or {}
+            else:  # Keras 2: [[name, node, tensor, kwargs], ...]
+                args = [{"class_name": "__keras_tensor__", "config": {"keras_history": e[:3]}}
+                        for e in node]
+                kwargs = {k: v for e in node if len(e) > 3 for k, v in (e[3] or {}).items()}
+            for key, value in kwargs.items():
+                if value not in (None, False) and key != "training":
+                    raise CompilerError(f"{label}: call argument {key}={_short(value)} is not "
+                                        f"supported")
+            refs = [(r[0], r[1] - arg_offset.get(r[0], 0), r[2]) for r in _refs(args, label)]
+            if not all(ref in tensors for ref in refs):
+                unknown = [r for r in refs if r[0] not in layers]
+                if unknown:
+                    raise CompilerError(f"{label} is called on the output of unknown layer "
+                                        f"{unknown[0][0]!r}")
+                waiting.append((name, node_index, node))
+                continue
+            tensors[(name, node_index, 0)] = layers[name](*[tensors[r] for r in refs])
+        if len(waiting) == len(pending):
+            raise CompilerError(f"{where}: the layer graph has a cycle or a missing node at "
+                                f"{[w[0] for w in waiting][:5]}")
+        pending = waiting
+    inputs, _ = _io_refs(config["input_layers"])
+    outputs, single = _io_refs(config["output_layers"])
+    outputs = [(r[0], r[1] - io_offset.get(r[0], 0), r[2]) for r in outputs]
+    for ref in inputs + outputs:
+        if ref not in tensors:
+            raise CompilerError(f"{where}: model input/output {list(ref)} names no tensor")
+    return Model([tensors[r] for r in inputs],
+                 tensors[outputs[0]] if single else [tensors[r] for r in outputs],
+                 name=config.get("name"), dtype=dtype)
+
+
+# -- weights ----------------------------------------------------------------------------------
+
+def assign_weights(model: Model, placements: list[Placement], arrays: dict[str, np.ndarray],
+                   where: str) -> None:
+    """Set every placed layer's weights from the HDF5 arrays, after checking all of them.
+
+    No weights at all leaves an unbuilt model deferred; a missing, extra or mis-shaped
+    variable is a ``CompilerError`` naming the layer and the variable.
+    """
+    staged: list[tuple[Layer, list[np.ndarray]]] = []
+    claimed: set = set()
+    missing: list[str] = []
+    seen: set = set()
+    for place in placements:
+        layer = place.layer
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        variables = table.TABLE[place.keras_class].variables(layer)
+        paths = [(f"{place.group}/{sub}", pname) for sub, pname in variables]
+        present = [p for p, _ in paths if p in arrays]
+        claimed.update(present)
+        if not present:
+            missing.extend(f"'{layer.name}' ({p})" for p, _ in paths)
+            continue
+        shapes = layer.param_shapes
+        values = []
+        for path, pname in paths:
+            if path not in arrays:
+                raise CompilerError(f"{where}: layer '{layer.name}' ({place.keras_class}) has "
+                                    f"no variable {pname} ('{path}') in the weights file")
+            arr = arrays[path]
+            expected = shapes.get(pname)
+            if expected is not None and not (len(expected) == arr.ndim and all(
+                    e is None or not isinstance(e, int) or e == r
+                    for e, r in zip(expected, arr.shape))):
+                shown = tuple(e if isinstance(e, int) else None for e in expected)
+                raise CompilerError(f"{where}: layer '{layer.name}' ({place.keras_class}): "
+                                    f"variable {pname} ('{path}') has shape {arr.shape} in the "
+                                    f"weights file, the config implies {shown}")
+            values.append(arr)
+        staged.append((layer, values))
+    extra = sorted(p for p in arrays if p.startswith("layers/") and p not in claimed
+                   and "seed_generator" not in p)
+    if extra:
+        raise CompilerError(f"{where}: the weights file has variables no layer of the config "
+                            f"owns: {extra[:8]}")
+    if staged and missing:
+        raise CompilerError(f"{where}: the weights file lacks the variables of layers "
+                            f"{missing[:8]}")
+    if not staged and model.built and missing:
+        raise CompilerError(f"{where}: the model is built but the weights file holds no "
+                            f"weights for {missing[:8]}")
+    for layer, values in staged:
+        layer.set_weights(values)
