@@ -209,9 +209,9 @@ def _verify_dtypes(g: nx.DiGraph, node: int, opdef, data_in) -> None:
                                  ) from None
         except ShapeError:  # shapes are propagate_shapes' business, not this check's
             return
-    assert t.dtype == want, \
-        (f"{format_node(g, node)}: op {data['op']} on operand dtypes "
-         f"{[str(g.nodes[n]['type'].dtype) for n in data_in]} gives {want}, the node says {t.dtype}")
+    operand_dtypes = [str(g.nodes[n]["type"].dtype) for n in data_in]
+    assert t.dtype == want, (f"{format_node(g, node)}: op {data['op']} on operand dtypes "
+                             f"{operand_dtypes} gives {want}, the node says {t.dtype}")
 
 
 # -- pictures ------------------------------------------------------------------------------------

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from ..dtypes import DEFAULT_FLOAT, computes_in_model_dtype, is_float
 from ..errors import CompilerError, ShapeError
 from ..ops import Unifier, get_op
@@ -52,7 +54,9 @@ def Input(shape: Sequence, dtype: Any = None, name: str | None = None,
             raise CompilerError(f"Input: axis {axis} must be a positive int or None, "
                                 f"received {d!r}")
     spec = TensorSpec((batch_size,) + tuple(shape), dtype, name)
-    model_dtype = as_model_dtype(dtype if dtype is not None and is_float(dtype) else None)
+    # float16 has no kernels: it is computed in float32; int/bool inputs keep their dtype
+    wide_float = dtype is not None and is_float(dtype) and np.dtype(dtype).itemsize >= 4
+    model_dtype = as_model_dtype(dtype if wide_float else None)
     return SymbolicTensor(spec.to_type(model_dtype), spec=spec)
 
 
