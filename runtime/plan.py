@@ -109,6 +109,7 @@ class Plan:
         self._output_nodes = list(g.graph["outputs"])
         self.dtype = model_dtype(g)  # weights and layer ops; each value has its own dtype
         self._input_dtypes = [g.nodes[n]["type"].dtype for n in self._input_nodes]
+        self._input_dtype = self._input_dtypes[0]  # the fast path's
         self.signature = InputSignature(
             [g.nodes[n]["type"] for n in self._input_nodes],
             [g.nodes[n]["attrs"]["name"] for n in self._input_nodes],
@@ -381,9 +382,9 @@ class Plan:
             # Fast path (one input, one output, generated code): a few attribute reads, a dict
             # lookup and one jitted call; everything else is precomputed.
             x = inputs[0]
-            if type(x) is not np.ndarray or x.dtype != self._input_dtypes[0] or \
+            if type(x) is not np.ndarray or x.dtype != self._input_dtype or \
                     not x.flags.c_contiguous:
-                x = as_input_array(x, self._input_dtypes[0], self.signature.names[0])
+                x = as_input_array(x, self._input_dtype, self.signature.names[0])
             layout = self._layouts.get(x.shape) or self._layout_for([x])
             if self._stale:
                 self._sync_weights()
@@ -505,6 +506,11 @@ class Plan:
     def source(self) -> str | None:
         """The generated Python/numba source, when the codegen executor is in use."""
         return self._generated.source if self._generated is not None else None
+
+    @property
+    def output_dtypes(self) -> list[np.dtype]:
+        """Each output's dtype (``bool`` for a comparison, an int for int arithmetic...)."""
+        return [self.graph.nodes[o]["type"].dtype for o in self._output_nodes]
 
     @property
     def segments(self) -> tuple[int, int]:

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from compiler import Input, Model, compile, layers, ops
+from compiler import Input, Model, TensorSpec, compile, layers, ops
 from compiler.dtypes import promote
 from compiler.frontend.saving import model_from_config
 from compiler.ir import verify
@@ -190,3 +190,26 @@ def test_config_round_trip_keeps_input_dtypes():
         np.testing.assert_array_equal(a, b)
     assert [o.dtype for o in clone(iv)] == [np.float32, np.int64]
     assert compile(clone).signature.types[0].dtype == np.int64
+
+
+def test_dask_predict_keeps_each_outputs_dtype():
+    da = pytest.importorskip("dask.array")
+    from runtime.dask import predict
+
+    ids = Input((3,), dtype="int32", name="ids")
+    table = np.arange(12, dtype=np.float32).reshape(6, 2)
+    model = Model(ids, [ops.take(table, ids, axis=0), ids > 2, ids * 3])
+    iv = np.random.default_rng(4).integers(0, 6, size=(9, 3)).astype(np.int32)
+    outs = predict(compile(model), da.from_array(iv, chunks=4))
+    assert [o.dtype for o in outs] == [np.float32, np.bool_, np.int32]
+    for lazy, want in zip(outs, compile(model)(iv)):
+        got = lazy.compute(scheduler="threads")
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+
+
+def test_compile_with_a_dtype_free_spec_keeps_the_declared_int_input():
+    ids = Input((3,), dtype="int64", name="ids")
+    plan = compile(Model(ids, ops.take(np.eye(4, dtype=np.float32), ids, axis=0)),
+                   TensorSpec((None, 3)))
+    assert plan.signature.types[0].dtype == np.int64
