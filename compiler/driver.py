@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import threading
 from collections.abc import Sequence
@@ -32,6 +33,10 @@ def _input_types(model: Any, specs: Sequence[TensorSpec]) -> list:
         if not spec.shape:  # every input has a batch axis; kernels index the last axis
             raise ShapeError(f"model '{model.name}': input '{name}' needs a batch axis (rank >= "
                              f"1), received rank 0 (a scalar)")
+    # a spec without a dtype takes the one the model's Input declared (an int input stays int)
+    declared = getattr(model, "_input_specs", None) or [None] * len(specs)
+    specs = [s if s.dtype is not None or getattr(d, "dtype", None) is None
+             else dataclasses.replace(s, dtype=d.dtype) for s, d in zip(specs, declared)]
     return [s.to_type(model.dtype, i) for i, s in enumerate(specs)]
 
 

@@ -138,6 +138,7 @@ def verify(g: nx.DiGraph) -> None:
     read by an op or returned. Only graph inputs may go unread (a model may ignore an input that
     is part of its signature).
     """
+    from .dtypes import input_conversions
     from .ops.registry import AS_ACTIVATION, OUTPUT_FUSABLE, registered_ops
 
     ops = registered_ops()
@@ -169,8 +170,11 @@ def verify(g: nx.DiGraph) -> None:
             assert set(params) == set(declared), \
                 (f"{format_node(g, node)}: reads params {sorted(params)}, op {op} declares "
                  f"{sorted(declared)} for attrs {data['attrs']}")
+        _verify_dtypes(g, node, opdef, data_in)
         if opdef.traits & {OUTPUT_FUSABLE, AS_ACTIVATION}:
-            for n in (*data_in, *params.values()):
+            # data operands of another dtype are converted on read (compiler.dtypes)
+            converted = input_conversions(g, node, data_in)
+            for n in (*(n for n, c in zip(data_in, converted) if c is None), *params.values()):
                 assert g.nodes[n]["type"].dtype == t.dtype, \
                     (f"{format_node(g, node)}: operand %{n} is {g.nodes[n]['type'].dtype}, "
                      f"op {op} computes in {t.dtype}")
@@ -178,6 +182,36 @@ def verify(g: nx.DiGraph) -> None:
         assert g.nodes[n]["op"] == "input", f"graph input %{n} is not an input node"
     for n in outputs:
         assert n in g, f"graph output %{n} is not in the graph"
+
+
+def _verify_dtypes(g: nx.DiGraph, node: int, opdef, data_in) -> None:
+    """Every value has a supported dtype, and the op's dtype rule agrees with the node's."""
+    from .dtypes import VALUE_DTYPES, computes_in_model_dtype, model_dtype
+    from .errors import DTypeError, ShapeError
+    from .ops.registry import Unifier
+
+    data = g.nodes[node]
+    t = data["type"]
+    assert t.dtype in VALUE_DTYPES, \
+        f"{format_node(g, node)}: dtype {t.dtype} is not one of {[str(d) for d in VALUE_DTYPES]}"
+    if computes_in_model_dtype(data["op"], opdef):
+        want = model_dtype(g)
+    else:
+        try:
+            want = opdef.shape_rule([g.nodes[n]["type"] for n in data_in],
+                                    {k: g.nodes[p]["type"] for k, p in
+                                     param_operands(g, node).items()},
+                                    data["attrs"], Unifier()).dtype
+        except DTypeError as e:  # e.g. take with float indices
+            raise AssertionError(f"{format_node(g, node)}: op {data['op']} does not accept "
+                                 f"operand dtypes "
+                                 f"{[str(g.nodes[n]['type'].dtype) for n in data_in]}: {e}"
+                                 ) from None
+        except ShapeError:  # shapes are propagate_shapes' business, not this check's
+            return
+    operand_dtypes = [str(g.nodes[n]["type"].dtype) for n in data_in]
+    assert t.dtype == want, (f"{format_node(g, node)}: op {data['op']} on operand dtypes "
+                             f"{operand_dtypes} gives {want}, the node says {t.dtype}")
 
 
 # -- pictures ------------------------------------------------------------------------------------
@@ -223,12 +257,20 @@ def _dot_label(g: nx.DiGraph, node: int) -> str:
     return "\n".join(lines)
 
 
+def _edge_label(t, model_dtype) -> str:
+    """A value's symbolic shape, and its dtype where that is not the model's."""
+    if t is None:
+        return "?"
+    return format_shape(t.shape) + ("" if t.dtype == model_dtype else f" {t.dtype}")
+
+
 def to_dot(g: nx.DiGraph, path: str | None = None) -> str:
     """The IR as Graphviz DOT text: the picture of a model after any pass (Keras ``plot_model``).
 
     Ops are boxes labelled with their op, layer name and attributes; inputs are ovals; parameters
     are cylinders; every edge carries the symbolic shape of the value it moves (``(N, H-2, W-2,
-    16)``), so the inferred sizes can be read off the picture.
+    16)``, followed by its dtype where that is not the model's: ``(N, 5) bool``), so the inferred
+    sizes can be read off the picture.
 
     Args:
         g: an IR graph (``lower``'s output, or any pass's; ``plan.graph`` is the final one).
@@ -245,16 +287,17 @@ def to_dot(g: nx.DiGraph, path: str | None = None) -> str:
         op = g.nodes[node]["op"]
         style = _DOT_STYLE[op if op in SOURCE_OPS else "op"]
         lines.append(f"  n{node} [label={_dot_quote(_dot_label(g, node))}, {style}];")
+    from .dtypes import model_dtype
+
+    base = model_dtype(g)
     for src, dst, data in sorted(g.edges(data=True), key=lambda e: (e[1], e[0])):
-        t = g.nodes[src].get("type")
-        shape = format_shape(t.shape) if t is not None else "?"
+        shape = _edge_label(g.nodes[src].get("type"), base)
         many = g.nodes[src]["op"] != "param" and len(data_operands(g, dst)) > 1
         for pos in data["positions"]:
             label = f"#{pos} {shape}" if many else shape  # operand slot, where order matters
             lines.append(f"  n{src} -> n{dst} [label={_dot_quote(label)}];")
     for i, node in enumerate(g.graph["outputs"]):
-        t = g.nodes[node].get("type")
-        shape = format_shape(t.shape) if t is not None else "?"
+        shape = _edge_label(g.nodes[node].get("type"), base)
         lines.append(f"  out{i} [label={_dot_quote(f'output {i}')}, {_DOT_STYLE['output']}];")
         lines.append(f"  n{node} -> out{i} [label={_dot_quote(shape)}];")
     lines.append("}")

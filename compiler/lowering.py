@@ -150,6 +150,7 @@ class GraphBuilder:
 
     def finish(self, outputs: Sequence[int]) -> nx.DiGraph:
         self.graph.graph["outputs"] = list(outputs)
+        self.graph.graph["dtype"] = str(self.dtype)  # what layer ops and weights compute in
         return self.graph
 
 

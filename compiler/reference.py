@@ -11,6 +11,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
+from .dtypes import input_conversions
 from .errors import CompilerError
 from .ir import data_operands, format_node, param_operands, topo_nodes
 from .ops import get_op
@@ -31,7 +32,9 @@ def run_reference(graph: nx.DiGraph, *arrays: Any) -> Any:
         if any(graph.nodes[p].get("value") is None for p in param_operands(graph, node).values()):
             raise CompilerError(f"reference executor: uninitialized parameter at "
                                 f"{format_node(graph, node)}")
-        ins = [values[n] for n in data_operands(graph, node)]
+        operands = data_operands(graph, node)
+        ins = [values[n] if dt is None else values[n].astype(dt)
+               for n, dt in zip(operands, input_conversions(graph, node, operands))]
         params = {name: graph.nodes[p]["value"]
                   for name, p in param_operands(graph, node).items()}
         out = get_op(data["op"]).reference(ins, params, data["attrs"])

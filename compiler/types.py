@@ -94,7 +94,10 @@ class TensorSpec:
         return cls(shape, getattr(array, "dtype", None))
 
     def to_type(self, model_dtype: np.dtype, index: int = 0) -> TensorType:
-        """The IR type: ``None`` axes become fresh symbols (``N``, ``H``, ``W``...)."""
+        """The IR type: ``None`` axes become fresh symbols (``N``, ``H``, ``W``...); a float
+        dtype becomes the model's, int32/int64/bool stay (``compiler.dtypes.value_dtype``)."""
+        from .dtypes import value_dtype
+
         names = _AXIS_NAMES.get(len(self.shape), ())
         dims: list[DimLike] = []
         for axis, d in enumerate(self.shape):
@@ -105,4 +108,5 @@ class TensorSpec:
                 dims.append(Dim.symbol(d))
             else:
                 dims.append(int(d))
-        return TensorType(tuple(dims), model_dtype)
+        what = f"TensorSpec {self.name!r}" if self.name else f"input {index}"
+        return TensorType(tuple(dims), value_dtype(self.dtype, model_dtype, what))

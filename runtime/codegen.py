@@ -76,6 +76,12 @@ def _argument(value: Any) -> str:
     return _literal(value)
 
 
+def _np_dtype(name: str) -> str:
+    """The NumPy dtype object's spelling in generated code (``np.float32``, ``np.bool_``)."""
+    dt = np.dtype(name)
+    return "np.bool_" if dt.kind == "b" else f"np.{dt.name}"
+
+
 def _aligned(n: int) -> int:
     return -(-n // ALIGN_ELEMENTS) * ALIGN_ELEMENTS
 
@@ -140,7 +146,8 @@ def generate(steps: Sequence, input_nodes: Sequence[int], outputs: Sequence[int]
     its weights packed from ``weight_base`` on, so every segment slices one shared buffer.
 
     ``wbuf`` holds every weight, packed at offsets fixed here; ``layout`` (int64) holds the
-    arena size, then each step's arena offset, then every step's shape, flattened (see
+    arena size in bytes, then each step's byte offset in it (the arena is ``uint8``, each value
+    a view in its own dtype), then every step's shape, flattened (see
     ``Plan._layout_for``). Steps in ``fresh`` (the graph outputs' buffers) get new arrays, not
     arena space, as they are handed to the caller. ``param_shapes(step)`` gives
     ``(param node or None, shape)`` per weight the step's kernel takes. ``parallel`` selects the
@@ -155,7 +162,7 @@ def generate(steps: Sequence, input_nodes: Sequence[int], outputs: Sequence[int]
     scalar_base = dim_base + sum(len(step.shape) for step in steps)
     if segment is None:
         start, stop = 0, len(steps)
-        body = ["    arena = np.empty(layout[0], wbuf.dtype)"]
+        body = ["    arena = np.empty(layout[0], np.uint8)"]
     else:
         start, stop = segment.start, segment.stop
         input_nodes, outputs = segment.reads, segment.writes
@@ -177,15 +184,17 @@ def generate(steps: Sequence, input_nodes: Sequence[int], outputs: Sequence[int]
         fn = (kernel.parallel_fn or kernel.fn) if parallel else kernel.fn
         if not _is_jitted(fn):
             return None
+        dtype = _np_dtype(step.dtype)
         if step.node in fresh:
-            body.append(f"    {var} = np.empty({shape}, wbuf.dtype)")
-        else:
-            size = " * ".join(dims) or "1"
+            body.append(f"    {var} = np.empty({shape}, {dtype})")
+        else:  # a typed view of the byte-addressed arena
+            size = " * ".join(dims + [str(np.dtype(step.dtype).itemsize)])
             body.append(f"    {var} = arena[layout[{1 + index}]:layout[{1 + index}] + {size}]"
-                        f".reshape({shape})")
+                        f".view({dtype}).reshape({shape})")
         alias = imports.setdefault((fn.py_func.__module__, fn.py_func.__name__),
                                    f"k{len(imports)}")
-        args = [names[n] for n in step.inputs]
+        args = [names[n] if cast is None else f"{names[n]}.astype({_np_dtype(cast)})"
+                for n, cast in zip(step.inputs, step.casts or (None,) * len(step.inputs))]
         for node, wshape in param_shapes(step):
             size = int(np.prod(wshape, dtype=np.int64))
             view = f"wbuf[{packed}:{packed + size}]"

@@ -168,8 +168,8 @@ def predict(model_or_plan: Any, x: Any) -> Any:
         return da.blockwise(
             _run_block, out_index, shipped, None, name, None, *args,
             new_axes={f"out_{j}": shape[j] for j in range(1, len(shape))},
-            concatenate=True, align_arrays=False, dtype=plan.dtype,
-            meta=np.empty((0,) * len(shape), plan.dtype), name=label)
+            concatenate=True, align_arrays=False, dtype=plan.output_dtypes[0],
+            meta=np.empty((0,) * len(shape), plan.output_dtypes[0]), name=label)
     # several outputs: one task per chunk runs the plan; cheap tasks pick each output
     both = da.blockwise(_run_block, ("rows",), shipped, None, name, None, *args,
                         concatenate=True, align_arrays=False, dtype=object,
@@ -177,9 +177,10 @@ def predict(model_or_plan: Any, x: Any) -> Any:
     outs = []
     for k, shape in enumerate(out_shapes):
         chunks = (row_chunks, *((d,) for d in shape[1:]))
-        outs.append(both.map_blocks(_pick, k, chunks=chunks, dtype=plan.dtype,
+        dtype = plan.output_dtypes[k]
+        outs.append(both.map_blocks(_pick, k, chunks=chunks, dtype=dtype,
                                     new_axis=list(range(1, len(shape))) or None,
-                                    meta=np.empty((0,) * len(shape), plan.dtype)))
+                                    meta=np.empty((0,) * len(shape), dtype)))
     return outs
 
 

@@ -4,8 +4,11 @@ Two executors share one memory layout: generated code (see ``codegen``: the whol
 as one jitted call, or, when some steps are Python-level launchers, one generated function per
 run of jitted steps with those steps called in between) and a kernel-by-kernel loop (for
 debugging, for plans codegen declines, and selectable with ``executor="steps"``). Intermediate
-values live in one arena allocated per call (offsets from ``plan_memory``), so concurrent calls
-never share buffers.
+values live in one byte-addressed arena allocated per call (offsets from ``plan_memory``), each
+viewed in its value's dtype, so concurrent calls never share buffers; outputs are allocated in
+their own dtype. Dtype contract: a step's kernel receives its operands in their IR dtypes (a layer
+op's non-float operands converted to the model dtype first, ``compiler.dtypes``) and writes
+``out`` in the node's dtype (see ``runtime/kernels/registry.py``).
 
 A plan's state is plain data (steps with kernel names, the memory layout, weight keys and arrays,
 the input signature), so it pickles: jitted functions are resolved again by kernel name, and
@@ -24,6 +27,7 @@ import networkx as nx
 import numba
 import numpy as np
 
+from compiler.dtypes import input_conversions, model_dtype
 from compiler.errors import CompilerError
 from compiler.inputs import as_input_array
 from compiler.ir import dump, format_node, layer_name
@@ -54,6 +58,8 @@ class PlanStep:
     shape: tuple       # symbolic output shape
     where: str
     attrs: tuple = ()  # the op's attributes, sorted (name, value) pairs
+    dtype: str = "float32"  # the output's dtype (its arena view, or its fresh array)
+    casts: tuple = ()  # per input: the dtype name it is converted to when read, or None
 
 
 @dataclass(frozen=True)
@@ -61,12 +67,22 @@ class Layout:
     """Everything that depends on the concrete input shapes; cached per shape signature."""
 
     step_shapes: tuple
-    offsets: np.ndarray   # per step: arena offset (elements), -1 when not in the arena
-    array: np.ndarray     # for generated code: arena size, offsets, shapes, sized scalars
-    arena_elements: int
-    naive_elements: int   # the arena's buffers laid end to end, without sharing
+    offsets: np.ndarray   # per step: arena offset (bytes), -1 when not in the arena
+    array: np.ndarray     # for generated code: arena bytes, offsets, shapes, sized scalars
+    arena_bytes: int
+    naive_bytes: int      # the arena's buffers laid end to end, without sharing
     parallel: bool        # some step is big enough that threads may pay off
     scalars: tuple        # every step's scalar arguments for these sizes
+    itemsize: int = 4     # of the model dtype, for the element counts below
+
+    @property
+    def arena_elements(self) -> int:
+        """The arena's size in elements of the model dtype."""
+        return self.arena_bytes // self.itemsize
+
+    @property
+    def naive_elements(self) -> int:
+        return self.naive_bytes // self.itemsize
 
 
 class Plan:
@@ -95,7 +111,9 @@ class Plan:
         g = graph
         self._input_nodes = list(g.graph["inputs"])
         self._output_nodes = list(g.graph["outputs"])
-        self.dtype = g.nodes[self._input_nodes[0]]["type"].dtype
+        self.dtype = model_dtype(g)  # weights and layer ops; each value has its own dtype
+        self._input_dtypes = [g.nodes[n]["type"].dtype for n in self._input_nodes]
+        self._input_dtype = self._input_dtypes[0]  # the fast path's
         self.signature = InputSignature(
             [g.nodes[n]["type"] for n in self._input_nodes],
             [g.nodes[n]["attrs"]["name"] for n in self._input_nodes],
@@ -112,12 +130,9 @@ class Plan:
         self._single_io = len(self._input_nodes) == 1 and len(self._output_nodes) == 1
         self._copy_outputs = [self.memory.root[o] in self._input_nodes
                               for o in self._output_nodes]
-        # Values are computed in the model dtype (one arena); an output whose IR type is
-        # ``bool`` or an int (comparisons, ``cast``) is converted on the way out.
-        logical = [g.nodes[o]["type"].dtype for o in self._output_nodes]
-        self._output_dtypes = logical if any(d != self.dtype for d in logical) else None
-        # the fast path's one check: hand the kernel's output back as is (no copy, no cast)
-        self._plain_output = not any(self._copy_outputs) and self._output_dtypes is None
+        # the fast path's one check: hand the kernel's output back as is (no copy); outputs
+        # are allocated in their own dtype, so there is never a cast on the way out
+        self._plain_output = not any(self._copy_outputs)
         self._layouts: dict = {}
         self._lock = threading.Lock()
         self._layouts_lock = threading.Lock()  # never held while compiling (see runtime.tiers)
@@ -189,7 +204,8 @@ class Plan:
             params=tuple(params.get(p) for p in kernel.param_names),
             scalars=scalars, dynamic=dynamic,
             alias=step.alias, shape=out_type.shape,
-            where=f"layer '{layer_name(g, step.node)}'", attrs=step.attrs)
+            where=f"layer '{layer_name(g, step.node)}'", attrs=step.attrs,
+            dtype=str(out_type.dtype), casts=_casts(g, step))
 
     def _static_scalars(self, kernel, step, in_shapes, out_shape) -> tuple:
         """The kernel's scalars, or, when they depend on symbolic sizes (TF's 'same' padding
@@ -289,7 +305,7 @@ class Plan:
             self._wbuf = self._pack()
         with compile_lock():
             forward = codegen.load(gen)
-            forward.compile(tuple(numba.typeof(np.empty((0,) * len(t.shape), self.dtype))
+            forward.compile(tuple(numba.typeof(np.empty((0,) * len(t.shape), t.dtype))
                                   for t in self.signature.types)
                             + (numba.typeof(self._wbuf), numba.typeof(np.empty(1, np.int64))))
         return forward
@@ -315,16 +331,16 @@ class Plan:
         if self._generated is None:
             self._generated = codegen.combine([gen for _, gen in parts])
             self._wbuf = self._pack()
-        array = numba.typeof(np.empty(0, self.dtype))
-        ranks = {n: len(t.shape) for n, t in zip(self._input_nodes, self.signature.types)}
-        ranks.update((s.node, len(s.shape)) for s in self._steps)
+        array = numba.typeof(np.empty(0, np.uint8))  # the byte-addressed arena
+        kinds = {n: ((0,) * len(t.shape), t.dtype)
+                 for n, t in zip(self._input_nodes, self.signature.types)}
+        kinds.update((s.node, ((0,) * len(s.shape), s.dtype)) for s in self._steps)
         fns = []
         with compile_lock():
             for seg, gen in parts:
                 fn = codegen.load(gen)
                 fn.compile((array, numba.typeof(self._wbuf), numba.typeof(np.empty(1, np.int64)))
-                           + tuple(numba.typeof(np.empty((0,) * ranks[n], self.dtype))
-                                   for n in seg.reads))
+                           + tuple(numba.typeof(np.empty(*kinds[n])) for n in seg.reads))
                 fns.append(fn)
         return fns
 
@@ -343,8 +359,8 @@ class Plan:
     # -- layout -----------------------------------------------------------------------------
     def layout(self, *inputs: Any) -> Layout:
         """The memory layout for inputs of these shapes (arena size vs the naive sum)."""
-        arrays = [np.empty(np.shape(x), self.dtype) if not hasattr(x, "shape") else x
-                  for x in inputs]
+        arrays = [np.empty(np.shape(x), dt) if not hasattr(x, "shape") else x
+                  for x, dt in zip(inputs, self._input_dtypes)]
         return self._layout_for(arrays)
 
     def _concrete_scalars(self, step: PlanStep, value_shapes: dict, out_shape: tuple) -> tuple:
@@ -378,7 +394,8 @@ class Plan:
         parallel = any(not s.alias and s.parallel_fn is not s.fn and
                        int(np.prod(shape, dtype=np.int64)) >= PARALLEL_MIN_ELEMENTS
                        for s, shape in zip(self._steps, shapes))
-        layout = Layout(shapes, offsets, array, arena, sum(sizes.values()), parallel, scalars)
+        layout = Layout(shapes, offsets, array, arena, sum(sizes.values()), parallel, scalars,
+                        self.dtype.itemsize)
         with self._layouts_lock:
             if len(self._layouts) > 256:
                 self._layouts.clear()
@@ -393,8 +410,9 @@ class Plan:
             # Fast path (one input, one output, generated code): a few attribute reads, a dict
             # lookup and one jitted call; everything else is precomputed.
             x = inputs[0]
-            if type(x) is not np.ndarray or x.dtype != self.dtype or not x.flags.c_contiguous:
-                x = as_input_array(x, self.dtype, self.signature.names[0])
+            if type(x) is not np.ndarray or x.dtype != self._input_dtype or \
+                    not x.flags.c_contiguous:
+                x = as_input_array(x, self._input_dtype, self.signature.names[0])
             layout = self._layouts.get(x.shape) or self._layout_for([x])
             if self._stale:
                 self._sync_weights()
@@ -403,15 +421,13 @@ class Plan:
             out = forward(x, self._wbuf, layout.array)
             if self._plain_output:
                 return out
-            out = out.copy() if self._copy_outputs[0] else out
-            return out if self._output_dtypes is None else out.astype(self._output_dtypes[0])
+            return out.copy()
         if len(inputs) != len(self._input_nodes):
             raise CompilerError(f"plan for model '{self.model_name}' takes "
                                 f"{len(self._input_nodes)} input(s), received {len(inputs)}")
-        dtype = self.dtype
         arrays = [x if (type(x) is np.ndarray and x.dtype == dtype and x.flags.c_contiguous)
                   else as_input_array(x, dtype, name)
-                  for x, name in zip(inputs, self.signature.names)]
+                  for x, name, dtype in zip(inputs, self.signature.names, self._input_dtypes)]
         key = arrays[0].shape if len(arrays) == 1 else tuple(a.shape for a in arrays)
         layout = self._layouts.get(key) or self._layout_for(arrays)
         if self._stale:
@@ -433,8 +449,6 @@ class Plan:
         for i, copy in enumerate(self._copy_outputs):
             if copy:  # the output is (a view of) an input: never hand the caller's array back
                 outs[i] = outs[i].copy()
-        if self._output_dtypes is not None:
-            outs = [o.astype(d) for o, d in zip(outs, self._output_dtypes)]
         return outs[0] if len(outs) == 1 else outs
 
     def _bind(self, inputs: Sequence[Any]) -> tuple[list, Layout]:
@@ -442,17 +456,17 @@ class Plan:
         if len(inputs) != len(self._input_nodes):
             raise CompilerError(f"plan for model '{self.model_name}' takes "
                                 f"{len(self._input_nodes)} input(s), received {len(inputs)}")
-        arrays = [as_input_array(x, self.dtype, name)
-                  for x, name in zip(inputs, self.signature.names)]
+        arrays = [as_input_array(x, dtype, name)
+                  for x, name, dtype in zip(inputs, self.signature.names, self._input_dtypes)]
         layout = self._layout_for(arrays)
         if self._stale:
             self._sync_weights()
         return arrays, layout
 
     def _fresh_run(self, arrays: Sequence[np.ndarray], layout: Layout) -> tuple[dict, np.ndarray]:
-        """The values table and arena one run of the step executor fills."""
+        """The values table and (byte-addressed) arena one run of the step executor fills."""
         values: dict[int, np.ndarray] = dict(zip(self._input_nodes, arrays))
-        return values, np.empty(max(layout.arena_elements, 1), self.dtype)
+        return values, np.empty(max(layout.arena_bytes, 1), np.uint8)
 
     def _param_names(self, step: PlanStep) -> tuple:
         return get_kernel(step.kernel).param_names
@@ -473,8 +487,7 @@ class Plan:
 
     def _run_segments(self, arrays: Sequence[np.ndarray], layout: Layout) -> list:
         """Generated segments and the Python-level steps between them, over one arena."""
-        values: dict[int, np.ndarray] = dict(zip(self._input_nodes, arrays))
-        arena = np.empty(max(layout.arena_elements, 1), self.dtype)
+        values, arena = self._fresh_run(arrays, layout)
         fns = iter(self._segments_for(layout.parallel))
         for item in self._program:
             if type(item) is int:
@@ -491,13 +504,17 @@ class Plan:
             values[step.node] = values[step.inputs[0]].reshape(shape)
             return
         if step.node in self._fresh:
-            out = np.empty(shape, self.dtype)
+            out = np.empty(shape, step.dtype)
         else:
             offset = layout.offsets[index]
-            size = int(np.prod(shape, dtype=np.int64))
-            out = arena[offset:offset + size].reshape(shape)
+            dtype = np.dtype(step.dtype)
+            size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            out = arena[offset:offset + size].view(dtype).reshape(shape)
         fn = step.parallel_fn if layout.parallel else step.fn
-        fn(*[values[i] for i in step.inputs], *self._weights(step), out, *layout.scalars[index])
+        ins = [values[i] for i in step.inputs]
+        if step.casts:
+            ins = [x if c is None else x.astype(c) for x, c in zip(ins, step.casts)]
+        fn(*ins, *self._weights(step), out, *layout.scalars[index])
         values[step.node] = out
 
     # -- pickling ---------------------------------------------------------------------------
@@ -544,6 +561,11 @@ class Plan:
     def source(self) -> str | None:
         """The generated Python/numba source, when the codegen executor is in use."""
         return self._generated.source if self._generated is not None else None
+
+    @property
+    def output_dtypes(self) -> list[np.dtype]:
+        """Each output's dtype (``bool`` for a comparison, an int for int arithmetic...)."""
+        return [self.graph.nodes[o]["type"].dtype for o in self._output_nodes]
 
     @property
     def segments(self) -> tuple[int, int]:
@@ -593,6 +615,13 @@ def _check_params(g: nx.DiGraph, step, kernel, params: dict) -> None:
             f"{list(kernel.param_names)} (optional: {optional}), the node reads "
             f"{sorted(params)}" + (f"; unknown: {unknown}" if unknown else "")
             + (f"; missing: {missing}" if missing else "") + f"\n  at {format_node(g, step.node)}")
+
+
+def _casts(g: nx.DiGraph, step) -> tuple:
+    """Per input, the dtype name it is converted to when read (``()``: none is)."""
+    casts = tuple(None if c is None else str(c)
+                  for c in input_conversions(g, step.node, step.inputs))
+    return casts if any(c is not None for c in casts) else ()
 
 
 def _free_symbols(shapes) -> set:

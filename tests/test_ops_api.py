@@ -146,6 +146,8 @@ N, M = Dim.symbol("N"), Dim.symbol("M")
 
 def _rule(op, *shapes, **attrs):
     types = [TensorType(s) for s in shapes]
+    if op == "take":  # indices are integers (IR dtypes)
+        types[1] = TensorType(shapes[1], np.dtype(np.int64))
     return get_op(op).shape_rule(types, {}, attrs, Unifier()).shape
 
 

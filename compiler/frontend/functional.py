@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
+from ..dtypes import DEFAULT_FLOAT, computes_in_model_dtype, is_float
 from ..errors import CompilerError, ShapeError
 from ..ops import Unifier, get_op
 from ..ops.registry import check_arity
@@ -51,7 +54,10 @@ def Input(shape: Sequence, dtype: Any = None, name: str | None = None,
             raise CompilerError(f"Input: axis {axis} must be a positive int or None, "
                                 f"received {d!r}")
     spec = TensorSpec((batch_size,) + tuple(shape), dtype, name)
-    return SymbolicTensor(spec.to_type(as_model_dtype(dtype)), spec=spec)
+    # float16 has no kernels: it is computed in float32; int/bool inputs keep their dtype
+    wide_float = dtype is not None and is_float(dtype) and np.dtype(dtype).itemsize >= 4
+    model_dtype = as_model_dtype(dtype if wide_float else None)
+    return SymbolicTensor(spec.to_type(model_dtype), spec=spec)
 
 
 def call_layer_symbolically(layer: Any, inputs: Sequence[Any]) -> SymbolicTensor:
@@ -68,6 +74,11 @@ def call_layer_symbolically(layer: Any, inputs: Sequence[Any]) -> SymbolicTensor
     check_arity(lambda: f"layer '{layer.name}' ({type(layer).__name__})", op.arity(attrs),
                 len(types))
     unify = Unifier()
+    # a layer computing in the model dtype reads its operands converted (compiler.dtypes)
+    computes_float = computes_in_model_dtype(layer.op, op)
+    if computes_float:
+        float_dtype = next((t.dtype for t in types if is_float(t.dtype)), DEFAULT_FLOAT)
+        types = [TensorType(t.shape, float_dtype) for t in types]
     params = {p: TensorType(s, types[0].dtype) for p, s in op.param_shapes(types, attrs).items()}
     for p, shape in layer.param_shapes.items():
         if p in params:

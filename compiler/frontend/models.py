@@ -45,7 +45,7 @@ class Model(Layer):
                                     f"Input() and layer calls, received {type(t).__name__}")
         if any(t.layer is not None for t in ins):
             raise CompilerError("Model: every input must come straight from Input()")
-        dtypes = {t.dtype for t in ins}
+        dtypes = {t.dtype for t in ins if t.dtype.kind == "f"}  # int/bool inputs keep theirs
         self._init_common(name, dtype if dtype is not None else
                           (dtypes.pop() if len(dtypes) == 1 else None))
         self._inputs, self._outputs = ins, outs
@@ -249,13 +249,21 @@ class Model(Layer):
                                 f"received {len(inputs)}")
         from ..inputs import as_input_array
 
-        arrays = [as_input_array(x, self.dtype, name) for x, name in
-                  zip(inputs, self.input_names)]
+        arrays = [as_input_array(x, dt, name) for x, name, dt in
+                  zip(inputs, self.input_names, self._input_dtypes())]
         key = tuple((a.ndim,) + a.shape[1:] for a in arrays)
         plan = self._plans.get(key)
         if plan is None:
             plan = self._plan_for(key, arrays)
         return plan(*arrays)
+
+    def _input_dtypes(self) -> list:
+        """Each input's value dtype: declared int/bool inputs keep theirs, the rest compute in
+        the model dtype (``compiler.dtypes.value_dtype``)."""
+        from ..dtypes import value_dtype
+
+        specs = self._input_specs or [None] * self.num_inputs
+        return [value_dtype(getattr(s, "dtype", None), self.dtype) for s in specs]
 
     def _plan_for(self, key: tuple, arrays: Sequence[np.ndarray]):
         from ..driver import compile as compile_model
@@ -419,7 +427,7 @@ class Sequential(Model):
         items = list(layers)
         if items and isinstance(items[0], SymbolicTensor):
             self._input_specs = [items[0].spec]
-            if dtype is None:
+            if dtype is None and items[0].dtype.kind == "f":
                 self.dtype = items[0].dtype
             items = items[1:]
         for layer in items:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ..dtypes import computes_in_model_dtype, float_result
 from ..errors import CompilerError, ShapeError
 from ..ops import Unifier, get_op
 from ..ops.primitives import result_dtype
@@ -58,9 +59,11 @@ def apply(op: str, operands: Sequence[Any], attrs: dict | None = None,
         values = [_eager_value(x) for x in operands]
         if eager is not None:
             with np.errstate(all="ignore"):
-                return eager(*values)
-        return get_op(op).reference([v if _is_scalar(v) else np.asarray(v) for v in values],
-                                    {}, attrs)
+                result = eager(*values)
+        else:
+            result = get_op(op).reference(
+                [v if _is_scalar(v) else np.asarray(v) for v in values], {}, attrs)
+        return _as_rule_dtype(op, values, attrs, result)
     tensors: list[SymbolicTensor] = []
     slots: list[Any] = []  # a tensor's index into ``tensors``, or ("const", value)
     for x in operands:
@@ -92,7 +95,30 @@ def apply(op: str, operands: Sequence[Any], attrs: dict | None = None,
         out = opdef.shape_rule(types, {}, attrs, Unifier())
     except ShapeError as e:
         raise ShapeError(f"ops.{op}: {e}") from None
+    if computes_in_model_dtype(op, opdef):  # a layer op: int operands are converted to float
+        out = TensorType(out.shape, float_result(out.dtype))
     return SymbolicTensor(out, OpCall(op, attrs, tuple(constants)), tensors)
+
+
+def _as_rule_dtype(op: str, values: Sequence[Any], attrs: dict, result: Any) -> Any:
+    """An eager result in the dtype the compiled op gives (Keras promotion, ``compiler.dtypes``;
+    NumPy's own differs: ``int64 + float32`` is ``float64`` there), so eager and compiled agree."""
+    arrays = [v for v in values if not _is_scalar(v)]
+    if not arrays or not isinstance(result, np.ndarray):
+        return result
+    common = result_dtype([a.dtype for a in arrays] + [v for v in values if _is_scalar(v)])
+    opdef = get_op(op)
+    if computes_in_model_dtype(op, opdef):  # a layer op: computes in a float dtype
+        dtype = float_result(common)
+    else:
+        same = op in _SAME_DTYPE_OPS  # their operands are cast to the common dtype first
+        types = [TensorType(tuple(np.shape(v)), common if same or _is_scalar(v)
+                            else np.asarray(v).dtype) for v in values]
+        try:
+            dtype = opdef.shape_rule(types, {}, attrs, Unifier()).dtype
+        except CompilerError:
+            return result
+    return result if result.dtype == dtype else result.astype(dtype)
 
 
 # -- element-wise -------------------------------------------------------------------------------

@@ -30,12 +30,18 @@ def _layer_outputs(model: Any) -> dict:
     return {name: graph.nodes[nodes[0]]["type"] for name, nodes in outputs.items() if nodes}
 
 
+def _typed(t: Any, model_dtype: Any) -> str:
+    """A value's shape, with its dtype when that is not the model's (``(N, 5) int32``)."""
+    shape = format_shape(t.shape)
+    return shape if t.dtype == model_dtype else f"{shape} {t.dtype}"
+
+
 def render_summary(model: Any) -> str:
     outputs = _layer_outputs(model)
     rows = [("Layer (type)", "Output Shape", "Param #", "Weights")]
     for layer in model.layers:
         t = outputs.get(layer.name)
-        shape = format_shape(t.shape) if t is not None else "?"
+        shape = _typed(t, model.dtype) if t is not None else "?"
         count = layer.count_params()
         if layer.is_model:
             n = len(layer._weight_entries())
@@ -56,7 +62,7 @@ def render_summary(model: Any) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     line = "  ".join("-" * w for w in widths)
     body = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-    inputs = ", ".join(format_shape(t.shape) for t in model.assumed_input_types())
+    inputs = ", ".join(_typed(t, model.dtype) for t in model.assumed_input_types())
     state = "initialized" if model.built else "not initialized (deferred)"
     total = f"? ({known_total:,} known so far)" if unknown else f"{known_total:,}"
     return "\n".join([f'Model: "{model.name}"  input: {inputs}  weights: {state}', line, body[0],

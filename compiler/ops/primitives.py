@@ -1,13 +1,12 @@
 """Primitive ops behind ``compiler.ops`` (Keras 3 ``keras.ops`` names), one ``OpDef`` each.
 
-Element-wise ops broadcast NumPy-style over symbolic dims (``compiler.broadcast``). Dtypes: an
-IR value's ``TensorType.dtype`` is its *logical* dtype (comparisons and logical ops give
-``bool``, ``cast`` gives what it names, arithmetic follows ``np.result_type``); the runtime's
-arena holds one dtype, so it computes every value in the model dtype (``True`` is ``1.0``) and
-the plan converts each output to its logical dtype when it returns it. Python scalars enter the
-IR as ``constant`` nodes (rank 0, weakly typed as in NumPy: they take the other operand's
-dtype). The ops reused from older layers (``add``, ``activation``, ``concatenate``...) are not
-redefined here; ``api.py`` maps Keras names onto them.
+Element-wise ops broadcast NumPy-style over symbolic dims (``compiler.broadcast``). Dtypes: every
+IR value's ``TensorType.dtype`` is the dtype it is computed and stored in (``compiler.dtypes``:
+Keras-style promotion, comparisons and logical ops give ``bool``, ``cast`` gives what it names,
+``divide``/``exp``/... of integers give float32). Python scalars enter the IR as ``constant``
+nodes (rank 0, weakly typed: they take the other operand's dtype). The ops reused from older
+layers (``add``, ``activation``, ``concatenate``...) are not redefined here; ``api.py`` maps
+Keras names onto them.
 
 Kernels: element-wise ops have numba kernels (``runtime/kernels/elementwise_ops.py``),
 reductions too (``reductions.py``); ops whose kernel name starts with ``numpy:`` (data
@@ -24,7 +23,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..broadcast import broadcast_shapes
-from ..errors import ShapeError
+from ..dtypes import INT_DTYPES, float_result, promote
+from ..errors import DTypeError, ShapeError
 from ..symbolic import add, floordiv, format_shape, mul
 from ..types import TensorType
 from .activations import _erf
@@ -34,8 +34,9 @@ from .reshape import _product
 
 
 def result_dtype(dtypes: Sequence[np.dtype]) -> np.dtype:
-    """NumPy's promotion of the operands' dtypes (``bool`` with ``float32`` is ``float32``)."""
-    return np.result_type(*dtypes) if dtypes else np.dtype(np.float32)
+    """Keras-style promotion of the operands' dtypes (``int64`` with ``float32`` is
+    ``float32``; ``bool`` with ``int32`` is ``int32``); see ``compiler.dtypes.promote``."""
+    return promote(dtypes)
 
 
 def _prim(name: str, shape_rule, reference, num_inputs: int | None = 1, traits=(), doc="",
@@ -99,9 +100,7 @@ def elementwise_dtype(name: str, dtypes: Sequence[np.dtype]) -> np.dtype:
     if name in BOOL_RESULT:
         return np.dtype(bool)
     dtype = result_dtype(dtypes)
-    if name in FLOAT_RESULT and dtype.kind != "f":
-        return np.dtype(np.float64)
-    return dtype
+    return float_result(dtype) if name in FLOAT_RESULT else dtype
 
 
 def _elementwise_rule(name: str):
@@ -354,6 +353,9 @@ _prim("slice", _slice_rule, _slice_ref, traits=(INJECTIVE,),
 
 def _take_rule(inputs, params, attrs, unify) -> TensorType:
     x, idx = inputs
+    if idx.dtype not in INT_DTYPES:
+        raise DTypeError(f"take: indices must be int32 or int64, received {idx.dtype} (cast "
+                         f"them with ops.cast(indices, 'int32'))")
     if x.shape is None or idx.shape is None:
         return TensorType(None, x.dtype)
     axis = attrs.get("axis")
@@ -364,8 +366,21 @@ def _take_rule(inputs, params, attrs, unify) -> TensorType:
 
 
 def _take_ref(inputs, params, attrs):
-    x, idx = inputs
-    return np.take(x, np.asarray(idx).astype(np.int64), axis=attrs.get("axis"))
+    """NumPy ``take``; an index outside ``[-size, size)`` is an ``IndexError`` naming the
+    axis, its size and the offending index (never a wrapped or out-of-bounds read)."""
+    x, idx = np.asarray(inputs[0]), np.asarray(inputs[1])
+    if idx.dtype.kind not in "iu":
+        raise DTypeError(f"take: indices must be integers, received {idx.dtype}")
+    axis = attrs.get("axis")
+    size = x.size if axis is None else x.shape[axis]
+    if idx.size:
+        lo, hi = int(idx.min()), int(idx.max())
+        if lo < -size or hi >= size:
+            bad = lo if lo < -size else hi
+            where = "the flattened input" if axis is None else f"axis {axis}"
+            raise IndexError(f"take: index {bad} is out of range for {where} of size {size} "
+                             f"(input shape {x.shape}); valid indices are {-size}..{size - 1}")
+    return np.take(x, idx.astype(np.int64, copy=False), axis=axis)
 
 
 _prim("take", _take_rule, _take_ref, num_inputs=2,
@@ -405,8 +420,8 @@ def _reduction_rule(name: str):
     def rule(inputs, params, attrs, unify) -> TensorType:
         x = inputs[0]
         dtype = x.dtype
-        if name == "mean" and dtype.kind != "f":
-            dtype = np.dtype(np.float64)
+        if name == "mean":
+            dtype = float_result(dtype)
         elif name == "sum" and dtype.kind == "b":
             dtype = np.dtype(np.int64)
         if x.shape is None:

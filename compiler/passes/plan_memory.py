@@ -5,6 +5,11 @@ that reads it, through any alias views). Graph inputs and outputs stay outside t
 belong to the caller, outputs are handed to the caller. Sizes may be symbolic (the batch), so the
 pass records lifetimes and size expressions, and ``assign_offsets`` places buffers once the sizes
 are concrete (the runtime caches that per input shape).
+
+The arena is byte-addressed: each buffer holds one value in that value's own dtype (an int64
+index next to a bool mask next to float32 activations), so sizes and offsets are in bytes, and
+every offset is a multiple of ``ALIGN_BYTES`` (aligned SIMD loads, and a valid start for a view
+of any itemsize).
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ import networkx as nx
 
 from ..symbolic import DimLike, mul
 
-#: Offsets are multiples of this many elements (64 bytes for float32), for aligned SIMD loads.
+#: Arena offsets are multiples of this many bytes (a cache line; aligned SIMD loads).
+ALIGN_BYTES = 64
+#: Offsets into the packed weight buffer (model dtype) are multiples of this many elements.
 ALIGN_ELEMENTS = 16
 
 
@@ -25,6 +32,7 @@ class Buffer:
     size: DimLike      # elements, possibly symbolic
     first: int         # index of the writing step
     last: int          # index of the last reading step (>= first)
+    itemsize: int = 4  # bytes per element of the value's dtype
 
 
 @dataclass(frozen=True)
@@ -34,7 +42,8 @@ class MemoryPlan:
     root: dict              # value node -> the node whose buffer it views (alias chains)
 
     def sizes(self, bindings: dict) -> dict:
-        return {b.node: _evaluate(b.size, bindings) for b in self.buffers}
+        """Bytes per buffer for these dim bindings."""
+        return {b.node: _evaluate(b.size, bindings) * b.itemsize for b in self.buffers}
 
 
 def _evaluate(size: DimLike, bindings: dict) -> int:
@@ -60,7 +69,8 @@ def plan_memory(g: nx.DiGraph, ctx) -> nx.DiGraph:
         size: DimLike = 1
         for d in shape:
             size = mul(size, d)
-        buffers.append(Buffer(step.node, size, i, max(i, last_use.get(step.node, i))))
+        buffers.append(Buffer(step.node, size, i, max(i, last_use.get(step.node, i)),
+                              g.nodes[step.node]["type"].dtype.itemsize))
     g.graph["memory"] = MemoryPlan(tuple(buffers), tuple(sorted(outputs - set(
         g.graph["inputs"]))), root)
     return g
@@ -69,7 +79,8 @@ def plan_memory(g: nx.DiGraph, ctx) -> nx.DiGraph:
 def assign_offsets(buffers, sizes: dict) -> tuple[dict, int]:
     """Greedy by size: largest first, each at the lowest offset free during its lifetime.
 
-    Returns (offset per buffer node, arena size in elements).
+    ``sizes`` are in bytes (``MemoryPlan.sizes``). Returns (byte offset per buffer node, arena
+    size in bytes).
     """
     by_step: dict = {}
     offsets: dict = {}
@@ -91,4 +102,4 @@ def assign_offsets(buffers, sizes: dict) -> tuple[dict, int]:
 
 
 def _aligned(n: int) -> int:
-    return -(-n // ALIGN_ELEMENTS) * ALIGN_ELEMENTS
+    return -(-n // ALIGN_BYTES) * ALIGN_BYTES

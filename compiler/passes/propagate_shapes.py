@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import networkx as nx
 
+from ..dtypes import computes_in_model_dtype, model_dtype
 from ..errors import ShapeError
 from ..ir import data_operands, format_node, layer_kind, layer_name, param_operands, topo_nodes
 from ..ops import get_op
@@ -95,6 +96,8 @@ def _infer_node(g: nx.DiGraph, node: int, unify, first_use: dict) -> TensorType:
     checks_before = len(unify.runtime_checks)
     try:
         out = opdef.shape_rule(inputs, params, data["attrs"], unify)
+        if computes_in_model_dtype(data["op"], opdef):  # its operands are converted on read
+            out = TensorType(out.shape, model_dtype(g))
         # run-time checks name the layer too: the plan raises them long after this pass
         unify.runtime_checks[checks_before:] = [
             (a, b, f"{_where(g, node)}: {what}") for a, b, what in

@@ -6,7 +6,11 @@ an op code: unary (``negative abs exp log sqrt erf logical_not``, and the ``zero
 Broadcasting: operands are right-aligned to ``out``; ``layout`` gives per-operand element
 strides (0 on broadcast axes) over ``out``'s axes with size-1 axes dropped and chained
 neighbours merged, so ``(N, H, W, C) / (N, 1, 1, C)`` runs as ``(N, H*W, C) / (N, 1, C)``.
-Results are stored in ``out``'s dtype (the model's): a comparison writes 1.0 or 0.0.
+Operands arrive in their own dtypes (numba specializes per combination) and results are stored
+in ``out``'s dtype, the node's: a comparison writes ``True``/``False`` into a bool ``out``. The
+value functions return one unified type (float64 unless every operand is an int), so int64
+results beyond 2**53 from ``abs``/``power`` would round; ints that large do not occur in index
+arithmetic.
 """
 
 import functools

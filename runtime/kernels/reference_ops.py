@@ -3,8 +3,10 @@
 Every op whose kernel name starts with ``numpy:`` (``compiler/ops/primitives.py``) is served by
 a launcher that calls ``OpDef.reference`` and writes the result into ``out``, so such an op
 compiles and runs correctly — a plan containing one runs kernel by kernel (the step executor)
-instead of as one generated function. Values are computed in the arena's dtype (the model's):
-``True`` is stored as ``1.0``; the plan converts outputs to their logical dtype.
+instead of as one generated function. Inputs arrive in their IR dtypes; the reference computes
+with NumPy and the result is stored into ``out``, which has the node's dtype (a bool mask stays
+bool, ``take`` of a float32 table by int ids stays float32). ``take``'s reference checks index
+bounds and raises ``IndexError`` (never an out-of-bounds read).
 """
 
 from __future__ import annotations

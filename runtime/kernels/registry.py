@@ -2,6 +2,17 @@
 
 Every kernel has the calling convention ``fn(*inputs, *params, out, *scalars)`` and writes into
 ``out``; the step executor and generated code both call it that way, so a kernel is written once.
+
+Dtype contract (``compiler/dtypes.py``): each input arrives in its IR value's dtype (float32,
+float64, int32, int64 or bool; several may differ in one call, e.g. ``take(float32 table, int32
+ids)`` or ``where(bool, int32, float32)``), except that a layer op's non-float inputs are
+converted to the model dtype before the call; params are in the model dtype; ``out`` is a
+C-contiguous array (often a view of the byte arena) in the node's dtype, which the op's shape
+rule gave. A kernel computes as NumPy would on those dtypes and stores into ``out``'s dtype (a
+comparison stores ``True``/``False`` into a bool ``out``). Numba compiles one specialization per
+dtype combination, so a kernel must not hard-code ``np.float32`` temporaries for its inputs. An
+index kernel (``take``) must raise ``IndexError`` for an index outside ``[-size, size)`` — never
+wrap or read out of bounds — with the message of ``compiler/ops/primitives.py::_take_ref``.
 """
 
 from __future__ import annotations
