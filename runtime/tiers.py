@@ -61,9 +61,9 @@ def compiled_overload(fn: Any, args: Sequence[Any]) -> bool:
 class LowerTier:
     """A plan's steps, one by one: compiled kernels where they exist, else NumPy references.
 
-    Values are computed in the plan's dtype, as the jitted plan does (``True`` is ``1.0``), and
-    outputs converted to their logical dtypes the same way, so both tiers agree within the
-    tolerance the reference tests use. ``kernels=False`` runs every step on its reference.
+    Each value is computed in its own dtype, with the same input conversions the jitted plan
+    applies (``PlanStep.casts``), so both tiers agree within the tolerance the reference tests
+    use. ``kernels=False`` runs every step on its reference.
     """
 
     def __init__(self, plan: Any, kernels: bool = True) -> None:
@@ -78,13 +78,13 @@ class LowerTier:
         self.last_counts: dict[str, int] = {}
 
     def prepare(self, inputs: Sequence[Any]) -> tuple[list[np.ndarray], Any]:
-        """Inputs as arrays in the plan's dtype (validated), and their memory layout."""
+        """Inputs as arrays in their declared dtypes (validated), and their memory layout."""
         plan = self._plan
         if len(inputs) != len(plan._input_nodes):
             raise CompilerError(f"plan for model '{plan.model_name}' takes "
                                 f"{len(plan._input_nodes)} input(s), received {len(inputs)}")
-        arrays = [as_input_array(x, plan.dtype, name)
-                  for x, name in zip(inputs, plan.signature.names)]
+        arrays = [as_input_array(x, dtype, name)
+                  for x, name, dtype in zip(inputs, plan.signature.names, plan._input_dtypes)]
         return arrays, plan._layout_for(arrays)
 
     def __call__(self, *inputs: Any) -> Any:
@@ -92,17 +92,15 @@ class LowerTier:
         return self.finish(self.run(*self.prepare(inputs)))
 
     def finish(self, outs: list[np.ndarray]) -> Any:
-        """Outputs as the jitted plan hands them back: copies of inputs, logical dtypes."""
+        """Outputs as the jitted plan hands them back: never a view of the caller's input."""
         plan = self._plan
         for i, copy in enumerate(plan._copy_outputs):
             if copy:  # a view of the caller's input: never hand the caller's array back
                 outs[i] = outs[i].copy()
-        if plan._output_dtypes is not None:
-            outs = [o.astype(d) for o, d in zip(outs, plan._output_dtypes)]
         return outs[0] if len(outs) == 1 else outs
 
     def run(self, arrays: Sequence[np.ndarray], layout: Any) -> list[np.ndarray]:
-        plan, dtype = self._plan, self._plan.dtype
+        plan = self._plan
         values: dict[int, np.ndarray] = dict(zip(plan._input_nodes, arrays))
         counts = {"kernel": 0, "reference": 0}
         for index, step in enumerate(plan._steps):
@@ -111,8 +109,10 @@ class LowerTier:
             if step.alias:
                 values[step.node] = ins[0].reshape(shape)
                 continue
+            if step.casts:
+                ins = [x if c is None else x.astype(c) for x, c in zip(ins, step.casts)]
             fn = step.parallel_fn if layout.parallel else step.fn
-            out = np.empty(shape, dtype)
+            out = np.empty(shape, step.dtype)
             args = (*ins, *plan._weights(step), out, *layout.scalars[index])
             if self._kernels and compiled_overload(fn, args):
                 fn(*args)
