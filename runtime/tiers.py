@@ -203,7 +203,7 @@ class TieredCalls:
         arrays, layout = self._lower.prepare(inputs)
         with self._lock:
             if self._pending is None and not self._ready.is_set():
-                self._pending = [np.zeros(a.shape, plan.dtype) for a in arrays]
+                self._pending = [np.zeros(a.shape, a.dtype) for a in arrays]
             self._start()
         self._called.set()
         try:
@@ -258,13 +258,14 @@ class TieredCalls:
 
 def _sample_inputs(plan: Any) -> list | None:
     """Zeros of batch 1 for every input, or ``None`` when a non-batch size is symbolic."""
-    shapes = []
+    shapes, dtypes = [], []
     for t in plan.signature.types:
         dims = [1 if i == 0 and not isinstance(d, int) else d for i, d in enumerate(t.shape)]
         if not all(isinstance(d, int) for d in dims):
             return None
         shapes.append(tuple(dims))
-    return [np.zeros(s, plan.dtype) for s in shapes]
+        dtypes.append(t.dtype)
+    return [np.zeros(s, dt) for s, dt in zip(shapes, dtypes)]
 
 
 def likely_cached(plan: Any, codegen_wanted: bool) -> bool:

@@ -102,7 +102,7 @@ def warm(model: Any, input_shape: Sequence[int] | None, batches: Sequence[int] =
         else:
             plan = compile(model, TensorSpec((None, *input_shape)), tier="jit")
         for batch in batches:
-            plan(np.zeros((batch, *input_shape), plan.dtype))
+            plan(np.zeros((batch, *input_shape), plan.signature.types[0].dtype))
     return counter.count
 
 
