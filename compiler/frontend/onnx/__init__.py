@@ -1,0 +1,1 @@
+"""ONNX import (``model.load``) and export (``export.py``); the public face is ``compiler.onnx``."""
