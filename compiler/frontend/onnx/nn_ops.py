@@ -21,7 +21,7 @@ from .graph import Importer, Tensor
 
 
 def _pads2d(imp: Importer, attrs: dict, x_shape: tuple, k: tuple, strides: tuple,
-            dilations: tuple) -> tuple[str, tuple]:
+            dilations: tuple, allow_same: bool = True) -> tuple[str, tuple]:
     """``(padding, ((top, bottom), (left, right)))``: ``"same"`` when TF's SAME is exactly what
     the node asks for, else explicit pads for a ``valid`` window."""
     auto = attrs.get("auto_pad", "NOTSET")
@@ -30,6 +30,8 @@ def _pads2d(imp: Importer, attrs: dict, x_shape: tuple, k: tuple, strides: tuple
     if auto == "VALID":
         return "valid", ((0, 0), (0, 0))
     if auto in ("SAME_UPPER", "SAME_LOWER"):
+        if not allow_same:
+            raise _fail(imp, f"auto_pad={auto} with count_include_pad=1 is not supported")
         if auto == "SAME_UPPER" or all(
                 (d * (kk - 1) + 1 - s) % 2 == 0 and s == 1
                 for kk, s, d in zip(k, strides, dilations)):
@@ -54,7 +56,7 @@ def _pads2d(imp: Importer, attrs: dict, x_shape: tuple, k: tuple, strides: tuple
         return "valid", pads
     same = all(s == 1 and (d * (kk - 1)) % 2 == 0 and pads[i] == ((d * (kk - 1)) // 2,) * 2
                for i, (kk, s, d) in enumerate(zip(k, strides, dilations)))
-    return ("same", ((0, 0), (0, 0))) if same else ("valid", pads)
+    return ("same", ((0, 0), (0, 0))) if same and allow_same else ("valid", pads)
 
 
 def _window_attrs(imp: Importer, attrs: dict, rank: int, k: tuple) -> tuple:
@@ -150,7 +152,9 @@ def _pool(imp: Importer, node: Any, attrs: dict) -> list:
     if dilations != (1, 1):
         raise _fail(imp, f"pooling with dilations {dilations} is not supported")
     is_max = node.op_type == "MaxPool"
-    padding, pads = _pads2d(imp, attrs, shape, k, strides, dilations)
+    include = bool(attrs.get("count_include_pad", 0))
+    padding, pads = _pads2d(imp, attrs, shape, k, strides, dilations,
+                            allow_same=is_max or not include)
     ceil_extra = [0, 0]
     if attrs.get("ceil_mode", 0):
         for axis in range(2):
@@ -171,11 +175,7 @@ def _pool(imp: Importer, node: Any, attrs: dict) -> list:
         if any(v for pair in full for v in pair):
             x = _pad_nhwc(imp, x, full, -np.inf)
         return [imp.emit("max_pool2d", [x], {**geo, "padding": padding}, nhwc=True)]
-    include = bool(attrs.get("count_include_pad", 0))
     if not any(v for pair in full for v in pair):
-        if padding == "same" and include:
-            raise _fail(imp, "AveragePool with count_include_pad=1 and SAME padding is not "
-                             "supported")
         return [imp.emit("avg_pool2d", [x], {**geo, "padding": padding}, nhwc=True)]
     # mean over real cells (and padded ones when count_include_pad): pooled sum / pooled mask
     mask = imp.emit("ones_like", [x], nhwc=True)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ...symbolic import Dim, is_concrete
+from ...symbolic import Dim, definitely_equal, is_concrete
 from .converters import INT_MAX, _broadcast, _fail, _input, _same_layout, converter
 from .graph import TO_NCHW, TO_NHWC, Importer, Tensor
 
@@ -77,17 +77,23 @@ def _reshape(imp: Importer, node: Any, attrs: dict) -> list:
     else:
         raw = list(np.asarray(imp.require_known(node.input[1], "shape")).reshape(-1))
     shape = imp.shape(node.input[0])
-    allowzero = int(attrs.get("allowzero", 0))
-    dims = []
+    if int(attrs.get("allowzero", 0)) and any(is_concrete(d) and int(d) == 0 for d in raw):
+        raise _fail(imp, "allowzero=1 with a 0 in the shape (an empty tensor) is not supported")
+    target, unknown = [], []
     for i, d in enumerate(raw):
         d = _dim(d)
-        if isinstance(d, int) and d == 0 and not allowzero:
-            if shape is None or i >= len(shape):
-                raise _fail(imp, f"shape entry {i} is 0 (copy) but the input has no axis {i}")
-            d = shape[i]
-        dims.append(d)
+        if isinstance(d, int):
+            target.append(d)
+        elif shape is not None and i < len(shape) and definitely_equal(d, shape[i]) is True:
+            target.append(0)  # the input's own run-time size on this axis: copied
+        else:
+            unknown.append(d)
+            target.append(-1)
+    if target.count(-1) > 1:
+        raise _fail(imp, f"reshape target {tuple(str(d) for d in raw)} has more than one size "
+                         f"that is neither known at import nor the input's size on that axis")
     x = imp.tensor(node.input[0])
-    return [imp.emit("reshape_array", [x], {"shape": _target(imp, tuple(dims))})]
+    return [imp.emit("reshape_dims", [x], {"shape": tuple(target)})]
 
 
 @converter("Concat")
@@ -112,14 +118,12 @@ def _transpose(imp: Importer, node: Any, attrs: dict) -> list:
     perm = tuple(int(p) for p in attrs.get("perm", range(rank)[::-1]))
     if sorted(perm) != list(range(rank)):
         raise _fail(imp, f"perm {perm} is not a permutation of {rank} axes")
-    if value.nhwc:
-        perm = tuple(TO_NCHW[p] for p in perm)
-        if perm == TO_NCHW:  # exactly the layout change: the channels-last value, relabelled
-            return [imp.relayout(value, False)]
-        if perm == tuple(range(4)):
-            return [value]
     if perm == tuple(range(rank)):
-        return [imp.relayout(value, False)]
+        return [value]
+    if value.nhwc:  # the held data is X transposed by TO_NHWC: compose the two
+        perm = tuple(TO_NCHW[p] for p in perm)
+        if perm == tuple(range(4)):  # exactly the layout change: the held data, relabelled
+            return [Tensor(value.node, value.type, nhwc=False)]
     return [imp.emit("transpose", [value], {"axes": perm})]
 
 
