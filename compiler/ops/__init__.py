@@ -5,7 +5,18 @@ It is also the user-facing ``compiler.ops`` (Keras 3 ``keras.ops`` names: ``ops.
 here on first use, so the registry never imports the frontend at import time.
 """
 
-from . import activations, conv, dense, merge, normalization, pooling, primitives, reshape, reshape_dims, softmax  # noqa: F401,E402
+from . import (  # noqa: F401,E402
+    activations,
+    conv,
+    dense,
+    merge,
+    normalization,
+    pooling,
+    primitives,
+    reshape,
+    reshape_dims,
+    softmax,
+)
 from .registry import OpDef, Unifier, get_op, register, registered_ops  # noqa: F401
 
 # The op modules ``reshape`` and ``softmax`` share names with user functions; the functions win
