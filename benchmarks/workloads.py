@@ -95,3 +95,13 @@ _SCALE_OUT = [
 for _wl in _SCALE_OUT:
     WORKLOADS[_wl.id] = Workload(_wl.id, describe_scale_out(_wl), lambda ctx, wl=_wl: wl.steps(),
                                  lambda ctx, wl=_wl: run_scale_out(ctx, wl))
+
+# R1-R4: torchvision nets exported to ONNX, imported by compiler.onnx (benchmarks/onnx_import.py)
+from .onnx_import import ONNX_WORKLOADS, run_onnx_inference, run_r4  # noqa: E402
+
+for _wl in ONNX_WORKLOADS:
+    WORKLOADS[_wl.id] = Workload(_wl.id, f"{_wl.title}, {_wl.case}",
+                                 lambda ctx, wl=_wl: wl.steps(),
+                                 lambda ctx, wl=_wl: run_onnx_inference(ctx, wl))
+WORKLOADS["R4"] = Workload("R4", "import + compile of ResNet-50 from ONNX (warm numba cache) vs "
+                           "ORT session creation, fresh processes", lambda ctx: 3, run_r4)
