@@ -44,20 +44,28 @@ class Tensor:
 
 
 class StoredValue:
-    """Initializer of an imported weight: the array is already in the store, so this only
-    runs when someone rebuilds weights from scratch (it returns the imported values)."""
+    """Initializer spec of an imported weight. Its array is in the model's store from the
+    start, so this never has to make one; it names the weight (plans pickle it, so it holds
+    no array)."""
 
     name = "onnx_initializer"
     seed = None
 
-    def __init__(self, array: np.ndarray):
-        self.array = array
+    def __init__(self, key: str):
+        self.key = key
+
+    def _missing(self) -> CompilerError:
+        return CompilerError(f"weight '{self.key}' comes from the ONNX file and is not in the "
+                             f"model's store; load the file again")
 
     def __call__(self, shape: Any, dtype: Any = None) -> np.ndarray:
-        return np.array(self.array, dtype=dtype or self.array.dtype)
+        raise self._missing()
+
+    def generate(self, shape: Any, dtype: Any, rng: Any) -> np.ndarray:
+        raise self._missing()
 
     def sample(self, shape: Any, rng: Any) -> np.ndarray:
-        return self(shape)
+        raise self._missing()
 
 
 class Importer:
@@ -102,16 +110,18 @@ class Importer:
     def param(self, key: str, role: str, array: np.ndarray) -> tuple[int, TensorType] | None:
         """A param node reading weight ``key`` (our layout ``array``), or ``None`` when the
         model holds no such weight (then the caller uses a constant)."""
-        if self.weights is not None:
-            stored = self.weights.get(key)
-            if stored is None or stored.shape != array.shape:
-                return None
+        # the first import takes each weight in the first layout asked for; a use wanting
+        # another layout of the same initializer gets a constant
+        stored = (self.used_weights if self.weights is None else self.weights).get(key)
+        if (stored is None and self.weights is not None) or (
+                stored is not None and stored.shape != array.shape):
+            return None
         self.used_weights.setdefault(key, array)
         if (key, role) not in self._params:
             t = TensorType(tuple(array.shape), self.dtype)
             self._params[(key, role)] = add_node(
                 self.graph, "param", origin=self.origin, param=role, key=key,
-                init=ParamInit(StoredValue(array), self.dtype), type=t)
+                init=ParamInit(StoredValue(key), self.dtype), type=t)
         return self._params[(key, role)], TensorType(tuple(array.shape), self.dtype)
 
     def weight_param(self, name: str, role: str, array: np.ndarray) -> tuple[int, TensorType]:

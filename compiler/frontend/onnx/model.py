@@ -69,7 +69,7 @@ class OnnxWeights(Layer):
         return True
 
     def initializer(self, param: str) -> Any:
-        return StoredValue(self.variable(param).value)
+        return StoredValue(param)
 
 
 def _attrs(node: Any) -> dict:
