@@ -163,3 +163,13 @@ def helper_node(op):
 
     return helper.make_node(op, ["x"] if op == "Foo" else ["y1"],
                             ["y1"] if op == "Foo" else ["y2"], name=op.lower())
+
+
+def test_compiler_imports_without_onnx_and_load_says_what_to_install():
+    code = ("import sys; sys.modules['onnx'] = None\n"
+            "import compiler\nfrom compiler import onnx as conx\n"
+            "try:\n    conx.load(b'x')\nexcept compiler.CompilerError as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "deferc[onnx]" in out.stdout
