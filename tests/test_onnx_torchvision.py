@@ -18,11 +18,9 @@ NETS = {
     "resnet18": (64, True), "mobilenet_v2": (64, True), "squeezenet1_1": (64, True),
     "resnet50": (64, True), "mobilenet_v3_small": (64, True), "densenet121": (64, True),
     "googlenet": (64, True), "shufflenet_v2_x1_0": (64, False), "efficientnet_b0": (64, True),
-    "vgg11": (224, False), "alexnet": (224, False),
 }
-#: the three the issue asks for first run in every session; the rest are marked ``slow``-ish by
-#: batch size only (batch 1 and 2 at small sides keep them cheap)
-FIRST = ("resnet18", "mobilenet_v2", "squeezenet1_1")
+# Not here yet: vgg11 and alexnet, whose adaptive pooling to 7x7/6x6 needs 224x224 inputs
+# (too heavy for CI on 2 cores; not yet checked against ORT).
 
 
 def export(request, name: str) -> str:
