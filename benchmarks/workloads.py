@@ -131,3 +131,12 @@ for _id, _title in (("T1", "ResNet-18 224², batch 1, fresh process, cold cache:
                     ("T2", "ResNet-18 224², batch 1, fresh process, warm cache: first result"),
                     ("T3", "ResNet-18 224², batch 1, cold cache: time to compiled speed")):
     WORKLOADS[_id] = Workload(_id, _title, lambda ctx: 1, lambda ctx, wid=_id: run_t(ctx, wid))
+# R1-R4: torchvision nets exported to ONNX, imported by compiler.onnx (benchmarks/onnx_import.py)
+from .onnx_import import ONNX_WORKLOADS, run_onnx_inference, run_r4  # noqa: E402
+
+for _wl in ONNX_WORKLOADS:
+    WORKLOADS[_wl.id] = Workload(_wl.id, f"{_wl.title}, {_wl.case}",
+                                 lambda ctx, wl=_wl: wl.steps(),
+                                 lambda ctx, wl=_wl: run_onnx_inference(ctx, wl))
+WORKLOADS["R4"] = Workload("R4", "import + compile of ResNet-50 from ONNX (warm numba cache) vs "
+                           "ORT session creation, fresh processes", lambda ctx: 3, run_r4)

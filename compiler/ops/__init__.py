@@ -15,6 +15,7 @@ from . import (  # noqa: F401,E402
     primitives,
     recurrent,
     reshape,
+    reshape_dims,
     sequence,
     softmax,
 )

@@ -1,1 +1,1 @@
-"""ONNX import and export (needs the optional `onnx` package)."""
+"""ONNX import (``model.load``) and export (``export.py``); the public face is ``compiler.onnx``."""

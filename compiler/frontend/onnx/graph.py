@@ -1,0 +1,221 @@
+"""The import state: ONNX value names mapped to IR values, constants or symbolic shapes.
+
+Each ONNX value is one of: a NumPy array known at import (an initializer, a ``Constant``, or a
+folded input-independent subgraph), an *object* array of dims (a shape that depends on a dynamic
+dim, e.g. ``Shape(x)`` with a symbolic batch: folded symbolically), or a ``Tensor``: an IR node
+computed at run time. A rank-4 tensor may be held channels-last (``nhwc``): NCHW ops import as
+our NHWC kernels, and a value only gets its transpose back to the ONNX layout when a
+layout-sensitive op reads it, so chains of convolutions, pooling and element-wise ops carry no
+transposes between them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ...errors import CompilerError, ShapeError
+from ...ir import Origin, add_node
+from ...ops import Unifier, get_op
+from ...types import TensorType
+from ...weights import ParamInit
+
+TO_NHWC = (0, 2, 3, 1)
+TO_NCHW = (0, 3, 1, 2)
+
+
+@dataclass
+class Tensor:
+    """A run-time value: IR ``node`` of ``type``; ``nhwc``: held channels-last."""
+
+    node: int
+    type: TensorType
+    nhwc: bool = False
+
+    @property
+    def onnx_shape(self) -> tuple | None:
+        """The shape in the ONNX (channels-first) layout."""
+        shape = self.type.shape
+        if shape is None or not self.nhwc:
+            return shape
+        return tuple(shape[a] for a in TO_NCHW)
+
+
+class StoredValue:
+    """Initializer spec of an imported weight. Its array is in the model's store from the
+    start, so this never has to make one; it names the weight (plans pickle it, so it holds
+    no array)."""
+
+    name = "onnx_initializer"
+    seed = None
+
+    def __init__(self, key: str):
+        self.key = key
+
+    def _missing(self) -> CompilerError:
+        return CompilerError(f"weight '{self.key}' comes from the ONNX file and is not in the "
+                             f"model's store; load the file again")
+
+    def __call__(self, shape: Any, dtype: Any = None) -> np.ndarray:
+        raise self._missing()
+
+    def generate(self, shape: Any, dtype: Any, rng: Any) -> np.ndarray:
+        raise self._missing()
+
+    def sample(self, shape: Any, rng: Any) -> np.ndarray:
+        raise self._missing()
+
+
+class Importer:
+    """Emits IR nodes for ONNX nodes into ``graph``; see the module docstring."""
+
+    def __init__(self, graph: Any, dtype: np.dtype, opset: int, weights: dict | None,
+                 initializers: dict[str, np.ndarray]):
+        self.graph = graph
+        self.dtype = np.dtype(dtype)
+        self.opset = opset
+        #: key -> array (our layout) of the model's weights (``None``: the first import, which
+        #: takes every weight it is asked for); a run-time operand whose key is not here (or of
+        #: another shape) becomes a constant
+        self.weights = weights
+        self.initializers = initializers
+        self.values: dict[str, Any] = dict(initializers)
+        self.unify = Unifier()
+        #: weights the conversion asked for: key -> array in our layout (read after a dry run)
+        self.used_weights: dict[str, np.ndarray] = {}
+        self._params: dict[tuple[str, str], int] = {}
+        self._layouts: dict[tuple[int, bool], Tensor] = {}
+        self.origin = Origin("onnx", "OnnxNode")
+
+    # -- nodes ------------------------------------------------------------------------------
+    def emit(self, op: str, inputs: list[Tensor], attrs: dict | None = None,
+             params: dict[str, tuple[int, TensorType]] | None = None, nhwc: bool = False,
+             extra_operands: list[int] | None = None) -> Tensor:
+        """One IR node; its type is inferred now (shape errors name the ONNX node)."""
+        attrs = dict(attrs or {})
+        params = dict(params or {})
+        types = [t.type for t in inputs]
+        try:
+            out = get_op(op).shape_rule(types, {k: v[1] for k, v in params.items()}, attrs,
+                                        self.unify)
+        except ShapeError as e:
+            raise ShapeError(f"ONNX node '{self.origin.name}' ({self.origin.kind}): {e}") from None
+        operands = [t.node for t in inputs] + [n for n, _ in params.values()]
+        node = add_node(self.graph, op, operands + list(extra_operands or ()), attrs=attrs,
+                        origin=self.origin)
+        return Tensor(node, out, nhwc)
+
+    def param(self, key: str, role: str, array: np.ndarray) -> tuple[int, TensorType] | None:
+        """A param node reading weight ``key`` (our layout ``array``), or ``None`` when the
+        model holds no such weight (then the caller uses a constant)."""
+        # the first import takes each weight in the first layout asked for; a use wanting
+        # another layout of the same initializer gets a constant
+        stored = (self.used_weights if self.weights is None else self.weights).get(key)
+        if (stored is None and self.weights is not None) or (
+                stored is not None and stored.shape != array.shape):
+            return None
+        self.used_weights.setdefault(key, array)
+        if (key, role) not in self._params:
+            t = TensorType(tuple(array.shape), self.dtype)
+            self._params[(key, role)] = add_node(
+                self.graph, "param", origin=self.origin, param=role, key=key,
+                init=ParamInit(StoredValue(key), self.dtype), type=t)
+        return self._params[(key, role)], TensorType(tuple(array.shape), self.dtype)
+
+    def weight_param(self, name: str, role: str, array: np.ndarray) -> tuple[int, TensorType]:
+        """A param for a kernel's weight: the initializer's name when ``name`` is one, else a
+        constant-valued param keyed after the ONNX node."""
+        if name in self.initializers and self.initializers[name].dtype.kind == "f":
+            got = self.param(name, role, array.astype(self.dtype))
+            if got is not None:
+                return got
+        key = f"{self.origin.name}/{role}"
+        got = self.param(key, role, array.astype(self.dtype))
+        if got is None:
+            raise CompilerError(f"ONNX node '{self.origin.name}' ({self.origin.kind}): its "
+                                f"{role} ('{name}') has shape {array.shape} here, which the "
+                                f"imported weights do not hold")
+        return got
+
+    def constant(self, value: np.ndarray, name: str | None = None) -> Tensor:
+        """A run-time operand from a value known at import: a weight read (``variable``) when it
+        is a float initializer, else a ``constant`` node."""
+        value = np.asarray(value)
+        if value.dtype == object:
+            raise CompilerError(f"ONNX node '{self.origin.name}' ({self.origin.kind}): value "
+                                f"'{name}' is a shape that depends on a dynamic dim, and is "
+                                f"used as run-time data; deferc needs it as a constant")
+        if name in self.initializers and value.dtype.kind == "f" and value.ndim:
+            got = self.param(name, "value", value.astype(self.dtype))
+            if got is not None:
+                node = add_node(self.graph, "variable", [got[0]],
+                                attrs={"weight": name, "shape": tuple(value.shape)},
+                                origin=self.origin)
+                return Tensor(node, got[1])
+        dtype = self.dtype if value.dtype.kind in "fiub" else value.dtype
+        value = value.astype(dtype)
+        node = add_node(self.graph, "constant", attrs={"value": value, "dtype": dtype.name},
+                        origin=self.origin, type=TensorType(tuple(value.shape), dtype))
+        return Tensor(node, TensorType(tuple(value.shape), dtype))
+
+    # -- values -----------------------------------------------------------------------------
+    def known(self, name: str) -> Any:
+        """The value of ``name`` if known at import (array, maybe of dims), else ``None``."""
+        if not name:
+            return None
+        value = self.values[name]
+        return None if isinstance(value, Tensor) else value
+
+    def require_known(self, name: str, what: str) -> np.ndarray:
+        value = self.known(name)
+        if value is None:
+            raise CompilerError(f"ONNX node '{self.origin.name}' ({self.origin.kind}): {what} "
+                                f"('{name}') must be known at import (a constant or a shape "
+                                f"computation), but it is computed from the inputs")
+        return value
+
+    def ints(self, name: str, what: str) -> list[int]:
+        value = self.require_known(name, what)
+        try:
+            return [int(v) for v in np.asarray(value).reshape(-1)]
+        except TypeError:
+            raise CompilerError(f"ONNX node '{self.origin.name}' ({self.origin.kind}): {what} "
+                                f"depends on a dynamic dim ({list(np.asarray(value).ravel())}) "
+                                f"where deferc needs integers") from None
+
+    def tensor(self, name: str, nhwc: bool | None = False) -> Tensor:
+        """``name`` as a run-time tensor; ``nhwc`` True/False asks for that layout (rank 4),
+        ``None`` takes it as held."""
+        value = self.values[name]
+        if not isinstance(value, Tensor):
+            value = self.constant(value, name)
+            self.values[name] = value
+        return self.relayout(value, nhwc)
+
+    def relayout(self, value: Tensor, nhwc: bool | None) -> Tensor:
+        """``value`` in the asked layout (a transpose, made once per value and layout)."""
+        if nhwc is None or value.nhwc == nhwc or value.type.rank != 4:
+            return value
+        key = (value.node, nhwc)
+        if key not in self._layouts:
+            perm = TO_NHWC if nhwc else TO_NCHW
+            t = self.emit("transpose", [value], {"axes": perm}, nhwc=nhwc)
+            self._layouts[key] = t
+            self._layouts[(t.node, value.nhwc)] = value
+        return self._layouts[key]
+
+    def shape(self, name: str) -> tuple | None:
+        """The ONNX shape of ``name`` (dims may be symbolic)."""
+        value = self.values[name]
+        if isinstance(value, Tensor):
+            return value.onnx_shape
+        return tuple(np.shape(value))
+
+    def rank(self, name: str) -> int:
+        shape = self.shape(name)
+        if shape is None:
+            raise CompilerError(f"ONNX node '{self.origin.name}' ({self.origin.kind}): the rank "
+                                f"of '{name}' is unknown")
+        return len(shape)

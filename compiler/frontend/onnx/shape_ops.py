@@ -1,0 +1,367 @@
+"""ONNX's shape and data-movement ops: Flatten, Reshape, Concat, Transpose, (Un)Squeeze, Shape,
+Gather, Slice, Split, Pad, Expand, Softmax and the reductions.
+
+Operands that steer the shape (Reshape's shape, Slice's starts, axes given as inputs since opset
+13/18) must be known at import; they may hold symbolic dims (``Shape(x)`` of a dynamic batch), in
+which case the one unknown entry of a target shape becomes ``-1``. An op over the channel axis of
+a channels-last value keeps it channels-last with the axis remapped.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ...symbolic import Dim, definitely_equal, is_concrete
+from .converters import INT_MAX, _broadcast, _fail, _input, _same_layout, converter
+from .graph import TO_NCHW, TO_NHWC, Importer, Tensor
+
+
+def _norm_axis(imp: Importer, axis: int, rank: int) -> int:
+    if not -rank <= axis < rank:
+        raise _fail(imp, f"axis {axis} is out of range for rank {rank}")
+    return axis % rank
+
+
+def _axes(imp: Importer, node: Any, attrs: dict, input_index: int, since: int) -> list | None:
+    """Axes from the attribute (before opset ``since``) or from an input."""
+    if imp.opset < since:
+        axes = attrs.get("axes")
+        return None if axes is None else [int(a) for a in axes]
+    name = _input(imp, node, input_index)
+    return imp.ints(name, "axes") if name else None
+
+
+def _dim(value: Any) -> Any:
+    return value if isinstance(value, Dim) else int(value)
+
+
+@converter("Flatten")
+def _flatten(imp: Importer, node: Any, attrs: dict) -> list:
+    shape = imp.shape(node.input[0])
+    rank = len(shape)
+    axis = _norm_axis(imp, int(attrs.get("axis", 1)), rank + 1) if rank else 0
+    value = imp.values[node.input[0]]
+    if (axis == 1 and isinstance(value, Tensor) and value.nhwc and shape[2] == 1
+            and shape[3] == 1):
+        return [imp.emit("flatten", [value])]  # (N, 1, 1, C): same order either way
+    x = imp.tensor(node.input[0])
+    if axis == 1:
+        return [imp.emit("flatten", [x])]
+    return [imp.emit("reshape_array", [x], {"shape": _target(
+        imp, (_prod(shape[:axis]), _prod(shape[axis:])))})]
+
+
+def _prod(dims: tuple) -> Any:
+    out: Any = 1
+    for d in dims:
+        out = out * d
+    return out
+
+
+def _target(imp: Importer, dims: tuple) -> tuple:
+    """A reshape target of ints: the one entry that is not known at import becomes -1."""
+    unknown = [i for i, d in enumerate(dims) if not is_concrete(d)]
+    out = [int(d) if is_concrete(d) else -1 for d in dims]
+    if len(unknown) > 1 or (unknown and -1 in [int(d) for d in dims if is_concrete(d)]):
+        raise _fail(imp, f"reshape target {tuple(str(d) for d in dims)} has more than one size "
+                         f"known only at run time; deferc needs all but one known at import")
+    return tuple(out)
+
+
+@converter("Reshape")
+def _reshape(imp: Importer, node: Any, attrs: dict) -> list:
+    if imp.opset < 5:
+        raw = list(attrs["shape"])
+    else:
+        raw = list(np.asarray(imp.require_known(node.input[1], "shape")).reshape(-1))
+    shape = imp.shape(node.input[0])
+    if int(attrs.get("allowzero", 0)) and any(is_concrete(d) and int(d) == 0 for d in raw):
+        raise _fail(imp, "allowzero=1 with a 0 in the shape (an empty tensor) is not supported")
+    target, unknown = [], []
+    for i, d in enumerate(raw):
+        d = _dim(d)
+        if isinstance(d, int):
+            target.append(d)
+        elif shape is not None and i < len(shape) and definitely_equal(d, shape[i]) is True:
+            target.append(0)  # the input's own run-time size on this axis: copied
+        else:
+            unknown.append(d)
+            target.append(-1)
+    if target.count(-1) > 1:
+        raise _fail(imp, f"reshape target {tuple(str(d) for d in raw)} has more than one size "
+                         f"that is neither known at import nor the input's size on that axis")
+    x = imp.tensor(node.input[0])
+    return [imp.emit("reshape_dims", [x], {"shape": tuple(target)})]
+
+
+@converter("Concat")
+def _concat(imp: Importer, node: Any, attrs: dict) -> list:
+    names = [n for n in node.input if n]
+    rank = imp.rank(names[0])
+    axis = _norm_axis(imp, int(attrs.get("axis", 1)), rank)
+    operands, nhwc = _same_layout(imp, names)
+    dtypes = {t.type.dtype for t in operands}
+    if len(dtypes) > 1:
+        operands = [t if t.type.dtype == imp.dtype else
+                    imp.emit("cast", [t], {"dtype": imp.dtype.name}, nhwc=t.nhwc)
+                    for t in operands]
+    data_axis = TO_NCHW[axis] if nhwc and rank == 4 else axis
+    return [imp.emit("concatenate", operands, {"axis": data_axis}, nhwc=nhwc and rank == 4)]
+
+
+@converter("Transpose")
+def _transpose(imp: Importer, node: Any, attrs: dict) -> list:
+    value = imp.tensor(node.input[0], None)
+    rank = len(value.onnx_shape)
+    perm = tuple(int(p) for p in attrs.get("perm", range(rank)[::-1]))
+    if sorted(perm) != list(range(rank)):
+        raise _fail(imp, f"perm {perm} is not a permutation of {rank} axes")
+    if perm == tuple(range(rank)):
+        return [value]
+    if value.nhwc:  # the held data is X transposed by TO_NHWC: compose the two
+        perm = tuple(TO_NCHW[p] for p in perm)
+        if perm == tuple(range(4)):  # exactly the layout change: the held data, relabelled
+            return [Tensor(value.node, value.type, nhwc=False)]
+    return [imp.emit("transpose", [value], {"axes": perm})]
+
+
+@converter("Squeeze")
+def _squeeze(imp: Importer, node: Any, attrs: dict) -> list:
+    axes = _axes(imp, node, attrs, 1, 13)
+    x = imp.tensor(node.input[0])
+    rank = len(x.onnx_shape)
+    axis = None if not axes else tuple(sorted(_norm_axis(imp, a, rank) for a in axes))
+    return [imp.emit("squeeze", [x], {"axis": axis})]
+
+
+@converter("Unsqueeze")
+def _unsqueeze(imp: Importer, node: Any, attrs: dict) -> list:
+    axes = _axes(imp, node, attrs, 1, 13)
+    if not axes:
+        raise _fail(imp, "Unsqueeze needs axes")
+    x = imp.tensor(node.input[0])
+    out_rank = len(x.onnx_shape) + len(axes)
+    for a in sorted(_norm_axis(imp, a, out_rank) for a in axes):
+        x = imp.emit("expand_dims", [x], {"axis": a})
+    return [x]
+
+
+@converter("Shape")
+def _shape(imp: Importer, node: Any, attrs: dict) -> list:
+    shape = imp.shape(node.input[0])
+    if shape is None or any(d is None for d in shape):
+        raise _fail(imp, f"the shape of '{node.input[0]}' is not known at import")
+    start, end = int(attrs.get("start", 0)), attrs.get("end")
+    dims = list(shape)[start:None if end is None else int(end)]
+    return [_dims_array(dims)]
+
+
+@converter("Size")
+def _size(imp: Importer, node: Any, attrs: dict) -> list:
+    return [_dims_array([_prod(tuple(imp.shape(node.input[0])))]).reshape(())]
+
+
+def _dims_array(dims: list) -> np.ndarray:
+    if all(is_concrete(d) for d in dims):
+        return np.asarray([int(d) for d in dims], dtype=np.int64)
+    out = np.empty(len(dims), dtype=object)
+    out[:] = dims
+    return out
+
+
+@converter("Gather")
+def _gather(imp: Importer, node: Any, attrs: dict) -> list:
+    x = imp.tensor(node.input[0])
+    rank = len(x.onnx_shape)
+    axis = _norm_axis(imp, int(attrs.get("axis", 0)), rank)
+    known = imp.known(node.input[1])
+    if known is not None:
+        idx = np.asarray(known).astype(np.int64)
+        size = x.onnx_shape[axis]
+        if is_concrete(size):
+            if ((idx < -size) | (idx >= size)).any():
+                raise _fail(imp, f"index out of range for axis {axis} of size {size}: {idx}")
+            idx = idx % size
+        elif (idx < 0).any():
+            raise _fail(imp, "negative indices on an axis known only at run time")
+        indices = imp.constant(idx)
+    else:
+        indices = imp.tensor(node.input[1])
+    return [imp.emit("take", [x, indices], {"axis": axis})]
+
+
+@converter("Slice")
+def _slice(imp: Importer, node: Any, attrs: dict) -> list:
+    if imp.opset < 10:
+        starts, ends = list(attrs["starts"]), list(attrs["ends"])
+        axes, steps = attrs.get("axes"), None
+    else:
+        starts = imp.ints(node.input[1], "starts")
+        ends = imp.ints(node.input[2], "ends")
+        axes = imp.ints(node.input[3], "axes") if _input(imp, node, 3) else None
+        steps = imp.ints(node.input[4], "steps") if _input(imp, node, 4) else None
+    value = imp.tensor(node.input[0], None)
+    shape = value.onnx_shape
+    rank = len(shape)
+    axes = list(range(len(starts))) if axes is None else [int(a) for a in axes]
+    steps = [1] * len(starts) if steps is None else steps
+    if not len(starts) == len(ends) == len(axes) == len(steps):
+        raise _fail(imp, "starts, ends, axes and steps must have one entry per sliced axis")
+    begin, size = [0] * rank, [-1] * rank
+    strided = []
+    for s, e, a, st in zip(starts, ends, axes, steps):
+        a = _norm_axis(imp, a, rank)
+        d = shape[a]
+        if st == 0:
+            raise _fail(imp, f"step 0 on axis {a}")
+        if st != 1:
+            if not is_concrete(d):
+                raise _fail(imp, f"a step of {st} on axis {a} needs its size known at import")
+            strided.append((a, np.arange(*slice(s, e, st).indices(int(d)))))
+            continue
+        if is_concrete(d):
+            lo, hi, _ = slice(s, e).indices(int(d))
+            begin[a], size[a] = lo, max(hi - lo, 0)
+        elif s >= 0 and (e >= INT_MAX // 4 or e >= 2 ** 31 - 1):
+            begin[a] = s
+        elif s >= 0 and e >= 0:
+            begin[a], size[a] = s, max(e - s, 0)
+        else:
+            raise _fail(imp, f"negative start/end ({s}, {e}) on axis {a}, whose size is known "
+                             f"only at run time")
+    nhwc = value.nhwc
+    if nhwc:
+        begin = [begin[TO_NHWC[j]] for j in range(4)]
+        size = [size[TO_NHWC[j]] for j in range(4)]
+    x = value
+    if any(b for b in begin) or any(n != -1 for n in size):
+        x = imp.emit("slice", [x], {"start": tuple(begin), "shape": tuple(size)}, nhwc=nhwc)
+    for a, idx in strided:
+        x = imp.emit("take", [x, imp.constant(idx)], {"axis": TO_NCHW[a] if nhwc else a},
+                     nhwc=nhwc)
+    return [x]
+
+
+@converter("Split")
+def _split(imp: Importer, node: Any, attrs: dict) -> list:
+    value = imp.tensor(node.input[0], None)
+    shape = value.onnx_shape
+    rank = len(shape)
+    axis = _norm_axis(imp, int(attrs.get("axis", 0)), rank)
+    if imp.opset < 13:
+        sizes = attrs.get("split")
+        if sizes is None and imp.opset < 2:
+            sizes = None
+    else:
+        sizes = imp.ints(node.input[1], "split") if _input(imp, node, 1) else None
+    n = len(node.output)
+    d = shape[axis]
+    if sizes is None:
+        if not is_concrete(d):
+            raise _fail(imp, f"splitting axis {axis} of run-time size {d} needs explicit sizes")
+        parts = int(attrs.get("num_outputs", n))
+        chunk = -(-int(d) // parts)
+        sizes = [min(chunk, int(d) - i * chunk) for i in range(parts)]
+    sizes = [int(s) for s in sizes]
+    if len(sizes) != n:
+        raise _fail(imp, f"{len(sizes)} split sizes for {n} outputs")
+    data_axis = TO_NCHW[axis] if value.nhwc else axis
+    outs, offset = [], 0
+    for s in sizes:
+        begin = [0] * rank
+        size = [-1] * rank
+        begin[data_axis], size[data_axis] = offset, s
+        outs.append(imp.emit("slice", [value], {"start": tuple(begin), "shape": tuple(size)},
+                             nhwc=value.nhwc))
+        offset += s
+    return outs
+
+
+@converter("Pad")
+def _pad(imp: Importer, node: Any, attrs: dict) -> list:
+    mode = attrs.get("mode", "constant")
+    mode = mode.decode() if isinstance(mode, bytes) else mode
+    if mode != "constant":
+        raise _fail(imp, f"Pad mode {mode!r} is not supported yet (only 'constant')")
+    if imp.opset < 11:
+        pads, value = list(attrs.get("pads", attrs.get("paddings", []))), attrs.get("value", 0.0)
+        axes = None
+    else:
+        pads = imp.ints(node.input[1], "pads")
+        value = (float(np.asarray(imp.require_known(node.input[2], "constant_value")))
+                 if _input(imp, node, 2) else 0.0)
+        axes = imp.ints(node.input[3], "axes") if _input(imp, node, 3) else None
+    x = imp.tensor(node.input[0], None)
+    rank = len(x.onnx_shape)
+    axes = list(range(rank)) if axes is None else [_norm_axis(imp, a, rank) for a in axes]
+    if len(pads) != 2 * len(axes) or any(p < 0 for p in pads):
+        raise _fail(imp, f"pads {pads} must be {2 * len(axes)} non-negative ints (negative "
+                         f"pads crop; not supported)")
+    widths = [(0, 0)] * rank
+    for i, a in enumerate(axes):
+        widths[a] = (int(pads[i]), int(pads[i + len(axes)]))
+    if x.nhwc:
+        widths = [widths[TO_NHWC[j]] for j in range(4)]
+    return [imp.emit("pad", [x], {"pad_width": tuple(widths), "constant_values": float(value)},
+                     nhwc=x.nhwc)]
+
+
+@converter("Expand")
+def _expand(imp: Importer, node: Any, attrs: dict) -> list:
+    target = imp.ints(node.input[1], "shape")
+    zeros = np.zeros(target, dtype=imp.dtype)
+    imp.values[node.input[1] + "#zeros"] = zeros
+    return [_broadcast(imp, "add", [node.input[0], node.input[1] + "#zeros"])]
+
+
+@converter("Softmax", "LogSoftmax")
+def _softmax(imp: Importer, node: Any, attrs: dict) -> list:
+    op = "softmax" if node.op_type == "Softmax" else "log_softmax"
+    value = imp.tensor(node.input[0], None)
+    shape = value.onnx_shape
+    rank = len(shape)
+    axis = _norm_axis(imp, int(attrs.get("axis", 1 if imp.opset < 13 else -1)), rank)
+    if imp.opset < 13 and axis != rank - 1:  # coerced to 2-D: one softmax over axes [axis:]
+        x = imp.relayout(value, False)
+        flat = imp.emit("reshape_array", [x], {"shape": _target(
+            imp, (_prod(shape[:axis]), _prod(shape[axis:])))})
+        y = imp.emit(op, [flat], {"axis": -1})
+        return [imp.emit("reshape_array", [y], {"shape": _target(imp, tuple(shape))})]
+    data_axis = TO_NCHW[axis] if value.nhwc else axis
+    return [imp.emit(op, [value], {"axis": data_axis}, nhwc=value.nhwc)]
+
+
+_REDUCE = {"ReduceMean": ("mean", 18), "ReduceSum": ("sum", 13), "ReduceMax": ("max", 18),
+           "ReduceMin": ("min", 18), "ReduceL2": ("sum", 18), "ReduceSumSquare": ("sum", 18),
+           "ReduceL1": ("sum", 18)}
+
+
+@converter(*_REDUCE)
+def _reduce(imp: Importer, node: Any, attrs: dict) -> list:
+    op, since = _REDUCE[node.op_type]
+    value = imp.tensor(node.input[0], None)
+    rank = len(value.onnx_shape)
+    axes = _axes(imp, node, attrs, 1, since)
+    keepdims = bool(attrs.get("keepdims", 1))
+    if not axes:
+        if attrs.get("noop_with_empty_axes", 0):
+            return [value]
+        axes = list(range(rank))
+    axes = sorted(_norm_axis(imp, a, rank) for a in axes)
+    if value.nhwc and not keepdims:
+        kept = [TO_NHWC[j] for j in range(4) if TO_NHWC[j] not in axes]
+        if kept != sorted(kept):
+            value = imp.relayout(value, False)
+    data_axes = tuple(sorted(TO_NCHW[a] for a in axes)) if value.nhwc else tuple(axes)
+    x = value
+    if node.op_type in ("ReduceL2", "ReduceSumSquare"):
+        x = imp.emit("multiply", [x, x], nhwc=x.nhwc)
+    elif node.op_type == "ReduceL1":
+        x = imp.emit("abs", [x], nhwc=x.nhwc)
+    y = imp.emit(op, [x], {"axis": data_axes, "keepdims": keepdims},
+                 nhwc=value.nhwc and keepdims)
+    if node.op_type == "ReduceL2":
+        y = imp.emit("sqrt", [y], nhwc=y.nhwc)
+    return [y]
