@@ -154,7 +154,12 @@ class Importer:
                                 attrs={"weight": name, "shape": tuple(value.shape)},
                                 origin=self.origin)
                 return Tensor(node, got[1])
-        dtype = self.dtype if value.dtype.kind in "fiub" else value.dtype
+        # floats compute in the model dtype; integers and booleans keep an integer/bool dtype
+        # (indices for ``take``, conditions for ``where``), as ONNX typed them
+        kind = value.dtype.kind
+        dtype = (self.dtype if kind == "f" else np.dtype(bool) if kind == "b"
+                 else value.dtype if value.dtype in (np.int32, np.int64)
+                 else np.dtype(np.int64) if kind in "iu" else value.dtype)
         value = value.astype(dtype)
         node = add_node(self.graph, "constant", attrs={"value": value, "dtype": dtype.name},
                         origin=self.origin, type=TensorType(tuple(value.shape), dtype))
