@@ -285,6 +285,7 @@ def trace_symbolic(layer: Layer, inputs: Sequence[SymbolicTensor]) -> SymbolicTe
 
 def trace_call(layer: Layer, builder: Any, inputs: Sequence[int]) -> int:
     """Lower one call of a custom layer: its ``call`` traced into primitive nodes."""
+    builder.traced = True  # its build() may declare weights: lowering re-reads the store
     types = input_types(builder, inputs)
     _ensure_built(layer, types)
     tensors, out = run_call(layer, types, builder.dtype)
