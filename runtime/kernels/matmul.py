@@ -49,6 +49,21 @@ def _block_impl(a2, b2, o2):
 
 
 @njit(inline="always", **_INLINE)
+def _batch_strides(shape, nb, nbo, size):
+    """One operand's block stride per output batch axis (0 where it broadcasts); widens
+    ``size`` (the output's batch sizes) to the operand's."""
+    strides = np.zeros(max(nbo, 1), np.int64)
+    step = 1
+    for d in range(nb - 1, -1, -1):
+        od = d + nbo - nb
+        if shape[d] != 1:
+            strides[od] = step
+        size[od] = max(size[od], shape[d])
+        step *= shape[d]
+    return strides
+
+
+@njit(inline="always", **_INLINE)
 def _geometry(a, b, out):
     """``(m, k, n, batches, a_offsets, b_offsets)``: the element offset of each output batch's
     block in ``a`` and ``b`` (broadcast batch axes repeat a block)."""
@@ -62,22 +77,8 @@ def _geometry(a, b, out):
     nbo = max(nba, nbb)
     # per output batch axis: size, and each operand's block stride (0 where it broadcasts)
     size = np.ones(max(nbo, 1), np.int64)
-    stra = np.zeros(max(nbo, 1), np.int64)
-    strb = np.zeros(max(nbo, 1), np.int64)
-    step = 1
-    for d in range(nba - 1, -1, -1):
-        od = d + nbo - nba
-        if sa[d] != 1:
-            stra[od] = step
-        size[od] = max(size[od], sa[d])
-        step *= sa[d]
-    step = 1
-    for d in range(nbb - 1, -1, -1):
-        od = d + nbo - nbb
-        if sb[d] != 1:
-            strb[od] = step
-        size[od] = max(size[od], sb[d])
-        step *= sb[d]
+    stra = _batch_strides(sa, nba, nbo, size)
+    strb = _batch_strides(sb, nbb, nbo, size)
     batches = 1
     for d in range(nbo):
         batches *= size[d]
@@ -109,7 +110,11 @@ def matmul(a, b, out):
     if out.size == 0:
         return
     m, k, n, batches, aoff, boff = _geometry(a, b, out)
-    af, bf, of = a.ravel(), b.ravel(), out.reshape(-1)
+    _serial(a.ravel(), b.ravel(), out.reshape(-1), m, k, n, batches, aoff, boff)
+
+
+@njit(inline="always", **_INLINE)
+def _serial(af, bf, of, m, k, n, batches, aoff, boff):
     for t in range(batches):
         _product(af, bf, of, m, k, n, t, aoff, boff, 0, m)
 
@@ -133,8 +138,7 @@ def matmul_parallel(a, b, out):
     m, k, n, batches, aoff, boff = _geometry(a, b, out)
     af, bf, of = a.ravel(), b.ravel(), out.reshape(-1)
     if _BLOCKS == 1 or batches * m * k * n < PARALLEL_MIN_MACS:
-        for t in range(batches):
-            _product(af, bf, of, m, k, n, t, aoff, boff, 0, m)
+        _serial(af, bf, of, m, k, n, batches, aoff, boff)
         return
     blocks = 1 if batches >= _BLOCKS else min(m, max(1, _BLOCKS // batches))
     _matmul_tasks(af, bf, of, m, k, n, batches, aoff, boff, blocks)

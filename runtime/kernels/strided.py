@@ -56,26 +56,25 @@ def _rows(src, sbase, sstr, dst, dbase, dstr, box, r0, r1):
                 dst[do + j * di] = src[so + j * si]
 
 
+@njit(inline="always", **_INLINE)
+def _row_count(box):
+    """Rows of ``box`` (every axis but the last); 0 when the box is empty."""
+    rows = 1
+    for d in range(box.shape[0] - 1):
+        rows *= box[d]
+    return rows if box[box.shape[0] - 1] > 0 else 0
+
+
 @njit(**JIT)
 def copy_region(src, sbase, sstr, dst, dbase, dstr, box):
     """``dst[dbase + i·dstr] = src[sbase + i·sstr]`` for every index ``i`` of ``box``."""
-    total = 1
-    for d in range(box.shape[0]):
-        total *= box[d]
-    if total == 0:
-        return
-    _rows(src, sbase, sstr, dst, dbase, dstr, box, 0, total // box[box.shape[0] - 1])
+    _rows(src, sbase, sstr, dst, dbase, dstr, box, 0, _row_count(box))
 
 
 @njit(parallel=True, **JIT)
 def copy_region_parallel(src, sbase, sstr, dst, dbase, dstr, box):
     """``copy_region``, rows spread over threads."""
-    total = 1
-    for d in range(box.shape[0]):
-        total *= box[d]
-    if total == 0:
-        return
-    rows = total // box[box.shape[0] - 1]
+    rows = _row_count(box)
     tasks = (rows + _ROWS_PER_TASK - 1) // _ROWS_PER_TASK
     for t in prange(tasks):
         _rows(src, sbase, sstr, dst, dbase, dstr, box, t * _ROWS_PER_TASK,
