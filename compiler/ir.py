@@ -60,6 +60,19 @@ def operands(g: nx.DiGraph, node: int) -> list[int]:
     return [slots[i] for i in range(len(slots))]
 
 
+def split_operands(g: nx.DiGraph, node: int) -> tuple[list[int], dict[str, int]]:
+    """``(data_operands, param_operands)`` from one walk of the node's in-edges (passes that
+    visit every node need both; each alone walks them again)."""
+    nodes = g.nodes
+    data, params = [], {}
+    for n in operands(g, node):
+        if nodes[n]["op"] == "param":
+            params[nodes[n]["param"]] = n
+        else:
+            data.append(n)
+    return data, params
+
+
 def data_operands(g: nx.DiGraph, node: int) -> list[int]:
     return [n for n in operands(g, node) if g.nodes[n]["op"] != "param"]
 
@@ -161,10 +174,9 @@ def verify(g: nx.DiGraph) -> None:
         slots = sorted(p for _, _, d in g.in_edges(node, data=True) for p in d["positions"])
         assert slots == list(range(len(slots))), f"{format_node(g, node)}: operand slots {slots}"
         fewest, most = opdef.arity(data["attrs"])
-        data_in = data_operands(g, node)
+        data_in, params = split_operands(g, node)
         assert fewest <= len(data_in) and (most is None or len(data_in) <= most), \
             f"{format_node(g, node)}: {len(data_in)} data operands, op {op} takes {fewest}..{most}"
-        params = param_operands(g, node)
         if opdef.param_spec is not None:
             declared = opdef.param_shapes([g.nodes[n]["type"] for n in data_in], data["attrs"])
             assert set(params) == set(declared), \

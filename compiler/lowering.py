@@ -73,6 +73,8 @@ class GraphBuilder:
         self._weights: dict[tuple[int, str], int] = {}
         #: value node -> its time-step mask (``frontend/masking.py``: emitted on first use)
         self.masks: dict[int, Any] = {}
+        #: set once a custom layer is traced (its first call may have declared weights)
+        self.traced = False
 
     def input(self, type: TensorType, name: str, expects: tuple | None = None) -> int:
         node = add_node(self.graph, "input", attrs={"name": name}, type=type)
@@ -169,7 +171,8 @@ def lower(model: Any, input_types: Sequence[TensorType],
     if layer_outputs is not None:
         layer_outputs.update(builder.layer_outputs)
     # Where the param keys' weights live, like an ONNX graph's initializers: a pipeline run
-    # without an explicit store reads (and commits to) this one. Read after lowering: tracing a
-    # custom layer's first call declares its weights.
-    graph.graph["weights"] = model.weight_store
+    # without an explicit store reads (and commits to) this one. Read again after lowering only
+    # when a custom layer was traced (its first call declares its weights): walking every layer
+    # for it costs as much as a pass on a 10,000-layer model.
+    graph.graph["weights"] = model.weight_store if builder.traced else store
     return graph

@@ -56,7 +56,10 @@ def _literal(value: Any) -> str:
     if isinstance(value, (int, np.integer)):
         return str(int(value))
     if isinstance(value, (float, np.floating)):
-        return repr(float(value))
+        value = float(value)
+        if value != value or value in (np.inf, -np.inf):  # repr gives names numba cannot see
+            return "np.nan" if value != value else ("np.inf" if value > 0 else "-np.inf")
+        return repr(value)
     if isinstance(value, np.ndarray):
         kind = "np.int64" if value.dtype.kind in "iu" else "np.float64"
         return f"np.array([{', '.join(_literal(v) for v in value.tolist())}], dtype={kind})"

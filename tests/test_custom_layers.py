@@ -89,6 +89,9 @@ def test_custom_layers_in_a_sequential_compile_and_match_numpy():
         x = RNG.normal(size=(n, 5)).astype(np.float32)
         np.testing.assert_allclose(plan(x), run_reference(plan.graph, x), rtol=1e-5, atol=1e-6)
     ops_in_ir = {d["op"] for _, d in plan.graph.nodes(data=True)}
+    assert {"dense", "mean"} <= ops_in_ir and "matmul" not in ops_in_ir  # x @ w + b -> dense
+    unfused = compile(net, TensorSpec((None, 5)), disabled={"fuse"})
+    ops_in_ir = {d["op"] for _, d in unfused.graph.nodes(data=True)}
     assert {"matmul", "variable", "mean"} <= ops_in_ir  # primitives, not one opaque node
 
 

@@ -64,8 +64,8 @@ def test_custom_layer_inside_a_block_is_keyed_by_its_path():
     params = [d for _, d in plan.graph.nodes(data=True)
               if d["op"] == "param" and d.get("weight") is not None]
     assert sorted((d["key"], d["param"], d["weight"]) for d in params) == [
-        ("outer/block/my_dense/bias", "value", "bias"),
-        ("outer/block/my_dense/weight", "value", "weight")]
+        ("outer/block/my_dense/bias", "bias", "bias"),     # x @ w + b became a dense op
+        ("outer/block/my_dense/weight", "kernel", "weight")]
     np.testing.assert_allclose(plan(X), want, rtol=1e-5, atol=1e-5)
     rows = {line.split()[0]: line for line in net.summary(print_fn=None).splitlines()
             if line.startswith(("outer", "dense"))}

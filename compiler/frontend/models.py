@@ -376,9 +376,9 @@ class Model(Layer):
         from .saving import model_to_config
 
         if self.__dict__.get("_subclassed"):
-            raise CompilerError(f"model '{self.name}' is a subclassed Model: its architecture is "
-                                f"its Python class; save the weights with save_weights and "
-                                f"rebuild it with {type(self).__name__}(...)")
+            from .subclassing import subclassed_to_config
+
+            return subclassed_to_config(self)
         return model_to_config(self)
 
     def get_config(self) -> dict:
@@ -387,8 +387,16 @@ class Model(Layer):
     @classmethod
     def from_config(cls, config: dict) -> Model:
         """A new model (Sequential or functional) from ``to_config``'s output, fresh weights."""
-        from .saving import model_from_config
+        from .saving import layer_class, model_from_config
+        from .subclassing import subclassed_from_config
 
+        if isinstance(config, dict) and config.get("subclassed"):  # to_config of a subclass
+            found = layer_class(config["class_name"])
+            if not (isinstance(found, type) and issubclass(found, Model)):
+                raise CompilerError(f"{config['class_name']!r} is not a Model subclass")
+            return subclassed_from_config(found, config["config"])
+        if cls not in (Model, Sequential):  # MyModel.from_config(net.get_config())
+            return subclassed_from_config(cls, config)
         return model_from_config(config)
 
     # -- reporting --------------------------------------------------------------------------

@@ -61,3 +61,37 @@ def lower_subclassed(model: Any, builder: Any, input_nodes: list[int]) -> list[i
     outs = list(out) if isinstance(out, (list, tuple)) else [out]
     model._single_output = not isinstance(out, (list, tuple))
     return emit_traced(builder, tensors, input_nodes, outs, owner=None)
+
+
+# -- configs (Keras: a subclassed model's architecture is its class + its get_config) ----------
+def defines_get_config(model: Any) -> bool:
+    """Does the model's own class (not ``Model``/``Sequential``) define ``get_config``?"""
+    from .models import Model
+
+    return type(model).get_config is not Model.get_config
+
+
+def subclassed_to_config(model: Any) -> dict:
+    """``{"class_name", "config"}`` of a subclassed model, from its class's ``get_config``
+    (what ``__init__`` takes); Keras refuses without one, and so do we."""
+    cls = type(model).__name__
+    if not defines_get_config(model):
+        raise CompilerError(
+            f"model '{model.name}' is a subclassed Model ({cls}) without get_config(): its "
+            f"architecture is its Python class, and Keras needs get_config() returning the "
+            f"arguments of {cls}.__init__ to save it. Define get_config, or save the weights with "
+            f"save_weights and rebuild it with {cls}(...)")
+    config = model.get_config()
+    if not isinstance(config, dict):
+        raise CompilerError(f"{cls}.get_config() must return a dict of __init__ arguments, "
+                            f"received {type(config).__name__}")
+    return {"class_name": cls, "config": dict(config), "subclassed": True}
+
+
+def subclassed_from_config(cls: type, config: dict) -> Any:
+    """A new ``cls`` from its ``get_config`` output (Keras: ``cls(**config)``), fresh weights."""
+    try:
+        return cls(**config)
+    except TypeError as e:
+        raise CompilerError(f"{cls.__name__}(**config) failed ({e}); its get_config() must "
+                            f"return exactly the arguments of {cls.__name__}.__init__") from None

@@ -177,23 +177,43 @@ def _variable(builder: Any, layer: Layer, pname: str) -> int:
 
 # -- tracing --------------------------------------------------------------------------------------
 def input_types(builder: Any, nodes: Sequence[int]) -> list[TensorType]:
-    """The types of ``nodes`` in the graph built so far (shape propagation on a copy)."""
+    """The types of ``nodes`` in the graph built so far (shape propagation on a copy).
+
+    Types inferred for earlier traces are remembered on the builder (the graph only grows while
+    lowering), and the copy stops at them: each node is propagated about once, so lowering a
+    chain of n custom layers stays linear instead of re-propagating the whole prefix n times.
+    """
     g = builder.graph
     if all(g.nodes[n]["type"] is not None for n in nodes):
         return [g.nodes[n]["type"] for n in nodes]
     from ..ops import Unifier
     from ..passes.propagate_shapes import propagate_shapes
 
-    part = g.subgraph(set().union(*(_ancestors(g, n) for n in nodes))).copy()
+    known = builder.__dict__.setdefault("inferred_types", {})
+    part = g.subgraph(_unknown_ancestors(g, nodes, known)).copy()
+    for n, data in part.nodes(data=True):
+        if n in known:  # a boundary: its type is settled, its operands are not needed
+            data.update(op="input", type=known[n], expects=None, attrs={"name": f"%{n}"})
     part.graph.update(g.graph, outputs=list(nodes))
     propagate_shapes(part, SimpleNamespace(unifier=Unifier()))
+    for n, data in part.nodes(data=True):
+        if g.nodes[n]["op"] not in ("input", "param"):
+            known[n] = data["type"]
     return [part.nodes[n]["type"] for n in nodes]
 
 
-def _ancestors(g, node: int) -> set:
-    import networkx as nx
-
-    return nx.ancestors(g, node) | {node}
+def _unknown_ancestors(g, nodes: Sequence[int], known: dict) -> set:
+    """``nodes`` and what they read, back to nodes whose type is already known."""
+    found: set = set()
+    stack = list(nodes)
+    while stack:
+        n = stack.pop()
+        if n in found:
+            continue
+        found.add(n)
+        if n not in known:
+            stack.extend(g.predecessors(n))
+    return found
 
 
 def _ensure_built(layer: Layer, types: Sequence[TensorType]) -> None:
@@ -285,6 +305,7 @@ def trace_symbolic(layer: Layer, inputs: Sequence[SymbolicTensor]) -> SymbolicTe
 
 def trace_call(layer: Layer, builder: Any, inputs: Sequence[int]) -> int:
     """Lower one call of a custom layer: its ``call`` traced into primitive nodes."""
+    builder.traced = True  # its build() may declare weights: lowering re-reads the store
     types = input_types(builder, inputs)
     _ensure_built(layer, types)
     tensors, out = run_call(layer, types, builder.dtype)

@@ -8,11 +8,12 @@ nodes (rank 0, weakly typed: they take the other operand's dtype). The ops reuse
 layers (``add``, ``activation``, ``concatenate``...) are not redefined here; ``api.py`` maps
 Keras names onto them.
 
-Kernels: element-wise ops have numba kernels (``runtime/kernels/elementwise_ops.py``),
-reductions too (``reductions.py``); ops whose kernel name starts with ``numpy:`` (data
-movement: ``matmul transpose stack slice take pad``, and ``cast constant variable``) run through
-the runtime's generic kernel, which calls the op's NumPy reference
-(``runtime/kernels/reference_ops.py``): correct, but such a plan runs step by step.
+Kernels: every primitive has a numba kernel named like the op: element-wise ops in
+``runtime/kernels/elementwise_ops.py``, reductions in ``reductions.py``, ``matmul`` in
+``matmul.py``, ``take`` in ``gather.py``, data movement (``transpose slice pad cast stack``,
+``constant variable``) in ``movement.py``. An op given a kernel name starting with ``numpy:``
+runs through the runtime's generic kernel, which calls its NumPy reference
+(``runtime/kernels/reference_ops.py``): correct, but a Python-level step between generated code.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def _prim(name: str, shape_rule, reference, num_inputs: int | None = 1, traits=(
           min_inputs: int = 1, kernel: str | None = None, param_spec=None) -> OpDef:
     return register(OpDef(
         name=name, shape_rule=shape_rule, reference=reference, param_spec=param_spec,
-        kernel=kernel or f"numpy:{name}", num_inputs=num_inputs, min_inputs=min_inputs,
+        kernel=kernel or name, num_inputs=num_inputs, min_inputs=min_inputs,
         elementwise=ELEMENTWISE in traits, broadcast=BROADCAST in traits, doc=doc,
         traits=frozenset(traits), extras={"primitive": True}))
 

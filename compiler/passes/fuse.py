@@ -12,6 +12,9 @@ by op names, so it works whatever frontend emitted the ops.
   conv's output and the add's output have one shape: the epilogue reads the residual element for
   element, so a broadcasting add (``(N, H, W, C) + (N, 1, 1, C)``) stays.
 
+- First, ``matmul`` by a 2-D weight plus a 1-D bias weight (``compiler.ops`` in a custom
+  layer) becomes the ``dense`` op (``form_dense``), so its activation folds in as for Dense.
+
 Only values read by exactly one op, and not returned by the graph, are fused away.
 """
 
@@ -23,6 +26,7 @@ from ..ir import SOURCE_OPS, data_operands, replace_uses, topo_nodes, users
 from ..ops import get_op
 from ..ops.activations import LEAKY_RELU_DEFAULT_SLOPE
 from ..ops.registry import AS_ACTIVATION, AS_RESIDUAL, FUSES_ACTIVATION, FUSES_RESIDUAL
+from .form_dense import form_dense
 from .remove_identities import remove_identities
 
 #: the op a run of activation stages becomes
@@ -90,6 +94,7 @@ def fuse(g: nx.DiGraph, ctx) -> nx.DiGraph:
     behind a Dropout is found on the first run even when fuse runs on its own.
     """
     remove_identities(g, ctx)
+    form_dense(g)
     for node in topo_nodes(g):
         if node in g and AS_RESIDUAL in _traits(g, node):
             _fuse_residual_add(g, node)

@@ -12,7 +12,14 @@ import networkx as nx
 
 from ..dtypes import computes_in_model_dtype, model_dtype
 from ..errors import ShapeError
-from ..ir import data_operands, format_node, layer_kind, layer_name, param_operands, topo_nodes
+from ..ir import (
+    data_operands,
+    format_node,
+    layer_kind,
+    layer_name,
+    split_operands,
+    topo_nodes,
+)
 from ..ops import get_op
 from ..ops.registry import check_arity
 from ..symbolic import format_shape
@@ -70,7 +77,8 @@ def propagate_shapes(g: nx.DiGraph, ctx) -> nx.DiGraph:
 def _infer_node(g: nx.DiGraph, node: int, unify, first_use: dict) -> TensorType:
     data = g.nodes[node]
     opdef = get_op(data["op"])
-    inputs = [g.nodes[n]["type"] for n in data_operands(g, node)]
+    data_in, pnodes = split_operands(g, node)
+    inputs = [g.nodes[n]["type"] for n in data_in]
     check_arity(lambda: _where(g, node), opdef.arity(data["attrs"]), len(inputs))
     if data.get("expects") is not None and inputs:
         try:
@@ -81,7 +89,6 @@ def _infer_node(g: nx.DiGraph, node: int, unify, first_use: dict) -> TensorType:
                              f"{format_declared(data['expects'])} but receives "
                              f"{format_shape(inputs[0].shape)}{_producer(g, node)}: {e}") from None
     params = {}
-    pnodes = param_operands(g, node)
     for pname, shape in opdef.param_shapes(inputs, data["attrs"]).items():
         pnode = g.nodes[pnodes[pname]]
         current = pnode["type"]
