@@ -243,6 +243,16 @@ def _emits(*ops: str):
     return register
 
 
+#: Ops that landed (sequence models, the ONNX importer's own ``reshape_dims``) before their ONNX
+#: form: exporting a model that uses one is a ``CompilerError`` naming it. A test keeps this list
+#: exact, so a new op without an export form fails it.
+NOT_EXPORTABLE_YET = frozenset({
+    "avg_pool1d", "conv1d", "cropping1d", "embedding", "fold_time", "global_avg_pool1d",
+    "global_max_pool1d", "gru", "lstm", "masking", "max_pool1d", "multi_head_attention",
+    "position_embedding", "reshape_dims", "sequence_mask", "simple_rnn", "unfold_time",
+    "upsampling1d", "zero_padding1d"})
+
+
 def exportable_ops() -> list[str]:
     """The IR ops ``export`` writes (everything else is refused with a ``CompilerError``)."""
     return sorted(_EMITTERS)
