@@ -12,7 +12,8 @@ keep their dtype. Layer ops (``dense conv2d batch_norm softmax``... everything t
 ``compiler.ops`` primitive nor a pure data-movement/merge op) compute in the model dtype: a
 non-float operand is converted when the step reads it (Keras casts a layer's inputs to its
 compute dtype; Dense on int ids gives float32). ``input_conversions`` is that rule, in one place
-for the reference executor and the runtime.
+for the reference executor and the runtime; a layer op may name operands that are indices
+(``OpDef.extras["index_operands"]``: Embedding's ids), which are read as the integers they are.
 """
 
 from __future__ import annotations
@@ -103,10 +104,15 @@ def input_conversions(g: nx.DiGraph, node: int, operands: Sequence[int]) -> tupl
     from .ops import get_op
 
     data = g.nodes[node]
-    if get_op(data["op"]).extras.get("primitive"):
+    opdef = get_op(data["op"])
+    if opdef.extras.get("primitive"):
         return (None,) * len(operands)
     want = data["type"].dtype
-    return tuple(None if g.nodes[n]["type"].dtype == want else want for n in operands)
+    # index operands (an embedding's ids) are read as the integers they are, never as floats
+    ints = {i for i in opdef.extras.get("index_operands", ())
+            if i < len(operands) and g.nodes[operands[i]]["type"].dtype in INT_DTYPES}
+    return tuple(None if i in ints or g.nodes[n]["type"].dtype == want else want
+                 for i, n in enumerate(operands))
 
 
 def model_dtype(g: nx.DiGraph) -> np.dtype:

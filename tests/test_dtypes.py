@@ -52,7 +52,7 @@ def test_take_out_of_range_ids_raise_instead_of_reading_out_of_bounds(executor, 
     table = np.arange(44, dtype=np.float32).reshape(11, 4)
     ids = Input((3,), dtype="int64", name="ids")
     plan = compile(Model(ids, ops.take(table, ids, axis=0)), executor=executor)
-    with pytest.raises(IndexError, match=rf"index {bad} is out of range for axis 0 of size 11"):
+    with pytest.raises(IndexError, match=rf"index {bad}\b.*out of range for axis 0 of size 11"):
         plan(np.array([[0, bad, 1]], np.int64))
     np.testing.assert_array_equal(plan(np.array([[0, 10, -11]])), table[[[0, 10, -11]]])
 

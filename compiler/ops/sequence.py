@@ -75,6 +75,7 @@ register(OpDef(
     kernel="embedding",
     natural_input_rank=2,
     traits=frozenset({INJECTIVE}),
+    extras={"index_operands": (0,)},
     doc="Rows of the (input_dim, output_dim) table at integer indices (any rank), "
         "bounds-checked.",
 ))
@@ -103,6 +104,7 @@ register(OpDef(
     reference=sequence_mask_reference,
     kernel="numpy:sequence_mask",
     natural_input_rank=2,
+    extras={"index_operands": (0,)},
     traits=frozenset({REDUCTION}),
     doc="1 where x != mask_value (reduce_last: anywhere along the last axis), else 0.",
 ))
