@@ -121,7 +121,7 @@ def model_dtype(g: nx.DiGraph) -> np.dtype:
     if dt is not None:
         return np.dtype(dt)
     for n in g.graph.get("inputs", ()):
-        t = g.nodes[n].get("type")
+        t = g.nodes[n].get("type") if n in g else None
         if t is not None and is_float(t.dtype):
             return t.dtype
     return DEFAULT_FLOAT

@@ -186,6 +186,7 @@ def input_types(builder: Any, nodes: Sequence[int]) -> list[TensorType]:
     g = builder.graph
     if all(g.nodes[n]["type"] is not None for n in nodes):
         return [g.nodes[n]["type"] for n in nodes]
+    from ..dtypes import model_dtype
     from ..ops import Unifier
     from ..passes.propagate_shapes import propagate_shapes
 
@@ -194,7 +195,8 @@ def input_types(builder: Any, nodes: Sequence[int]) -> list[TensorType]:
     for n, data in part.nodes(data=True):
         if n in known:  # a boundary: its type is settled, its operands are not needed
             data.update(op="input", type=known[n], expects=None, attrs={"name": f"%{n}"})
-    part.graph.update(g.graph, outputs=list(nodes))
+    # the part's own inputs are boundaries: the model dtype comes from the whole graph
+    part.graph.update(g.graph, outputs=list(nodes), dtype=model_dtype(g))
     propagate_shapes(part, SimpleNamespace(unifier=Unifier()))
     for n, data in part.nodes(data=True):
         if g.nodes[n]["op"] not in ("input", "param"):
