@@ -183,7 +183,7 @@ def take_cases(draw):
     return shape, axis, idx_shape, n
 
 
-@given(take_cases(), DTYPES, SEEDS, st.sampled_from([np.float64, np.int64]))
+@given(take_cases(), DTYPES, SEEDS, st.sampled_from([np.int32, np.int64]))
 def test_take_gathers_like_numpy_with_negative_indices(case, dtype, seed, idx_dtype):
     shape, axis, idx_shape, n = case
     rng = np.random.default_rng(seed)
@@ -209,12 +209,12 @@ def test_take_refuses_an_out_of_range_index_before_reading(bad):
 
 def test_take_through_a_plan_names_the_bad_index():
     x = Input((4,))
-    i = Input((2,), batch_size=1)
+    i = Input((2,), batch_size=1, dtype="int64")
     plan = compile(Model([x, i], ops.take(x, i, axis=1)), TensorSpec((None, 4)),
-                   TensorSpec((1, 2)))
+                   TensorSpec((1, 2), dtype="int64"))
     np.testing.assert_array_equal(plan(np.eye(4, dtype=np.float32), np.array([[3, -1]])),
                                   np.eye(4)[:, [[3, 3]]])
-    with pytest.raises(IndexError, match="index 4.0 .* axis 1 of size 4"):
+    with pytest.raises(IndexError, match=r"index 4\b.* axis 1 of size 4"):
         plan(np.eye(4, dtype=np.float32), np.array([[0, 4]]))
 
 
