@@ -11,14 +11,13 @@ fit the model and each other before any layer is touched. Every load is all-or-n
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from ..atomic_file import write_atomically
 from ..errors import CompilerError, DTypeError, ShapeError
 from ..ops import Unifier
 from ..symbolic import format_shape
@@ -175,22 +174,7 @@ def save_weights(model: Any, path: str | os.PathLike) -> None:
     """
     entries = model._require_built()  # raises, naming the layer, before any I/O
     arrays = {key: layer.variable(p).value.copy() for key, layer, p in entries}
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
-                               dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    write_atomically(path, lambda f: np.savez(f, **arrays))
 
 
 def read_weights_file(path: str | os.PathLike) -> dict[str, np.ndarray]:

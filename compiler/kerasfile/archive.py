@@ -8,18 +8,17 @@ Writing is atomic: a temporary file next to the target, renamed over it once com
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import io
 import json
 import os
 import posixpath
-import tempfile
 import zipfile
 from typing import Any
 
 import numpy as np
 
+from ..atomic_file import write_atomically
 from ..errors import CompilerError
 
 CONFIG, METADATA, WEIGHTS = "config.json", "metadata.json", "model.weights.h5"
@@ -132,21 +131,11 @@ def write_archive(path: str | os.PathLike, config: dict, weights: bytes) -> None
     path = os.fspath(path)
     metadata = {"keras_version": KERAS_FORMAT_VERSION, "saved_by": "deferc",
                 "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
-                               dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-                zf.writestr(METADATA, json.dumps(metadata))
-                zf.writestr(CONFIG, json.dumps(config))
-                zf.writestr(WEIGHTS, weights)
-            f.flush()
-            os.fsync(f.fileno())
-        mode = os.stat(path).st_mode & 0o777 if os.path.exists(path) else 0o644
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+
+    def write(f) -> None:
+        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr(METADATA, json.dumps(metadata))
+            zf.writestr(CONFIG, json.dumps(config))
+            zf.writestr(WEIGHTS, weights)
+
+    write_atomically(path, write)
