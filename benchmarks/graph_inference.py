@@ -8,20 +8,18 @@ output is transposed back only for the check.
 
 from __future__ import annotations
 
-import gc
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
 from . import ours_graph
 from .context import RunContext
-from .inference import OURS, SETTLE_S, checked_peer, comparison_rows
+from .inference import check_and_time, comparison_rows, skipped_rows
 from .ours import DEFERC
 from .peers import GRAPH_BUILDERS
 from .records import Row, Target
-from .timing import measure_rounds
 
 
 @dataclass(frozen=True)
@@ -50,10 +48,7 @@ def run_graph_inference(ctx: RunContext, wl: GraphWorkload) -> list[Row]:
     """Build ours, check every peer against it, then time all of them in shared rounds."""
     if ctx.ours.name != DEFERC:
         # The conv models come from deferc itself; a stand-in has nothing to build them from.
-        ctx.progress.step(wl.steps())
-        return [Row(wl.id, wl.case, peer=name, target=wl.targets.get(name),
-                    status=f"skipped: conv workloads need deferc (ours = {ctx.ours.name})")
-                for name in wl.peers]
+        return skipped_rows(wl, wl.steps(), ctx, "conv workloads need deferc")
     bar = ctx.progress
     bar.describe(f"{wl.id}: build ours ({ctx.ours.name})")
     built = ours_graph.build(wl.model, wl.input_shape, ctx.seed)
@@ -62,26 +57,13 @@ def run_graph_inference(ctx: RunContext, wl: GraphWorkload) -> list[Row]:
     expected = np.array(built.run(x), copy=True)  # ours may reuse its output buffer
     bar.step()
 
-    contenders: dict[str, Callable[[], object]] = {OURS: lambda: built.run(x)}
-    statuses: dict[str, str] = {}
-    for name in wl.peers:
-        bar.describe(f"{wl.id}: build + check {name}")
+    def attempt(name: str) -> tuple[Callable[[], object], np.ndarray]:
+        peer = GRAPH_BUILDERS[name](built.spec)
+        native = peer.prepare(x)
+        return (lambda: peer.run(native)), peer.to_ours(peer.run(native))
 
-        def attempt(name: str = name) -> tuple[Callable[[], object], np.ndarray]:
-            peer = GRAPH_BUILDERS[name](built.spec)
-            native = peer.prepare(x)
-            return (lambda: peer.run(native)), peer.to_ours(peer.run(native))
-
-        timed = checked_peer(ctx, wl.id, name, attempt, expected, statuses)
-        if timed is not None:
-            contenders[name] = timed
-        bar.step()
-
-    bar.describe(f"{wl.id}: timing {len(contenders)} implementations")
-    gc.collect()
-    timings = measure_rounds(contenders, ctx.repeat, ctx.warmup, ctx.min_rep_s,
-                             between=lambda: time.sleep(SETTLE_S))
-    bar.step()
+    timings, statuses = check_and_time(ctx, wl.id, lambda: built.run(x), expected,
+                                       {name: partial(attempt, name) for name in wl.peers})
     return comparison_rows(wl.id, wl.case, wl.peers, timings, built.spec.flops(wl.batch),
                            wl.targets, statuses)
 

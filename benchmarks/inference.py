@@ -12,6 +12,7 @@ import gc
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -56,29 +57,17 @@ def run_inference(ctx: RunContext, wl: InferenceWorkload) -> list[Row]:
     flops = built.spec.flops(wl.batch)
     bar.step()
 
-    contenders: dict[str, Callable[[], object]] = {OURS: lambda: built.run(x)}
-    statuses: dict[str, str] = {}
-    for name in wl.peers:
-        bar.describe(f"{wl.id}: build + check {name}")
+    def attempt(name: str) -> tuple[Callable[[], object], np.ndarray]:
+        run = ctx.peers[name].build(built.spec)
+        return (lambda: run(x)), run(x)
 
-        def attempt(name: str = name) -> tuple[Callable[[], object], np.ndarray]:
-            run = ctx.peers[name].build(built.spec)
-            return (lambda: run(x)), run(x)
-
-        timed = checked_peer(ctx, wl.id, name, attempt, expected, statuses)
-        if timed is not None:
-            contenders[name] = timed
-        bar.step()
+    unchecked = {}
     if wl.sgemm_baseline is not None:
         matmuls = numpy_peer.build_matmul_only(built.spec)
-        contenders[numpy_peer.MATMUL_ONLY_NAME] = lambda: matmuls(x)
-
-    bar.describe(f"{wl.id}: timing {len(contenders)} implementations")
-    gc.collect()
-    timings = measure_rounds(contenders, ctx.repeat, ctx.warmup, ctx.min_rep_s,
-                             between=lambda: time.sleep(SETTLE_S))
-    bar.step()
-
+        unchecked[numpy_peer.MATMUL_ONLY_NAME] = lambda: matmuls(x)
+    timings, statuses = check_and_time(ctx, wl.id, lambda: built.run(x), expected,
+                                       {name: partial(attempt, name) for name in wl.peers},
+                                       unchecked)
     ours = timings[OURS]
     rows = comparison_rows(wl.id, f"batch {wl.batch}", wl.peers, timings, flops, wl.targets,
                            statuses)
@@ -94,6 +83,42 @@ def run_inference(ctx: RunContext, wl: InferenceWorkload) -> list[Row]:
 
         rows += peak_rss_rows(ctx, wl.id, wl.input_dim, wl.configs, wl.batch, wl.rss_peers)
     return rows
+
+
+def skipped_rows(wl, steps: int, ctx: RunContext, why: str) -> list[Row]:
+    """Rows saying why a workload that needs deferc has no numbers (ours is a stand-in)."""
+    ctx.progress.step(steps)
+    return [Row(wl.id, wl.case, peer=name, target=wl.targets.get(name),
+                status=f"skipped: {why} (ours = {ctx.ours.name})") for name in wl.peers]
+
+
+def check_and_time(ctx: RunContext, workload_id: str, ours: Callable[[], object],
+                   expected: np.ndarray,
+                   attempts: dict[str, Callable[[], tuple[Callable[[], object], np.ndarray]]],
+                   unchecked: dict[str, Callable[[], object]] | None = None,
+                   ) -> tuple[dict[str, Timing], dict[str, str]]:
+    """Build and check each peer (``attempts``, see ``checked_peer``), then time ours, the
+    peers that agree and any ``unchecked`` baselines in shared rounds.
+
+    One place for the check-then-time protocol every inference workload follows, so a peer
+    that disagrees is never timed and every workload settles threads the same way.
+    """
+    bar = ctx.progress
+    contenders: dict[str, Callable[[], object]] = {OURS: ours}
+    statuses: dict[str, str] = {}
+    for name, attempt in attempts.items():
+        bar.describe(f"{workload_id}: build + check {name}")
+        timed = checked_peer(ctx, workload_id, name, attempt, expected, statuses)
+        if timed is not None:
+            contenders[name] = timed
+        bar.step()
+    contenders.update(unchecked or {})
+    bar.describe(f"{workload_id}: timing {len(contenders)} implementations")
+    gc.collect()
+    timings = measure_rounds(contenders, ctx.repeat, ctx.warmup, ctx.min_rep_s,
+                             between=lambda: time.sleep(SETTLE_S))
+    bar.step()
+    return timings, statuses
 
 
 def checked_peer(ctx: RunContext, workload_id: str, name: str,

@@ -9,20 +9,18 @@ session creation. Exported files are cached in ``$DEFERC_BENCH_DIR`` (default
 
 from __future__ import annotations
 
-import gc
 import os
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .context import RunContext
-from .inference import OURS, SETTLE_S, checked_peer, comparison_rows
+from .inference import check_and_time, comparison_rows
 from .records import Row, Target
-from .timing import measure_rounds, summarize
+from .timing import summarize
 
 PEER = "onnxruntime"
 
@@ -84,23 +82,12 @@ def run_onnx_inference(ctx: RunContext, wl: OnnxWorkload) -> list[Row]:
         (wl.batch, 3, wl.side, wl.side)).astype(np.float32)
     expected = np.array(plan(x), copy=True)
     bar.step()
-    statuses: dict[str, str] = {}
-    bar.describe(f"{wl.id}: build + check {PEER}")
 
     def attempt():
         session = _session(path)
         return (lambda: session.run(None, {"input": x})), session.run(None, {"input": x})[0]
 
-    contenders = {OURS: lambda: plan(x)}
-    timed = checked_peer(ctx, wl.id, PEER, attempt, expected, statuses)
-    if timed is not None:
-        contenders[PEER] = timed
-    bar.step()
-    bar.describe(f"{wl.id}: timing")
-    gc.collect()
-    timings = measure_rounds(contenders, ctx.repeat, ctx.warmup, ctx.min_rep_s,
-                             between=lambda: time.sleep(SETTLE_S))
-    bar.step()
+    timings, statuses = check_and_time(ctx, wl.id, lambda: plan(x), expected, {PEER: attempt})
     return comparison_rows(wl.id, wl.case, (PEER,), timings, None, {PEER: wl.target}, statuses)
 
 

@@ -8,19 +8,17 @@ in shared rounds. Ours is a functional model (``MultiHeadAttention``, ``Add``,
 
 from __future__ import annotations
 
-import gc
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
 from .context import RunContext
-from .inference import OURS, SETTLE_S, checked_peer, comparison_rows
+from .inference import check_and_time, comparison_rows, skipped_rows
 from .ours import DEFERC
 from .peers import transformer_peer
 from .records import Row, Target
-from .timing import measure_rounds
 
 
 @dataclass(frozen=True)
@@ -88,10 +86,7 @@ def _randomize(model, seed: int) -> None:
 
 def run_encoder(ctx: RunContext, wl: EncoderWorkload) -> list[Row]:
     if ctx.ours.name != DEFERC:
-        ctx.progress.step(wl.steps())
-        return [Row(wl.id, wl.case, peer=name, target=wl.targets.get(name),
-                    status=f"skipped: sequence workloads need deferc (ours = {ctx.ours.name})")
-                for name in wl.peers]
+        return skipped_rows(wl, wl.steps(), ctx, "sequence workloads need deferc")
     from compiler import TensorSpec, compile, set_random_seed
 
     bar = ctx.progress
@@ -107,27 +102,15 @@ def run_encoder(ctx: RunContext, wl: EncoderWorkload) -> list[Row]:
     weights = _weights(model, wl, epsilon)
     bar.step()
 
-    contenders: dict[str, Callable[[], object]] = {OURS: lambda: plan(x)}
-    statuses: dict[str, str] = {}
     builders = {"torch": lambda: transformer_peer.build_torch(weights),
                 "onnxruntime": lambda: transformer_peer.build_onnxruntime(weights, x)}
-    for name in wl.peers:
-        bar.describe(f"{wl.id}: build + check {name}")
 
-        def attempt(name: str = name) -> tuple[Callable[[], object], np.ndarray]:
-            run = builders[name]()
-            return (lambda: run(x)), run(x)
+    def attempt(name: str) -> tuple[Callable[[], object], np.ndarray]:
+        run = builders[name]()
+        return (lambda: run(x)), run(x)
 
-        timed = checked_peer(ctx, wl.id, name, attempt, expected, statuses)
-        if timed is not None:
-            contenders[name] = timed
-        bar.step()
-
-    bar.describe(f"{wl.id}: timing {len(contenders)} implementations")
-    gc.collect()
-    timings = measure_rounds(contenders, ctx.repeat, ctx.warmup, ctx.min_rep_s,
-                             between=lambda: time.sleep(SETTLE_S))
-    bar.step()
+    timings, statuses = check_and_time(ctx, wl.id, lambda: plan(x), expected,
+                                       {name: partial(attempt, name) for name in wl.peers})
     return comparison_rows(wl.id, wl.case, wl.peers, timings, wl.flops(), wl.targets, statuses)
 
 

@@ -8,19 +8,16 @@ rounds.
 
 from __future__ import annotations
 
-import gc
 import io
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
 from .context import RunContext
-from .inference import OURS, SETTLE_S, checked_peer, comparison_rows
+from .inference import check_and_time, comparison_rows, skipped_rows
 from .ours import DEFERC
 from .records import Row, Target
-from .timing import measure_rounds
 
 #: Keras gate order -> PyTorch gate order, as indices of Keras' gate blocks
 _TORCH_GATES = {"LSTM": (0, 1, 2, 3), "GRU": (1, 0, 2)}
@@ -128,10 +125,7 @@ _PEERS = {"torch": _torch_peer, "onnxruntime": _onnx_peer}
 
 def run_sequence_inference(ctx: RunContext, wl: SequenceWorkload) -> list[Row]:
     if ctx.ours.name != DEFERC:
-        ctx.progress.step(wl.steps_count())
-        return [Row(wl.id, wl.case, peer=name, target=wl.targets.get(name),
-                    status=f"skipped: sequence workloads need deferc (ours = {ctx.ours.name})")
-                for name in wl.peers]
+        return skipped_rows(wl, wl.steps_count(), ctx, "sequence workloads need deferc")
     bar = ctx.progress
     bar.describe(f"{wl.id}: build ours ({ctx.ours.name})")
     weights, plan = _build_ours(wl, ctx.seed)
@@ -139,20 +133,8 @@ def run_sequence_inference(ctx: RunContext, wl: SequenceWorkload) -> list[Row]:
         (wl.batch, wl.steps, wl.features)).astype(np.float32)
     expected = np.array(plan(x), copy=True)
     bar.step()
-    contenders: dict[str, Callable[[], object]] = {OURS: lambda: plan(x)}
-    statuses: dict[str, str] = {}
-    for name in wl.peers:
-        bar.describe(f"{wl.id}: build + check {name}")
-        timed = checked_peer(ctx, wl.id, name, lambda name=name: _PEERS[name](wl, weights, x),
-                             expected, statuses)
-        if timed is not None:
-            contenders[name] = timed
-        bar.step()
-    bar.describe(f"{wl.id}: timing {len(contenders)} implementations")
-    gc.collect()
-    timings = measure_rounds(contenders, ctx.repeat, ctx.warmup, ctx.min_rep_s,
-                             between=lambda: time.sleep(SETTLE_S))
-    bar.step()
+    attempts = {name: partial(_PEERS[name], wl, weights, x) for name in wl.peers}
+    timings, statuses = check_and_time(ctx, wl.id, lambda: plan(x), expected, attempts)
     return comparison_rows(wl.id, wl.case, wl.peers, timings, wl.flops(), wl.targets, statuses)
 
 
