@@ -9,66 +9,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import CompilerError
 from ..ops.activations import canonical_activation
 from ..ops.conv import pair as _pair
 from ..ops.pooling import pool_geometry, zero_padding_amounts
 from . import initializers
+from .conv_base import BaseConv, padding_choice
 from .layers import Layer, _flag, _positive_int
 
 _PADDINGS = ("valid", "same")
 
 
 def _padding(value: Any, layer: str) -> str:
-    if not isinstance(value, str) or value.lower() not in _PADDINGS:
-        raise CompilerError(f"{layer}: padding must be 'valid' or 'same', received {value!r}")
-    return value.lower()
+    return padding_choice(value, layer, _PADDINGS)
 
 
-class Conv2D(Layer):
+class Conv2D(BaseConv):
     """2-D convolution over NHWC images; kernel ``(kh, kw, in/groups, filters)``."""
 
     op = "conv2d"
 
-    def __init__(self, filters: int, kernel_size: Any, strides: Any = 1, padding: str = "valid",
-                 dilation_rate: Any = 1, groups: int = 1, activation: Any = None,
-                 use_bias: bool = True, kernel_initializer: Any = "glorot_uniform",
-                 bias_initializer: Any = "zeros", **kwargs: Any):
-        super().__init__(**kwargs)
-        kind = type(self).__name__
-        self.filters = _positive_int(filters, "filters", kind)
-        self.kernel_size = _pair(kernel_size, "kernel_size", kind)
-        self.strides = _pair(strides, "strides", kind)
-        self.padding = _padding(padding, kind)
-        self.dilation_rate = _pair(dilation_rate, "dilation_rate", kind)
-        self.groups = _positive_int(groups, "groups", kind)
-        if self.filters % self.groups:
-            raise CompilerError(f"{kind}: filters ({self.filters}) must be a multiple of groups "
-                                f"({self.groups})")
-        if self.strides != (1, 1) and self.dilation_rate != (1, 1):
-            raise CompilerError(f"{kind}: strides {self.strides} and dilation_rate "
-                                f"{self.dilation_rate} cannot both exceed 1 (as in Keras)")
-        self.activation = canonical_activation(activation)
-        self.use_bias = _flag(use_bias, "use_bias", kind)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
+    def _window(self, value: Any, name: str, kind: str) -> tuple:
+        return _pair(value, name, kind)
 
-    def op_attrs(self) -> dict:
-        return {"filters": self.filters, "kernel_size": self.kernel_size,
-                "strides": self.strides, "padding": self.padding,
-                "dilation": self.dilation_rate, "groups": self.groups,
-                "activation": self.activation, "use_bias": self.use_bias}
-
-    def initializer(self, param: str) -> initializers.Initializer:
-        return {"kernel": self.kernel_initializer, "bias": self.bias_initializer}[param]
-
-    def get_config(self) -> dict:
-        return {**super().get_config(), "filters": self.filters,
-                "kernel_size": list(self.kernel_size), "strides": list(self.strides),
-                "padding": self.padding, "dilation_rate": list(self.dilation_rate),
-                "groups": self.groups, "activation": self.activation, "use_bias": self.use_bias,
-                "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer)}
+    def _config_window(self, value: tuple) -> list:
+        return list(value)
 
 
 class DepthwiseConv2D(Layer):
