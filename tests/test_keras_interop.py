@@ -337,14 +337,6 @@ def test_unknown_layer_class_lists_supported(tmp_path):
         compiler.load_model(path)
 
 
-def test_sequence_layers_are_pending(keras, tmp_path):
-    L = keras.layers
-    kmodel = keras.Sequential([keras.Input((5, 3)), L.LSTM(4)])
-    kmodel.save(tmp_path / "lstm.keras")
-    with pytest.raises(CompilerError, match=r"'lstm' \(LSTM\) is not supported yet"):
-        compiler.load_model(tmp_path / "lstm.keras")
-
-
 def test_lambda_is_refused_and_never_run(keras, tmp_path, monkeypatch):
     L = keras.layers
     kmodel = keras.Sequential([keras.Input((3,)), L.Lambda(lambda x: x * 2)])
@@ -472,9 +464,10 @@ def test_options_that_change_outputs_are_refused(tmp_path):
               r"dtype policy 'mixed_float16' \(mixed precision\) is not supported"),
              (_layer("Dense", units=2, activation="leaky_relu"),
               r"activation 'leaky_relu' is not supported"),
-             (_layer("Dense", units=2, kernel_initializer={"class_name": "Orthogonal",
+             (_layer("Dense", units=2, kernel_initializer={"class_name": "STFT",
                                                           "config": {}}),
-              r"initializer 'Orthogonal' is not supported")]
+              r"'dense' \(Dense\): weight kernel has no value in the file and its initializer "
+              r"'STFT' is not supported")]
     for i, (entry, message) in enumerate(cases):
         path = _archive(tmp_path / f"m{i}.keras", _sequential_config(entry))
         with pytest.raises(CompilerError, match=message):
