@@ -508,19 +508,22 @@ def assign_weights(model: Model, placements: list[Placement], arrays: dict[str, 
                             f"weights for {missing[:8]}")
     built = {id(layer) for layer, _ in staged}
     for place in placements:
-        if id(place.layer) not in built:
-            _check_initializers(place.layer, f"{where}: layer '{place.layer.name}' "
-                                             f"({place.keras_class})")
+        _check_initializers(place.layer, f"{where}: layer '{place.layer.name}' "
+                                         f"({place.keras_class})", id(place.layer) in built)
     for layer, values in staged:
         layer.set_weights(values)
 
 
-def _check_initializers(layer: Layer, label: str) -> None:
-    """A layer whose weights the file lacks will draw them: from initializers we can run."""
+def _check_initializers(layer: Layer, label: str, has_weights: bool) -> None:
+    """A layer whose weights the file lacks will draw them: from initializers we can run.
+    Those we cannot run stop answering with placeholders once the file is loaded."""
     for pname in layer.param_names:
         init = layer.initializer(pname)
         init = getattr(init, "inner", init)  # LSTM's unit_forget_bias wraps the bias one
-        if isinstance(init, table.KerasOnlyInitializer):
+        if not isinstance(init, table.KerasOnlyInitializer):
+            continue
+        init.loading = False
+        if not has_weights:
             raise CompilerError(f"{label}: weight {pname} has no value in the file and its "
                                 f"initializer {table._describe(init.entry)} is not supported; "
                                 f"supported: {sorted(table._INIT_KEYS)}")

@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
+
 from ..errors import CompilerError
 from ..frontend import initializers, merging, normalization, spatial
 from ..frontend import layers as core
@@ -144,8 +146,13 @@ class KerasOnlyInitializer(initializers.Initializer):
     def __init__(self, entry: Any, where: str):
         super().__init__()
         self.entry, self.where = entry, where
+        #: while the file loads, a model built on construction draws NaN placeholders that
+        #: the file's weights then replace (the reader checks that they all do)
+        self.loading = True
 
     def sample(self, shape, rng):
+        if self.loading:
+            return np.full(shape, np.nan)
         raise CompilerError(f"{self.where}: initializer {_describe(self.entry)} is not "
                             f"supported, and this weight has no value in the file; supported: "
                             f"{sorted(_INIT_KEYS)}")
