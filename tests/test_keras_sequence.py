@@ -247,7 +247,10 @@ def _legacy_models(keras):
     cnn = keras.Model(x, L.Dense(3)(L.GlobalAveragePooling2D()(L.MaxPooling2D()(h))))
     lstm = keras.Sequential([keras.Input((None,), dtype="int32"),
                              L.Embedding(VOCAB, 4, mask_zero=True), L.LSTM(5), L.Dense(2)])
-    return [(mlp, _x(3, 6)), (cnn, _x(2, 8, 8, 2)), (lstm, _tokens(3, 6, VOCAB))]
+    q = keras.Input((5, 4))
+    mha = keras.Model(q, L.MultiHeadAttention(2, 3)(q, q))
+    return [(mlp, _x(3, 6)), (cnn, _x(2, 8, 8, 2)), (lstm, _tokens(3, 6, VOCAB)),
+            (mha, _x(2, 5, 4))]
 
 
 def _as_keras2(path):
@@ -264,7 +267,14 @@ def _as_keras2(path):
                 cfg["batch_input_shape"] = cfg.pop("batch_shape")
             if entry["class_name"] == "LSTM":
                 cfg.update(time_major=False, implementation=2)
-            if "inbound_nodes" in entry:
+            if entry["class_name"] == "Embedding":
+                cfg["input_length"] = None
+            if entry["class_name"] == "MultiHeadAttention":  # value= as a keyword
+                cfg.update(query_shape=[None, 5, 4], value_shape=[None, 5, 4], key_shape=None)
+                node = entry["inbound_nodes"][0]["args"]
+                entry["inbound_nodes"] = [[[*node[0]["config"]["keras_history"],
+                                            {"value": node[1]["config"]["keras_history"]}]]]
+            elif "inbound_nodes" in entry:
                 entry["inbound_nodes"] = [
                     [[*a["config"]["keras_history"], {}] for a in _flat(node["args"])]
                     for node in entry["inbound_nodes"]]

@@ -320,7 +320,8 @@ def _functional(config: Mapping, where: str, group: str, placements: list[Placem
             else:  # Keras 2: [[name, node, tensor, kwargs], ...]
                 args = [{"class_name": "__keras_tensor__", "config": {"keras_history": e[:3]}}
                         for e in node]
-                kwargs = {k: v for e in node if len(e) > 3 for k, v in (e[3] or {}).items()}
+                kwargs = {k: _keras2_tensor(v) for e in node if len(e) > 3
+                          for k, v in (e[3] or {}).items()}
             if layers[name] is masks:
                 args, constants = _split_constants(args)
                 kwargs = {**kwargs, "constants": constants}
@@ -373,8 +374,16 @@ def _functional(config: Mapping, where: str, group: str, placements: list[Placem
                  name=config.get("name"), dtype=dtype)
 
 
-#: call keyword arguments holding tensors (RNN states; attention's key and mask)
-TENSOR_KWARGS = ("initial_state", "key", "attention_mask")
+#: call keyword arguments holding tensors (RNN states; attention's value (Keras 2), key, mask)
+TENSOR_KWARGS = ("initial_state", "value", "key", "attention_mask")
+
+
+def _keras2_tensor(value: Any) -> Any:
+    """Keras 2 wrote a tensor keyword argument as ``[layer, node, index]``."""
+    if isinstance(value, list) and len(value) == 3 and isinstance(value[0], str) and \
+            all(isinstance(v, int) for v in value[1:]):
+        return {"class_name": "__keras_tensor__", "config": {"keras_history": value}}
+    return value
 #: call keyword arguments holding a flag we pass on
 FLAG_KWARGS = ("use_causal_mask",)
 

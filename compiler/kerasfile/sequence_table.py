@@ -52,6 +52,22 @@ def _rnn(cls: type) -> Any:
     return convert
 
 
+def _embedding(config: dict) -> tuple[type, dict]:
+    """Keras 2's ``input_length`` only declared the input shape (the InputLayer has it)."""
+    config.pop("input_length", None)
+    return sequence.Embedding, config
+
+
+def _attention(config: dict) -> tuple[type, dict]:
+    """Keras 2 recorded the build shapes in the config; ours come from the call."""
+    for key in _ATTENTION_SHAPES:
+        config.pop(key, None)
+    return attention.MultiHeadAttention, config
+
+
+_ATTENTION_SHAPES = ("query_shape", "key_shape", "value_shape")
+
+
 def _bidirectional_variables(layer: Layer) -> list[tuple[str, str]]:
     return [(f"{side}_layer/{path}", f"{side}/{p}")
             for side in ("forward", "backward")
@@ -72,8 +88,9 @@ def _mha_variables(layer: Layer) -> list[tuple[str, str]]:
 
 
 SEQUENCE_TABLE: dict[str, KerasLayer] = {
-    "Embedding": KerasLayer(sequence.Embedding, ("input_dim", "output_dim", "mask_zero"),
-                            ("embeddings_initializer",)),
+    "Embedding": KerasLayer(sequence.Embedding,
+                            ("input_dim", "output_dim", "mask_zero", "input_length"),
+                            ("embeddings_initializer",), from_keras=_embedding),
     "Masking": KerasLayer(sequence.Masking, ("mask_value",)),
     "GlobalAveragePooling1D": KerasLayer(sequence.GlobalAveragePooling1D, ("keepdims",),
                                          fixed=_CHANNELS_LAST),
@@ -107,6 +124,7 @@ SEQUENCE_TABLE: dict[str, KerasLayer] = {
     "MultiHeadAttention": KerasLayer(
         attention.MultiHeadAttention,
         ("num_heads", "key_dim", "value_dim", "dropout", "use_bias", "output_shape",
-         "attention_axes"), _KERNEL_BIAS, variables=_mha_variables,
+         "attention_axes") + _ATTENTION_SHAPES, _KERNEL_BIAS, from_keras=_attention,
+        variables=_mha_variables,
         empty_groups=("_softmax", "_dropout_layer")),
 }
