@@ -303,3 +303,36 @@ def test_legacy_h5_mlp_cnn_lstm(keras, tmp_path):
         compare(expected, compiler.load_model(path)(xs))
         _as_keras2(path)
         compare(expected, compiler.load_model(path)(xs))
+
+
+# -- keras-hub's PositionEmbedding (keras-hub is not installed: checked against NumPy) ----------
+
+def test_position_embedding_keras_hub_entry(tmp_path):
+    t = Input((None,), dtype="int32")
+    tok = layers.Embedding(VOCAB, 4, name="tok")(t)
+    pos = layers.PositionEmbedding(8, name="pos")(tok)
+    model = Model(t, layers.Add()([tok, pos]))
+    ids = _tokens(2, 6, VOCAB, pad=False)
+    expected = model(ids)
+    table_, positions = model.get_weights()
+    np.testing.assert_allclose(expected, table_[ids] + positions[:6], atol=1e-6)
+    path = tmp_path / "hub.keras"
+    model.save(path)
+    with zipfile.ZipFile(path) as zf:
+        config = json.loads(zf.read("config.json"))
+    entry = next(e for e in config["config"]["layers"] if e["class_name"] == "PositionEmbedding")
+    assert entry["registered_name"] == "keras_hub>PositionEmbedding"
+    assert entry["config"]["sequence_length"] == 8
+    np.testing.assert_array_equal(compiler.load_model(path)(ids), expected)
+
+    entry["registered_name"] = "mine>PositionEmbedding"
+    with zipfile.ZipFile(path) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    members["config.json"] = json.dumps(config)
+    with zipfile.ZipFile(tmp_path / "other.keras", "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    with pytest.raises(CompilerError, match=r"'pos' \(PositionEmbedding\) is registered as "
+                                            r"'mine>PositionEmbedding'; deferc knows "
+                                            r"PositionEmbedding only as 'keras_hub>"):
+        compiler.load_model(tmp_path / "other.keras")

@@ -59,7 +59,12 @@ def check_entry(entry: Any, where: str) -> str:
                             f"with built-in layers or compiler.ops")
     module = entry.get("module")
     registered = entry.get("registered_name")
-    if (registered is not None and registered != cls) or \
+    spec = table.TABLE.get(cls)
+    if spec is not None and spec.registered_name is not None:  # a keras-hub layer we know
+        if registered != spec.registered_name:
+            raise CompilerError(f"{label} is registered as {registered!r}; deferc knows "
+                                f"{cls} only as {spec.registered_name!r}")
+    elif (registered is not None and registered != cls) or \
             (module is not None and not str(module).startswith("keras")):
         raise CompilerError(f"{label} is a custom object (module {module!r}, registered as "
                             f"{registered!r}); deferc loads built-in Keras layers only: "

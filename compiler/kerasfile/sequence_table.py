@@ -6,7 +6,9 @@ models and listing the HDF5 file): a recurrent layer's in its cell (``cell/vars/
 kernel, recurrent kernel, bias), ``Bidirectional``'s under ``forward_layer/`` and
 ``backward_layer/``, ``TimeDistributed``'s under ``layer/``, ``MultiHeadAttention``'s in its
 four ``EinsumDense`` parts (``query_dense/vars/0`` kernel, ``.../1`` bias, then ``key_dense``,
-``value_dense``, ``output_dense``).
+``value_dense``, ``output_dense``). keras-hub's ``PositionEmbedding`` (``vars/0``: the
+``(sequence_length, features)`` table) is representable: its config is plain, its call returns
+the table's first ``T`` rows broadcast to the input, as ours does.
 """
 
 from __future__ import annotations
@@ -127,4 +129,8 @@ SEQUENCE_TABLE: dict[str, KerasLayer] = {
          "attention_axes") + _ATTENTION_SHAPES, _KERNEL_BIAS, from_keras=_attention,
         variables=_mha_variables,
         empty_groups=("_softmax", "_dropout_layer")),
+    "PositionEmbedding": KerasLayer(
+        attention.PositionEmbedding, ("sequence_length",), ("initializer",),
+        module="keras_hub.src.layers.modeling.position_embedding",
+        registered_name="keras_hub>PositionEmbedding"),
 }

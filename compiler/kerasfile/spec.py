@@ -33,6 +33,10 @@ class KerasLayer:
     empty_groups: tuple[str, ...] = ()
     #: activation-valued config keys, each checked against the activations we compute exactly
     activations: tuple[str, ...] = ("activation",)
+    #: where Keras finds the class: built-ins in ``keras.layers``; keras-hub layers are
+    #: registered (``keras_hub>PositionEmbedding``) and need keras-hub installed to load
+    module: str = "keras.layers"
+    registered_name: str | None = None
 
 
 def variables_of(layer: Layer) -> list[tuple[str, str]]:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import CompilerError
+from ..frontend import initializers
 from ..frontend.attention import MultiHeadAttention
 from ..frontend.layers import Layer
 from ..frontend.models import Model, Sequential
@@ -68,13 +69,13 @@ def layer_entry(layer: Layer, dtype: Any, where: str) -> dict:
             config[key] = table.initializer_to_keras(init, label)
     for key, values in spec.fixed.items():
         config[key] = values[0]
-    return {"module": "keras.layers", "class_name": keras_name, "config": config,
-            "registered_name": None}
+    return {"module": spec.module, "class_name": keras_name, "config": config,
+            "registered_name": spec.registered_name}
 
 
 def _initializer_of(layer: Layer, key: str) -> Any:
     """The initializer a Keras config key names (``gamma_initializer`` -> param ``gamma``)."""
-    if hasattr(layer, key):
+    if isinstance(getattr(layer, key, None), initializers.Initializer):
         return getattr(layer, key)
     try:
         return layer.initializer(key.removesuffix("_initializer"))
