@@ -113,8 +113,8 @@ def test_cnn_with_residuals_and_batchnorm(keras, tmp_path):
     kmodel = keras.Model(x, y)
     _randomize(kmodel)
     ours = _roundtrip_from_keras(keras, kmodel, tmp_path, _x(4, 12, 12, 3))
-    bn = next(layer for layer in ours.layers if layer.name == "batch_normalization")
-    kbn = kmodel.get_layer("batch_normalization")
+    kbn = next(layer for layer in kmodel.layers if isinstance(layer, L.BatchNormalization))
+    bn = next(layer for layer in ours.layers if layer.name == kbn.name)
     for ours_w, keras_w in zip(bn.get_weights(), kbn.get_weights()):
         np.testing.assert_array_equal(ours_w, keras_w)
 

@@ -44,6 +44,7 @@ def test_recurrent_stack_with_mask_zero(keras, tmp_path):
         L.GRU(4, return_sequences=True, go_backwards=True),
         L.LSTM(3, go_backwards=True, use_bias=False)])
     ours = both_ways(keras, kmodel, tmp_path, _tokens(4, 7, VOCAB))
+    assert np.dtype(ours._input_specs[0].dtype) == np.int32  # token ids stay integers
     gru = ours.layers[2]
     assert isinstance(gru, layers.GRU) and not gru.reset_after
     assert gru.get_weights()[2].shape == (12,)            # reset_after=False: bias (3u,)

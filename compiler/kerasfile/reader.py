@@ -218,8 +218,8 @@ def _input(config: Mapping, where: str, fallback_dtype: Any) -> Any:
     if not isinstance(shape, list) or not shape:
         raise CompilerError(f"{where}: InputLayer '{config.get('name')}' has no batch_shape")
     dtype = config.get("dtype")
-    try:  # integer inputs (token ids) are computed in the model dtype, like every value today
-        dtype = dtype if isinstance(dtype, str) and np.dtype(dtype).kind == "f" else None
+    try:  # float and integer (token ids) inputs keep their dtype; others are the model's
+        dtype = dtype if isinstance(dtype, str) and np.dtype(dtype).kind in "fi" else None
     except TypeError:
         raise CompilerError(f"{where}: InputLayer '{config.get('name')}' has unknown dtype "
                             f"{dtype!r}") from None
