@@ -9,55 +9,25 @@ Tests that need Keras skip without it; the others need only h5py.
 import io
 import json
 import marshal
-import os
 import zipfile
 
 import numpy as np
 import pytest
+from keras_helpers import ATOL, keras_module
+from keras_helpers import compare as _compare
+from keras_helpers import keras_out as _keras_out
+from keras_helpers import randomize as _randomize
+from keras_helpers import x as _x
 
 import compiler
 from compiler import CompilerError, Input, Model, Sequential, layers
 
 h5py = pytest.importorskip("h5py")
 
-ATOL = 1e-4
-
 
 @pytest.fixture(scope="module")
 def keras():
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    return pytest.importorskip("keras")
-
-
-def _randomize(model, seed=0):
-    """Every Keras weight random; variances (BatchNorm) positive."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if hasattr(layer, "layers"):
-            _randomize(layer, seed + 1)
-            continue
-        weights = layer.get_weights()
-        if weights:
-            new = [rng.uniform(0.5, 1.5, w.shape) if "variance" in v.path else
-                   rng.normal(0, 0.5, w.shape) for w, v in zip(weights, layer.weights)]
-            layer.set_weights([n.astype(w.dtype) for n, w in zip(new, weights)])
-
-
-def _keras_out(keras, model, *xs):
-    out = model(list(xs) if len(xs) > 1 else xs[0])
-    if isinstance(out, (list, tuple)):
-        return [keras.ops.convert_to_numpy(o) for o in out]
-    return keras.ops.convert_to_numpy(out)
-
-
-def _compare(expected, ours, atol=ATOL):
-    if isinstance(expected, list):
-        assert len(expected) == len(ours)
-        for e, o in zip(expected, ours):
-            _compare(e, o, atol)
-        return
-    assert ours.shape == expected.shape
-    np.testing.assert_allclose(ours, expected, atol=atol, rtol=0)
+    return keras_module()
 
 
 def _roundtrip_from_keras(keras, kmodel, tmp_path, *xs, atol=ATOL):
@@ -66,10 +36,6 @@ def _roundtrip_from_keras(keras, kmodel, tmp_path, *xs, atol=ATOL):
     ours = compiler.load_model(path)
     _compare(_keras_out(keras, kmodel, *xs), ours(*xs), atol)
     return ours
-
-
-def _x(*shape, seed=1, dtype=np.float32):
-    return np.random.default_rng(seed).normal(size=shape).astype(dtype)
 
 
 # -- Keras -> deferc --------------------------------------------------------------------------
