@@ -256,7 +256,8 @@ def _legacy_models(keras):
 
 def _as_keras2(path):
     """Rewrite a Keras 3 legacy file the way Keras 2 wrote it: ``kernel:0`` dataset names,
-    ``keras_version`` 2.x, Keras 2's call nodes and InputLayer ``batch_input_shape``."""
+    ``keras_version`` 2.x, Keras 2's call nodes, InputLayer ``batch_input_shape`` (in a
+    Sequential: on its first layer, ``Dense(5, input_shape=(6,))``)."""
     import h5py
 
     with h5py.File(path, "r+") as f:
@@ -266,6 +267,8 @@ def _as_keras2(path):
             cfg = entry["config"]
             if entry["class_name"] == "InputLayer":
                 cfg["batch_input_shape"] = cfg.pop("batch_shape")
+                if config["class_name"] == "Sequential":  # declared by the first layer
+                    first_layer_declares = cfg["batch_input_shape"]
             if entry["class_name"] == "LSTM":
                 cfg.update(time_major=False, implementation=2)
             if entry["class_name"] == "Embedding":
@@ -279,6 +282,9 @@ def _as_keras2(path):
                 entry["inbound_nodes"] = [
                     [[*a["config"]["keras_history"], {}] for a in _flat(node["args"])]
                     for node in entry["inbound_nodes"]]
+        if config["class_name"] == "Sequential":
+            config["config"]["layers"].pop(0)
+            config["config"]["layers"][0]["config"]["batch_input_shape"] = first_layer_declares
         f.attrs["model_config"] = json.dumps(config)
         weights = f["model_weights"]
         for name in list(weights):

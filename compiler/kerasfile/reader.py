@@ -252,6 +252,13 @@ def _sequential(entry: Mapping, config: Mapping, where: str, group: str,
         if i == 0 and check_entry(member, where) == "InputLayer":
             items.append(_input(member["config"], where, dtype))
             continue
+        if i == 0 and isinstance(member.get("config"), Mapping) and \
+                member["config"].get("batch_input_shape") is not None:
+            # Keras 2 let the first layer declare the input: ``Dense(4, input_shape=(8,))``
+            config_ = dict(member["config"])
+            declared = {"name": None, "batch_shape": config_.pop("batch_input_shape")}
+            items.append(_input(declared, where, dtype))
+            member = {**member, "config": config_}
         sub = f"{group}layers/{unique_name(snake_case(member['class_name']), used)}"
         items.append(_member(member, where, sub, placements, top))
     built = config.get("build_input_shape") or (entry.get("build_config") or {}).get(
