@@ -343,3 +343,42 @@ def test_position_embedding_keras_hub_entry(tmp_path):
                                             r"'mine>PositionEmbedding'; deferc knows "
                                             r"PositionEmbedding only as 'keras_hub>"):
         compiler.load_model(tmp_path / "other.keras")
+
+
+def _edit_config(path, out, edit):
+    with zipfile.ZipFile(path) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    config = json.loads(members["config.json"])
+    edit(config["config"]["layers"])
+    members["config.json"] = json.dumps(config)
+    with zipfile.ZipFile(out, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return out
+
+
+def test_mask_ops_other_than_masks_are_refused(keras, tmp_path):
+    L = keras.layers
+    x = keras.Input((4, 3))
+    kmodel = keras.Model(x, L.LSTM(2)(L.Masking(name="masked")(x)))
+    kmodel.save(tmp_path / "m.keras")
+    by_class = {}
+
+    def index(entries):
+        by_class.update({e["class_name"]: e for e in entries})
+
+    _edit_config(tmp_path / "m.keras", tmp_path / "same.keras", index)
+    assert {"NotEqual", "Any"} <= set(by_class)          # how Keras 3.15 writes the mask
+
+    def other_axis(entries):
+        next(e for e in entries if e["class_name"] == "Any")["config"]["axis"] = 1
+
+    def as_data(entries):
+        lstm = next(e for e in entries if e["class_name"] == "LSTM")
+        lstm["inbound_nodes"][0]["args"][0]["config"]["keras_history"] = \
+            lstm["inbound_nodes"][0]["kwargs"]["mask"]["config"]["keras_history"]
+
+    with pytest.raises(CompilerError, match=r"op 'any.*' is not a mask computation"):
+        compiler.load_model(_edit_config(tmp_path / "m.keras", tmp_path / "a.keras", other_axis))
+    with pytest.raises(CompilerError, match=r"takes a mask op's output as data"):
+        compiler.load_model(_edit_config(tmp_path / "m.keras", tmp_path / "b.keras", as_data))

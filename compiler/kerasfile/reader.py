@@ -430,18 +430,25 @@ class _Masks:
     def __init__(self, where: str):
         self.where = where
         self.sources: set = set()
+        self.configs: dict[str, tuple[str, Mapping]] = {}
         self.consumers: list[tuple[str, _MaskOf]] = []
 
     def is_mask_op(self, entry: Any) -> bool:
-        return isinstance(entry, Mapping) and entry.get("class_name") in self.OPS and \
+        found = isinstance(entry, Mapping) and entry.get("class_name") in self.OPS and \
             str(entry.get("module", "")).startswith("keras.src.ops") and \
             isinstance(entry.get("name"), str)
+        if found:
+            self.configs[entry["name"]] = (entry["class_name"], entry.get("config") or {})
+        return found
 
     def apply(self, name: str, values: list, constants: list, label: str) -> _MaskOf:
-        if len(values) == 1 and isinstance(values[0], _MaskOf) and not constants \
+        op, config = self.configs[name]
+        if op == "Any" and config.get("axis") == -1 and not config.get("keepdims") and \
+                len(values) == 1 and isinstance(values[0], _MaskOf) and not constants \
                 and not values[0].reduced:
             return _MaskOf(values[0].source, values[0].value, True)     # any(..., axis=-1)
-        if len(values) == 1 and not isinstance(values[0], _MaskOf) and len(constants) == 1 \
+        if op == "NotEqual" and len(values) == 1 and not isinstance(values[0], _MaskOf) \
+                and len(constants) == 1 \
                 and isinstance(constants[0], (int, float)):
             return _MaskOf(values[0], float(constants[0]), False)      # not_equal(x, value)
         raise CompilerError(f"{label}: op {name!r} is not a mask computation deferc knows; "
