@@ -382,3 +382,13 @@ def test_mask_ops_other_than_masks_are_refused(keras, tmp_path):
         compiler.load_model(_edit_config(tmp_path / "m.keras", tmp_path / "a.keras", other_axis))
     with pytest.raises(CompilerError, match=r"takes a mask op's output as data"):
         compiler.load_model(_edit_config(tmp_path / "m.keras", tmp_path / "b.keras", as_data))
+
+
+def test_every_layer_class_maps_to_keras():
+    """Each class ``compiler.layers`` exports has a table entry (a new layer needs one)."""
+    from compiler import kerasfile
+
+    classes = {getattr(layers, name) for name in layers.__all__} - {layers.Input, layers.Layer}
+    missing = sorted(c.__name__ for c in classes if c not in kerasfile.table.KERAS_NAME)
+    assert missing == []
+    assert kerasfile.PENDING == ()
