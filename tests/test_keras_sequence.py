@@ -174,6 +174,19 @@ def test_unbuilt_keras_lstm_loads_deferred(keras, tmp_path):
     np.testing.assert_array_equal(bias[5:10], 1.0)        # unit_forget_bias survived
 
 
+def test_deferred_sequence_model_saves_unbuilt(keras, tmp_path):
+    net = Sequential([layers.Embedding(VOCAB, 4, mask_zero=True),
+                      layers.Bidirectional(layers.GRU(3)), layers.Dense(2)])
+    path = tmp_path / "deferred.keras"
+    net.save(path)
+    kmodel = keras.saving.load_model(path)
+    assert not kmodel.weights                             # Keras sees an unbuilt model
+    ids = _tokens(2, 5, VOCAB)
+    assert keras_out(keras, kmodel, ids).shape == (2, 2)  # and builds it on its first call
+    again = compiler.load_model(path)
+    assert [layer.get_weights() for layer in again.layers] == [[], [], []]
+
+
 # -- initializers -------------------------------------------------------------------------------
 
 def test_every_builtin_initializer_initializes_an_unbuilt_model(keras, tmp_path):
