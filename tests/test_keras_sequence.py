@@ -272,7 +272,9 @@ def _legacy_models(keras):
     h = L.Add()([h, L.Conv2D(4, 1)(x)])
     cnn = keras.Model(x, L.Dense(3)(L.GlobalAveragePooling2D()(L.MaxPooling2D()(h))))
     lstm = keras.Sequential([keras.Input((None,), dtype="int32"),
-                             L.Embedding(VOCAB, 4, mask_zero=True), L.LSTM(5), L.Dense(2)])
+                             L.Embedding(VOCAB, 4, mask_zero=True),
+                             L.Bidirectional(L.GRU(3, return_sequences=True)),
+                             L.TimeDistributed(L.Dense(4)), L.LSTM(5), L.Dense(2)])
     q = keras.Input((5, 4))
     mha = keras.Model(q, L.MultiHeadAttention(2, 3)(q, q))
     return [(mlp, _x(3, 6)), (cnn, _x(2, 8, 8, 2)), (lstm, _tokens(3, 6, VOCAB)),
