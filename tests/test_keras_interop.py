@@ -9,67 +9,33 @@ Tests that need Keras skip without it; the others need only h5py.
 import io
 import json
 import marshal
-import os
 import zipfile
 
 import numpy as np
 import pytest
+from keras_helpers import ATOL, deferc_out, keras_module
+from keras_helpers import compare as _compare
+from keras_helpers import keras_out as _keras_out
+from keras_helpers import randomize as _randomize
+from keras_helpers import x as _x
 
 import compiler
 from compiler import CompilerError, Input, Model, Sequential, layers
 
 h5py = pytest.importorskip("h5py")
 
-ATOL = 1e-4
-
 
 @pytest.fixture(scope="module")
 def keras():
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    return pytest.importorskip("keras")
-
-
-def _randomize(model, seed=0):
-    """Every Keras weight random; variances (BatchNorm) positive."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if hasattr(layer, "layers"):
-            _randomize(layer, seed + 1)
-            continue
-        weights = layer.get_weights()
-        if weights:
-            new = [rng.uniform(0.5, 1.5, w.shape) if "variance" in v.path else
-                   rng.normal(0, 0.5, w.shape) for w, v in zip(weights, layer.weights)]
-            layer.set_weights([n.astype(w.dtype) for n, w in zip(new, weights)])
-
-
-def _keras_out(keras, model, *xs):
-    out = model(list(xs) if len(xs) > 1 else xs[0])
-    if isinstance(out, (list, tuple)):
-        return [keras.ops.convert_to_numpy(o) for o in out]
-    return keras.ops.convert_to_numpy(out)
-
-
-def _compare(expected, ours, atol=ATOL):
-    if isinstance(expected, list):
-        assert len(expected) == len(ours)
-        for e, o in zip(expected, ours):
-            _compare(e, o, atol)
-        return
-    assert ours.shape == expected.shape
-    np.testing.assert_allclose(ours, expected, atol=atol, rtol=0)
+    return keras_module()
 
 
 def _roundtrip_from_keras(keras, kmodel, tmp_path, *xs, atol=ATOL):
     path = tmp_path / "model.keras"
     kmodel.save(path)
     ours = compiler.load_model(path)
-    _compare(_keras_out(keras, kmodel, *xs), ours(*xs), atol)
+    _compare(_keras_out(keras, kmodel, *xs), deferc_out(ours, *xs), atol)
     return ours
-
-
-def _x(*shape, seed=1, dtype=np.float32):
-    return np.random.default_rng(seed).normal(size=shape).astype(dtype)
 
 
 # -- Keras -> deferc --------------------------------------------------------------------------
@@ -113,8 +79,8 @@ def test_cnn_with_residuals_and_batchnorm(keras, tmp_path):
     kmodel = keras.Model(x, y)
     _randomize(kmodel)
     ours = _roundtrip_from_keras(keras, kmodel, tmp_path, _x(4, 12, 12, 3))
-    bn = next(layer for layer in ours.layers if layer.name == "batch_normalization")
-    kbn = kmodel.get_layer("batch_normalization")
+    kbn = next(layer for layer in kmodel.layers if isinstance(layer, L.BatchNormalization))
+    bn = next(layer for layer in ours.layers if layer.name == kbn.name)
     for ours_w, keras_w in zip(bn.get_weights(), kbn.get_weights()):
         np.testing.assert_array_equal(ours_w, keras_w)
 
@@ -240,8 +206,8 @@ def test_deferc_cnn_loads_in_keras(keras, tmp_path):
     model.save(path)
     kmodel = keras.saving.load_model(path)
     x = _x(3, 10, 10, 3)
-    _compare(_keras_out(keras, kmodel, x), model(x))
-    _compare(model(x), compiler.load_model(path)(x))   # and back, without Keras
+    _compare(_keras_out(keras, kmodel, x), deferc_out(model, x))
+    _compare(model(x), compiler.load_model(path)(x))   # and back, without Keras (jitted)
 
 
 def test_deferc_nested_shared_multi_io_loads_in_keras(keras, tmp_path):
@@ -257,7 +223,7 @@ def test_deferc_nested_shared_multi_io_loads_in_keras(keras, tmp_path):
     model.save(path)
     kmodel = keras.saving.load_model(path)
     xa, xb = _x(2, 3, seed=4), _x(2, 3, seed=5)
-    _compare(_keras_out(keras, kmodel, xa, xb), model(xa, xb))
+    _compare(_keras_out(keras, kmodel, xa, xb), deferc_out(model, xa, xb))
 
 
 def test_deferc_float64_sequential_loads_in_keras(keras, tmp_path):
@@ -335,14 +301,6 @@ def test_unknown_layer_class_lists_supported(tmp_path):
     with pytest.raises(CompilerError, match=r"'cropping2d' \(Cropping2D\): unknown layer "
                                             r"class; supported: .*'Dense'"):
         compiler.load_model(path)
-
-
-def test_sequence_layers_are_pending(keras, tmp_path):
-    L = keras.layers
-    kmodel = keras.Sequential([keras.Input((5, 3)), L.LSTM(4)])
-    kmodel.save(tmp_path / "lstm.keras")
-    with pytest.raises(CompilerError, match=r"'lstm' \(LSTM\) is not supported yet"):
-        compiler.load_model(tmp_path / "lstm.keras")
 
 
 def test_lambda_is_refused_and_never_run(keras, tmp_path, monkeypatch):
@@ -472,9 +430,10 @@ def test_options_that_change_outputs_are_refused(tmp_path):
               r"dtype policy 'mixed_float16' \(mixed precision\) is not supported"),
              (_layer("Dense", units=2, activation="leaky_relu"),
               r"activation 'leaky_relu' is not supported"),
-             (_layer("Dense", units=2, kernel_initializer={"class_name": "Orthogonal",
+             (_layer("Dense", units=2, kernel_initializer={"class_name": "STFT",
                                                           "config": {}}),
-              r"initializer 'Orthogonal' is not supported")]
+              r"'dense' \(Dense\): weight kernel has no value in the file and its initializer "
+              r"'STFT' is not supported")]
     for i, (entry, message) in enumerate(cases):
         path = _archive(tmp_path / f"m{i}.keras", _sequential_config(entry))
         with pytest.raises(CompilerError, match=message):

@@ -228,6 +228,25 @@ class Orthogonal(Initializer):
         return {"gain": self.gain, "seed": self.seed}
 
 
+class Identity(Initializer):
+    """Keras ``Identity(gain=1.0)``: ``gain`` times the identity matrix (2-D weights only;
+    a non-square one gets the identity's top-left block)."""
+
+    name = "identity"
+
+    def __init__(self, gain: float = 1.0, seed: int | None = None):
+        super().__init__(seed)
+        self.gain = float(gain)
+
+    def sample(self, shape, rng):
+        if len(shape) != 2:
+            raise ShapeError(f"Identity initializer needs a 2-D shape, received {shape}")
+        return self.gain * np.eye(*shape)
+
+    def get_config(self) -> dict:
+        return {"gain": self.gain}
+
+
 def _variance_scaling(name: str, scale: float, mode: str, distribution: str) -> type:
     def __init__(self, seed: int | None = None):
         VarianceScaling.__init__(self, scale, mode, distribution, seed)
@@ -255,7 +274,7 @@ _BY_NAME: dict[str, Callable[..., Initializer]] = {
     "he_uniform": HeUniform, "he_normal": HeNormal,
     "lecun_normal": LecunNormal, "lecun_uniform": LecunUniform,
     "truncated_normal": TruncatedNormal, "variance_scaling": VarianceScaling,
-    "orthogonal": Orthogonal,
+    "orthogonal": Orthogonal, "identity": Identity,
 }
 
 

@@ -20,6 +20,7 @@ from .layers import Layer
 
 class TimeDistributed(Layer):
     op = "fold_time"
+    supports_masking = True  # as Keras 3: the (N, T) mask passes on whatever the inner layer
 
     def __init__(self, layer: Layer, **kwargs: Any):
         super().__init__(**kwargs)

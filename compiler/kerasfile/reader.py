@@ -59,7 +59,12 @@ def check_entry(entry: Any, where: str) -> str:
                             f"with built-in layers or compiler.ops")
     module = entry.get("module")
     registered = entry.get("registered_name")
-    if (registered is not None and registered != cls) or \
+    spec = table.TABLE.get(cls)
+    if spec is not None and spec.registered_name is not None:  # a keras-hub layer we know
+        if registered != spec.registered_name:
+            raise CompilerError(f"{label} is registered as {registered!r}; deferc knows "
+                                f"{cls} only as {spec.registered_name!r}")
+    elif (registered is not None and registered != cls) or \
             (module is not None and not str(module).startswith("keras")):
         raise CompilerError(f"{label} is a custom object (module {module!r}, registered as "
                             f"{registered!r}); deferc loads built-in Keras layers only: "
@@ -130,7 +135,12 @@ def layer_from_entry(entry: Mapping, where: str) -> Layer:
     label = f"{where}: layer '{name}' ({cls_name})"
     kwargs: dict[str, Any] = {}
     for key, value in config.items():
-        if key in spec.args:
+        if key in spec.nested:  # a wrapper's layer: a whole entry, checked like any other
+            if check_entry(value, label) not in table.TABLE:
+                raise CompilerError(f"{label}: wraps a {value['class_name']}; only layers "
+                                    f"can be wrapped, not models")
+            kwargs[key] = layer_from_entry(value, label)
+        elif key in spec.args:
             kwargs[key] = value
         elif key in spec.initializers:
             kwargs[key] = table.initializer_from_keras(value, label)
@@ -140,10 +150,11 @@ def layer_from_entry(entry: Mapping, where: str) -> Layer:
                                     f"{spec.fixed[key][0]!r}")
         elif key not in table.TRAINING_ONLY and value not in (None, False):
             raise CompilerError(f"{label}: option {key}={_short(value)} is not supported")
-    activation = kwargs.get("activation")
-    if activation is not None and activation not in table.ACTIVATIONS:
-        raise CompilerError(f"{label}: activation {_short(activation)} is not supported; "
-                            f"supported: {list(table.ACTIVATIONS)}")
+    for key in spec.activations:
+        activation = kwargs.get(key)
+        if activation is not None and activation not in table.ACTIVATIONS:
+            raise CompilerError(f"{label}: {key} {_short(activation)} is not supported; "
+                                f"supported: {list(table.ACTIVATIONS)}")
     cls = spec.cls
     if spec.from_keras is not None:
         cls, kwargs = spec.from_keras({**kwargs, "name": name})
@@ -207,8 +218,8 @@ def _input(config: Mapping, where: str, fallback_dtype: Any) -> Any:
     if not isinstance(shape, list) or not shape:
         raise CompilerError(f"{where}: InputLayer '{config.get('name')}' has no batch_shape")
     dtype = config.get("dtype")
-    try:  # integer inputs (token ids) are computed in the model dtype, like every value today
-        dtype = dtype if isinstance(dtype, str) and np.dtype(dtype).kind == "f" else None
+    try:  # float and integer (token ids) inputs keep their dtype; others are the model's
+        dtype = dtype if isinstance(dtype, str) and np.dtype(dtype).kind in "fi" else None
     except TypeError:
         raise CompilerError(f"{where}: InputLayer '{config.get('name')}' has unknown dtype "
                             f"{dtype!r}") from None
@@ -241,6 +252,13 @@ def _sequential(entry: Mapping, config: Mapping, where: str, group: str,
         if i == 0 and check_entry(member, where) == "InputLayer":
             items.append(_input(member["config"], where, dtype))
             continue
+        if i == 0 and isinstance(member.get("config"), Mapping) and \
+                member["config"].get("batch_input_shape") is not None:
+            # Keras 2 let the first layer declare the input: ``Dense(4, input_shape=(8,))``
+            config_ = dict(member["config"])
+            declared = {"name": None, "batch_shape": config_.pop("batch_input_shape")}
+            items.append(_input(declared, where, dtype))
+            member = {**member, "config": config_}
         sub = f"{group}layers/{unique_name(snake_case(member['class_name']), used)}"
         items.append(_member(member, where, sub, placements, top))
     built = config.get("build_input_shape") or (entry.get("build_config") or {}).get(
@@ -278,7 +296,13 @@ def _functional(config: Mapping, where: str, group: str, placements: list[Placem
     used: dict = {}
     io_offset: dict[str, int] = {}
     arg_offset: dict[str, int] = {}
+    masks = _Masks(where)
     for member in entries:
+        if masks.is_mask_op(member):
+            layers[member["name"]] = masks
+            pending.extend((member["name"], i, node)
+                           for i, node in enumerate(member.get("inbound_nodes") or []))
+            continue
         cls = check_entry(member, where)
         sub = f"{group}layers/{unique_name(snake_case(cls), used)}"
         name = member.get("name") or member["config"]["name"]
@@ -304,28 +328,53 @@ def _functional(config: Mapping, where: str, group: str, placements: list[Placem
         for name, node_index, node in pending:
             label = f"{where}: layer '{name}'"
             if isinstance(node, Mapping):  # Keras 3: {"args": [...], "kwargs": {...}}
-                args, kwargs = node.get("args"), node.get("kwargs") or {}
+                args, kwargs = node.get("args"), dict(node.get("kwargs") or {})
             else:  # Keras 2: [[name, node, tensor, kwargs], ...]
                 args = [{"class_name": "__keras_tensor__", "config": {"keras_history": e[:3]}}
                         for e in node]
-                kwargs = {k: v for e in node if len(e) > 3 for k, v in (e[3] or {}).items()}
+                kwargs = {k: _keras2_tensor(v) for e in node if len(e) > 3
+                          for k, v in (e[3] or {}).items()}
+            if layers[name] is masks:
+                args, constants = _split_constants(args)
+                kwargs = {**kwargs, "constants": constants}
+            tensor_kwargs = {k: kwargs.pop(k) for k in (*TENSOR_KWARGS, "mask")
+                             if kwargs.get(k) is not None}
+            flags = {k: kwargs.pop(k) for k in FLAG_KWARGS if k in kwargs}
             for key, value in kwargs.items():
-                if value not in (None, False) and key != "training":
+                if value not in (None, False) and key not in ("training", "constants"):
                     raise CompilerError(f"{label}: call argument {key}={_short(value)} is not "
                                         f"supported")
-            refs = [(r[0], r[1] - arg_offset.get(r[0], 0), r[2]) for r in _refs(args, label)]
-            if not all(ref in tensors for ref in refs):
-                unknown = [r for r in refs if r[0] not in layers]
+
+            def shift(refs: list[tuple]) -> list[tuple]:
+                return [(r[0], r[1] - arg_offset.get(r[0], 0), r[2]) for r in refs]
+            refs = shift(_refs(args, label))
+            kw_refs = {k: shift(_refs(v, label)) for k, v in tensor_kwargs.items()}
+            needed = refs + [r for rs in kw_refs.values() for r in rs]
+            if not all(ref in tensors for ref in needed):
+                unknown = [r for r in needed if r[0] not in layers]
                 if unknown:
                     raise CompilerError(f"{label} is called on the output of unknown layer "
                                         f"{unknown[0][0]!r}")
                 waiting.append((name, node_index, node))
                 continue
-            tensors[(name, node_index, 0)] = layers[name](*[tensors[r] for r in refs])
+            values = [tensors[r] for r in refs]
+            mask = [tensors[r] for r in kw_refs.pop("mask", [])]
+            if layers[name] is masks:
+                out = masks.apply(name, values, kwargs["constants"], label)
+            else:
+                masks.check_data(values + [tensors[r] for rs in kw_refs.values() for r in rs],
+                                 label)
+                call_kwargs = {k: [tensors[r] for r in rs] if k == "initial_state"
+                               else tensors[rs[0]] for k, rs in kw_refs.items()}
+                out = layers[name](*values, **call_kwargs, **flags)
+                masks.called(layers[name], values, mask, label)
+            for k, t in enumerate(out if isinstance(out, list) else [out]):
+                tensors[(name, node_index, k)] = t
         if len(waiting) == len(pending):
             raise CompilerError(f"{where}: the layer graph has a cycle or a missing node at "
                                 f"{[w[0] for w in waiting][:5]}")
         pending = waiting
+    masks.check_consumers()
     inputs, _ = _io_refs(config["input_layers"])
     outputs, single = _io_refs(config["output_layers"])
     outputs = [(r[0], r[1] - io_offset.get(r[0], 0), r[2]) for r in outputs]
@@ -335,6 +384,101 @@ def _functional(config: Mapping, where: str, group: str, placements: list[Placem
     return Model([tensors[r] for r in inputs],
                  tensors[outputs[0]] if single else [tensors[r] for r in outputs],
                  name=config.get("name"), dtype=dtype)
+
+
+#: call keyword arguments holding tensors (RNN states; attention's value (Keras 2), key, mask)
+TENSOR_KWARGS = ("initial_state", "value", "key", "attention_mask")
+
+
+def _keras2_tensor(value: Any) -> Any:
+    """Keras 2 wrote a tensor keyword argument as ``[layer, node, index]``."""
+    if isinstance(value, list) and len(value) == 3 and isinstance(value[0], str) and \
+            all(isinstance(v, int) for v in value[1:]):
+        return {"class_name": "__keras_tensor__", "config": {"keras_history": value}}
+    return value
+#: call keyword arguments holding a flag we pass on
+FLAG_KWARGS = ("use_causal_mask",)
+
+
+def _split_constants(args: Any) -> tuple[list, list]:
+    """A mask op's tensor arguments and its constants (``not_equal(x, 0)``)."""
+    args = args if isinstance(args, list) else [args]
+    tensors = [a for a in args if isinstance(a, (Mapping, list))]
+    return tensors, [a for a in args if not isinstance(a, (Mapping, list))]
+
+
+class _MaskOf:
+    """What a Keras mask op computed: ``not_equal(source, value)``, reduced over the last
+    axis by ``any`` for ``Masking``. Only ever accepted as a layer's ``mask=``."""
+
+    def __init__(self, source: Any, value: float, reduced: bool):
+        self.source, self.value, self.reduced = source, value, reduced
+
+    def key(self) -> tuple:
+        return id(self.source), self.value, self.reduced
+
+
+class _Masks:
+    """Keras 3 writes the masks of a functional model as graph nodes (``NotEqual``, ``Any``
+    from ``keras.src.ops``) passed to each consumer as ``mask=``. deferc propagates masks
+    itself (``frontend/masking.py``), so these nodes are only checked: each ``mask=`` must be
+    the one an ``Embedding(mask_zero=True)`` or ``Masking`` layer of this model produces;
+    any other mask, or a mask used as data, is refused."""
+
+    OPS = ("NotEqual", "Any")
+
+    def __init__(self, where: str):
+        self.where = where
+        self.sources: set = set()
+        self.configs: dict[str, tuple[str, Mapping]] = {}
+        self.consumers: list[tuple[str, _MaskOf]] = []
+
+    def is_mask_op(self, entry: Any) -> bool:
+        found = isinstance(entry, Mapping) and entry.get("class_name") in self.OPS and \
+            str(entry.get("module", "")).startswith("keras.src.ops") and \
+            isinstance(entry.get("name"), str)
+        if found:
+            self.configs[entry["name"]] = (entry["class_name"], entry.get("config") or {})
+        return found
+
+    def apply(self, name: str, values: list, constants: list, label: str) -> _MaskOf:
+        op, config = self.configs[name]
+        if op == "Any" and config.get("axis") == -1 and not config.get("keepdims") and \
+                len(values) == 1 and isinstance(values[0], _MaskOf) and not constants \
+                and not values[0].reduced:
+            return _MaskOf(values[0].source, values[0].value, True)     # any(..., axis=-1)
+        if op == "NotEqual" and len(values) == 1 and not isinstance(values[0], _MaskOf) \
+                and len(constants) == 1 \
+                and isinstance(constants[0], (int, float)):
+            return _MaskOf(values[0], float(constants[0]), False)      # not_equal(x, value)
+        raise CompilerError(f"{label}: op {name!r} is not a mask computation deferc knows; "
+                            f"graph ops other than Embedding/Masking masks are not supported")
+
+    def check_data(self, values: list, label: str) -> None:
+        if any(isinstance(v, _MaskOf) for v in values):
+            raise CompilerError(f"{label} takes a mask op's output as data; only mask= is "
+                                f"supported")
+
+    def called(self, layer: Any, values: list, mask: list, label: str) -> None:
+        from ..frontend.sequence import Embedding, Masking
+
+        if isinstance(layer, Embedding) and layer.mask_zero:
+            self.sources.add((id(values[0]), 0.0, False))
+        elif isinstance(layer, Masking):
+            self.sources.add((id(values[0]), layer.mask_value, True))
+        for m in mask:
+            if not isinstance(m, _MaskOf):
+                raise CompilerError(f"{label}: mask= is a tensor computed by layers; deferc "
+                                    f"takes masks from Embedding(mask_zero=True) or Masking "
+                                    f"only")
+            self.consumers.append((label, m))
+
+    def check_consumers(self) -> None:
+        for label, m in self.consumers:
+            if m.key() not in self.sources:
+                raise CompilerError(f"{label}: its mask= is not the mask of an Embedding("
+                                    f"mask_zero=True) or Masking layer of this model; other "
+                                    f"masks are not supported")
 
 
 # -- weights ----------------------------------------------------------------------------------
@@ -390,5 +534,24 @@ def assign_weights(model: Model, placements: list[Placement], arrays: dict[str, 
     if not staged and model.built and missing:
         raise CompilerError(f"{where}: the model is built but the weights file holds no "
                             f"weights for {missing[:8]}")
+    built = {id(layer) for layer, _ in staged}
+    for place in placements:
+        _check_initializers(place.layer, f"{where}: layer '{place.layer.name}' "
+                                         f"({place.keras_class})", id(place.layer) in built)
     for layer, values in staged:
         layer.set_weights(values)
+
+
+def _check_initializers(layer: Layer, label: str, has_weights: bool) -> None:
+    """A layer whose weights the file lacks will draw them: from initializers we can run.
+    Those we cannot run stop answering with placeholders once the file is loaded."""
+    for pname in layer.param_names:
+        init = layer.initializer(pname)
+        init = getattr(init, "inner", init)  # LSTM's unit_forget_bias wraps the bias one
+        if not isinstance(init, table.KerasOnlyInitializer):
+            continue
+        init.loading = False
+        if not has_weights:
+            raise CompilerError(f"{label}: weight {pname} has no value in the file and its "
+                                f"initializer {table._describe(init.entry)} is not supported; "
+                                f"supported: {sorted(table._INIT_KEYS)}")

@@ -13,13 +13,14 @@ silently lost.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from ..errors import CompilerError
 from ..frontend import initializers, merging, normalization, spatial
 from ..frontend import layers as core
-from ..frontend.layers import Layer
+from .spec import KerasLayer
 
 #: Keys every Keras layer config may hold that do not change inference outputs.
 TRAINING_ONLY = frozenset({
@@ -28,35 +29,15 @@ TRAINING_ONLY = frozenset({
     "gamma_regularizer", "beta_constraint", "gamma_constraint", "depthwise_regularizer",
     "depthwise_constraint", "seed", "noise_shape", "momentum", "synchronized",
     "renorm_momentum", "renorm_clipping", "quantization_config", "lora_rank", "lora_alpha",
+    "recurrent_regularizer", "recurrent_constraint", "embeddings_regularizer",
+    "embeddings_constraint",
 })
 
-#: Keras layers that are being added on other branches: refused with "not supported yet".
-PENDING = ("Bidirectional", "Conv1D", "Embedding", "GRU", "LSTM", "MaxPooling1D",
-           "AveragePooling1D", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "ZeroPadding1D",
-           "MultiHeadAttention", "SimpleRNN")
+#: Keras layers still being added on other branches: refused with "not supported yet".
+PENDING: tuple[str, ...] = ()
 
 #: Keras classes that hold Python code: never deserialized, let alone executed.
 CODE_LAYERS = ("Lambda", "TFSMLayer")
-
-
-def _variables(layer: Layer) -> list[tuple[str, str]]:
-    """Default layout: ``vars/<i>`` in ``param_names`` order (our order is Keras' order)."""
-    return [(f"vars/{i}", p) for i, p in enumerate(layer.param_names)]
-
-
-@dataclass(frozen=True)
-class KerasLayer:
-    """How one Keras layer class maps to ours (both directions)."""
-
-    cls: type
-    args: tuple[str, ...] = ()
-    initializers: tuple[str, ...] = ()
-    #: key -> accepted values; the first is what we write
-    fixed: Mapping[str, tuple] = field(default_factory=dict)
-    #: Keras config (already checked) -> our constructor kwargs, when not a plain copy
-    from_keras: Callable[[dict], tuple[type, dict]] | None = None
-    #: (h5 path below the layer's group, our parameter name) in Keras' variable order
-    variables: Callable[[Layer], list[tuple[str, str]]] = _variables
 
 
 _CHANNELS_LAST = {"data_format": ("channels_last", None)}
@@ -150,8 +131,34 @@ _INIT_KEYS = {"Zeros": (), "Ones": (), "Constant": ("value",),
               "RandomUniform": ("minval", "maxval", "seed"),
               "TruncatedNormal": ("mean", "stddev", "seed"),
               "VarianceScaling": ("scale", "mode", "distribution", "seed"),
+              "Orthogonal": ("gain", "seed"), "Identity": ("gain",),
               **{n: ("seed",) for n in ("GlorotUniform", "GlorotNormal", "HeUniform", "HeNormal",
                                         "LecunNormal", "LecunUniform")}}
+
+
+class KerasOnlyInitializer(initializers.Initializer):
+    """An initializer a file names that we cannot run (a custom or newer one): kept verbatim
+    so a re-save writes it back, harmless while the file's weights replace it, and refused
+    by name the moment a weight would actually be drawn from it."""
+
+    name = "keras_only"
+
+    def __init__(self, entry: Any, where: str):
+        super().__init__()
+        self.entry, self.where = entry, where
+        #: while the file loads, a model built on construction draws NaN placeholders that
+        #: the file's weights then replace (the reader checks that they all do)
+        self.loading = True
+
+    def sample(self, shape, rng):
+        if self.loading:
+            return np.full(shape, np.nan)
+        raise CompilerError(f"{self.where}: initializer {_describe(self.entry)} is not "
+                            f"supported, and this weight has no value in the file; supported: "
+                            f"{sorted(_INIT_KEYS)}")
+
+    def get_config(self) -> dict:
+        return {"entry": self.entry}
 
 
 def supported() -> list[str]:
@@ -160,20 +167,25 @@ def supported() -> list[str]:
 
 
 def initializer_from_keras(value: Any, where: str) -> initializers.Initializer:
-    """A Keras initializer (name or ``{"class_name", "config"}``) as ours; others refused."""
-    if isinstance(value, str):
-        return initializers.get(value)
-    if isinstance(value, Mapping) and value.get("class_name") in _INIT_KEYS:
-        keys = _INIT_KEYS[value["class_name"]]
-        config = value.get("config") or {}
-        return initializers.get({"class_name": value["class_name"],
-                                 "config": {k: config[k] for k in keys if k in config}})
-    raise CompilerError(f"{where}: initializer {_describe(value)} is not supported; supported: "
-                        f"{sorted(_INIT_KEYS)}")
+    """A Keras initializer (name or ``{"class_name", "config"}``) as ours; one we cannot run
+    becomes a ``KerasOnlyInitializer`` (refused only if a weight is ever drawn from it)."""
+    try:
+        if isinstance(value, str):
+            return initializers.get(value)
+        if isinstance(value, Mapping) and value.get("class_name") in _INIT_KEYS:
+            keys = _INIT_KEYS[value["class_name"]]
+            config = value.get("config") or {}
+            return initializers.get({"class_name": value["class_name"],
+                                     "config": {k: config[k] for k in keys if k in config}})
+    except CompilerError:
+        pass
+    return KerasOnlyInitializer(value, where)
 
 
 def initializer_to_keras(init: initializers.Initializer, where: str) -> dict:
     """Ours as Keras' serialized form (class names coincide for every built-in)."""
+    if isinstance(init, KerasOnlyInitializer):
+        return init.entry
     name = type(init).__name__
     if name not in _INIT_KEYS:
         raise CompilerError(f"{where}: initializer {name} has no Keras equivalent; supported: "
@@ -188,3 +200,13 @@ def _describe(value: Any) -> str:
     if isinstance(value, Mapping):
         return repr(value.get("class_name", value))
     return repr(value)
+
+
+def _add_sequence_layers() -> None:
+    from .sequence_table import SEQUENCE_TABLE
+
+    TABLE.update(SEQUENCE_TABLE)
+    KERAS_NAME.update({entry.cls: name for name, entry in SEQUENCE_TABLE.items()})
+
+
+_add_sequence_layers()

@@ -14,8 +14,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import CompilerError
+from ..frontend import initializers
+from ..frontend.attention import MultiHeadAttention
 from ..frontend.layers import Layer
 from ..frontend.models import Model, Sequential
+from ..frontend.recurrent import _MultiOutput
 from ..symbolic import Dim
 from . import table
 from .reader import snake_case, unique_name
@@ -54,23 +57,25 @@ def layer_entry(layer: Layer, dtype: Any, where: str) -> dict:
     for key in spec.args:
         if key in ours:
             config[key] = ours[key]
-    if getattr(layer, "activation", None) not in (None, *table.ACTIVATIONS) \
-            and "activation" in spec.args:
-        raise CompilerError(f"{label}: activation {layer.activation!r} is not written to Keras "
-                            f"files (Keras' default differs); use a LeakyReLU layer")
+    for key in spec.activations:
+        if getattr(layer, key, None) not in (None, *table.ACTIVATIONS) and key in spec.args:
+            raise CompilerError(f"{label}: {key} {getattr(layer, key)!r} is not written to "
+                                f"Keras files (Keras' default differs or Keras lacks it)")
+    for key, attr in spec.nested.items():
+        config[key] = layer_entry(getattr(layer, attr), dtype, where)
     for key in spec.initializers:
         init = _initializer_of(layer, key)
         if init is not None:
             config[key] = table.initializer_to_keras(init, label)
     for key, values in spec.fixed.items():
         config[key] = values[0]
-    return {"module": "keras.layers", "class_name": keras_name, "config": config,
-            "registered_name": None}
+    return {"module": spec.module, "class_name": keras_name, "config": config,
+            "registered_name": spec.registered_name}
 
 
 def _initializer_of(layer: Layer, key: str) -> Any:
     """The initializer a Keras config key names (``gamma_initializer`` -> param ``gamma``)."""
-    if hasattr(layer, key):
+    if isinstance(getattr(layer, key, None), initializers.Initializer):
         return getattr(layer, key)
     try:
         return layer.initializer(key.removesuffix("_initializer"))
@@ -78,10 +83,21 @@ def _initializer_of(layer: Layer, key: str) -> Any:
         return None
 
 
-def _weights(layer: Layer, keras_name: str) -> list[np.ndarray]:
-    if not layer.built:
-        return []
-    return [layer.variable(pname).value for _, pname in table.TABLE[keras_name].variables(layer)]
+def _groups(layer: Layer, keras_name: str, group: str, written: bool) -> list[Group]:
+    """The layer's HDF5 groups as Keras writes them: its own (``vars`` holds the variables of
+    plain layers), then sub-layers' (``cell``, ``forward_layer/cell``, ``query_dense``...)
+    with their variables in order (none when unbuilt, or already written for a shared layer)."""
+    spec = table.TABLE[keras_name]
+    arrays: dict[str, list[np.ndarray]] = {"": []}
+    arrays.update((sub, []) for sub in spec.empty_groups)
+    for path, pname in spec.variables(layer):
+        sub, _, index = path.rpartition("vars/")
+        values = arrays.setdefault(sub.rstrip("/"), [])
+        if layer.built and not written:
+            assert int(index) == len(values), f"{keras_name} variables out of order"
+            values.append(layer.variable(pname).value)
+    return [(f"{group}/{sub}" if sub else group, layer.name if not sub else sub, values)
+            for sub, values in arrays.items()]
 
 
 def model_to_keras(model: Model, where: str, group: str = "",
@@ -106,9 +122,8 @@ def _member(layer: Layer, dtype: Any, where: str, group: str, groups: list[Group
         entry, _ = model_to_keras(layer, where, group, groups, seen)
         return entry
     entry = layer_entry(layer, dtype, where)
-    arrays = [] if id(layer) in seen else _weights(layer, entry["class_name"])
+    groups.extend(_groups(layer, entry["class_name"], group, id(layer) in seen))
     seen.add(id(layer))
-    groups.append((group, layer.name, arrays))
     return entry
 
 
@@ -155,7 +170,7 @@ def keras_order(model: Model) -> list[Any]:
         return input_of[id(t)] if id(t) in input_of else ("call", call_of[id(t)])
 
     def operation(node: Any) -> Any:
-        return node if node[0] == "input" else id(model._calls[node[1]][0])
+        return node if node[0] == "input" else id(_owner(model._calls[node[1]][0]))
 
     def parents(node: Any) -> list:
         return [] if node[0] == "input" else [node_of(a) for a in model._calls[node[1]][1]]
@@ -187,7 +202,7 @@ def keras_order(model: Model) -> list[Any]:
         if ("input", i) not in op_depth:
             op_depth[("input", i)], index[("input", i)] = 0, -1
     ops = sorted(op_depth, key=lambda op: (-op_depth[op], index[op]))
-    layers = {id(layer): layer for layer, _, _ in model._calls}
+    layers = {id(_owner(layer)): _owner(layer) for layer, _, _ in model._calls}
     return [op if isinstance(op, tuple) else layers[op] for op in ops]
 
 
@@ -204,11 +219,15 @@ def _functional(model: Model, where: str, group: str, groups: list[Group], seen:
     refs: dict[int, list] = {id(t): [input_names[i], 0, 0] for i, t in enumerate(model._inputs)}
     nodes: dict[int, list] = {}
     functional_outputs: set = set()  # in output_layers, a functional model's calls count from 1
+    call_index: dict[tuple, int] = {}  # one Keras node per call, whichever outputs are used
     for layer, args, out in model._calls:
-        calls = nodes.setdefault(id(layer), [])
-        tensors = [_tensor(a, refs) for a in args]
-        calls.append({"args": tensors if len(args) == 1 else [tensors], "kwargs": {}})
-        refs[id(out)] = [layer.name, len(calls) - 1, 0]
+        owner = _owner(layer)
+        key = (id(owner), tuple(id(a) for a in args))
+        calls = nodes.setdefault(id(owner), [])
+        if key not in call_index:
+            call_index[key] = len(calls)
+            calls.append(_node(owner, [_tensor(a, refs) for a in args]))
+        refs[id(out)] = [owner.name, call_index[key], getattr(layer, "index", 0)]
         if layer.is_model and not isinstance(layer, Sequential):
             functional_outputs.add(id(out))
     entries = []
@@ -233,6 +252,30 @@ def _functional(model: Model, where: str, group: str, groups: list[Group], seen:
               "output_layers": outs[0] if model._single_output else outs}
     return {"module": "keras.src.models.functional", "class_name": "Functional",
             "config": config, "registered_name": "Functional"}
+
+
+def _owner(layer: Any) -> Any:
+    """The layer a call belongs to (a ``return_state`` output's stand-in -> its RNN)."""
+    return getattr(layer, "owner_layer", layer)
+
+
+def _node(layer: Any, tensors: list[dict]) -> dict:
+    """One call as Keras writes it: RNN states and attention's key and mask as keywords."""
+    if isinstance(layer, MultiHeadAttention):
+        has_key, has_mask, causal = layer._call_form
+        kwargs: dict[str, Any] = {}
+        rest = tensors[2:]
+        if has_key:
+            kwargs["key"] = rest.pop(0)
+        if has_mask:
+            kwargs["attention_mask"] = rest.pop(0)
+        if causal:
+            kwargs["use_causal_mask"] = True
+        return {"args": tensors[:2], "kwargs": kwargs}
+    if isinstance(layer, _MultiOutput):
+        kwargs = {"initial_state": tensors[1:]} if len(tensors) > 1 else {}
+        return {"args": tensors[:1], "kwargs": kwargs}
+    return {"args": tensors if len(tensors) == 1 else [tensors], "kwargs": {}}
 
 
 def _tensor(t: Any, refs: dict) -> dict:
