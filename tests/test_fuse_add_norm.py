@@ -95,3 +95,21 @@ def test_non_finite_rows_stay_non_finite():
     r[0, 2, 3] = np.nan
     got = plan(x, r)
     assert np.isnan(got[0, 2]).all() and np.isfinite(np.delete(got[0], 2, axis=0)).all()
+
+
+def test_fused_block_exports_to_onnx():
+    """The export pipeline fuses too; the emitter writes the sum and the norm back out."""
+    ort = pytest.importorskip("onnxruntime")
+    from compiler import onnx as conx
+
+    model = _post_norm_block()
+    _randomize(model, 5)
+    specs = (TensorSpec((None, None, 8)), TensorSpec((None, None, 8)))
+    proto = conx.export(model, None, *specs)
+    assert any(out.endswith("/sum") for n in proto.graph.node for out in n.output)  # fused
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    x, r = _inputs()
+    names = [i.name for i in session.get_inputs()]
+    (theirs,) = session.run(None, dict(zip(names, (x, r))))
+    np.testing.assert_allclose(theirs, compile(model, *specs, tier="jit")(x, r), rtol=1e-4,
+                               atol=1e-5)
