@@ -55,10 +55,11 @@ def export_pipeline(optimize: bool = True) -> list:
         BUILD_PIPELINE,
         fold_batch_norm,
         fuse,
+        fuse_add_norm,
         remove_identities,
         sink_transposes,
     )
-    tail = [fold_batch_norm, fuse] if optimize else []
+    tail = [fold_batch_norm, fuse, fuse_add_norm] if optimize else []
     return [*BUILD_PIPELINE, remove_identities, sink_transposes, *tail]
 
 
@@ -443,6 +444,12 @@ def _emit_layer_norm(em, node, ins, params, attrs, hint, dtype):
     std = em.add("Sqrt", [em.add("Add", [var, eps], f"{hint}/var_eps", dtype)], f"{hint}/std",
                  dtype)
     return _affine(em, em.add("Div", [d, std], f"{hint}/normalized", dtype), params, hint, dtype)
+
+
+@_emits("add_layer_norm")
+def _emit_add_layer_norm(em, node, ins, params, attrs, hint, dtype):
+    total = em.add("Add", [ins[0], ins[1]], f"{hint}/sum", dtype)
+    return _emit_layer_norm(em, node, [total], params, attrs, hint, dtype)
 
 
 @_emits("softmax", "log_softmax")
