@@ -33,6 +33,7 @@ from compiler.inputs import as_input_array
 from compiler.ir import param_operands
 from compiler.ops import get_op
 
+from .lower_ops import FAST
 from .progress import reporting
 
 TIERS = driver.TIERS
@@ -44,6 +45,20 @@ FIRST_CALL_GRACE_S = 1.0
 FIRST_CALL_WAIT_S = 60.0
 #: what ``describe()`` calls the tiers
 LOWER, JIT = "lower (compiled kernels + NumPy reference)", "jit"
+
+
+def _implementation(op: str) -> Any:
+    """The op's fast NumPy implementation (``runtime.lower_ops``) falling back to its reference
+    for the cases the fast one does not cover; else the reference itself."""
+    reference = get_op(op).reference
+    quick = FAST.get(op)
+    if quick is None:
+        return reference
+
+    def run(inputs: list, params: dict, attrs: dict) -> np.ndarray:
+        result = quick(inputs, params, attrs)
+        return reference(inputs, params, attrs) if result is None else result
+    return run
 
 
 def compiled_overload(fn: Any, args: Sequence[Any]) -> bool:
@@ -70,7 +85,7 @@ class LowerTier:
         g = plan.graph
         self._plan = plan
         self._kernels = kernels
-        self._refs = [None if s.alias else get_op(g.nodes[s.node]["op"]).reference
+        self._refs = [None if s.alias else _implementation(g.nodes[s.node]["op"])
                       for s in plan._steps]
         self._attrs = [dict(g.nodes[s.node]["attrs"]) for s in plan._steps]
         self._params = [param_operands(g, s.node) for s in plan._steps]

@@ -236,3 +236,14 @@ def test_progress_line_once_and_quiet(capsys, monkeypatch):
         numba.njit(lambda v: v + 2)(1)
         time.sleep(0.3)
     assert capsys.readouterr().err == ""
+
+
+def test_progress_names_a_model_once_per_process(capsys, monkeypatch):
+    monkeypatch.setenv("DEFERC_PROGRESS_AFTER", "0.01")
+    monkeypatch.delenv("DEFERC_QUIET", raising=False)
+    for k in range(2):  # e.g. the seed example compiles its model into two plans
+        with progress.reporting("model 'twice'"):
+            numba.njit(lambda v, k=k: v + k + 10)(1)
+            time.sleep(0.5)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and "model 'twice'" in lines[0]
