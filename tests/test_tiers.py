@@ -247,3 +247,44 @@ def test_progress_names_a_model_once_per_process(capsys, monkeypatch):
             time.sleep(0.5)
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1 and "model 'twice'" in lines[0]
+
+
+def test_heavy_steps_switch_one_by_one_without_waiting_for_the_lock(gated):
+    from runtime.cache import compile_lock
+    from runtime.step_warmup import warm_launchers
+
+    plan = compile(tiny_cnn(), tier="auto")
+    x = _images()
+    want = run_reference(plan.graph, x)
+    np.testing.assert_allclose(plan(x), want, rtol=RTOL, atol=ATOL)  # the worker is held
+    lower, ready = plan._tiered._lower, []
+
+    def mark(index, fn, args):
+        ready.append(index)
+        lower.mark_ready(index, fn, args)
+    warm_launchers(plan, [np.zeros_like(x)], mark)  # what the worker does first
+    assert ready and plan._steps[ready[0]].kernel == "conv2d"  # the heaviest step first
+    held, release, result = threading.Event(), threading.Event(), []
+
+    def holder():  # a compilation elsewhere holds the lock all along
+        with compile_lock():
+            held.set()
+            release.wait(120)
+    blocker = threading.Thread(target=holder)
+    blocker.start()
+    held.wait(60)
+    caller = threading.Thread(target=lambda: result.append(plan(x)))
+    caller.start()
+    caller.join(60)
+    finished = not caller.is_alive()
+    release.set()
+    blocker.join()
+    caller.join()
+    assert finished  # the lower tier never waited for the lock
+    assert plan.last_tier == tiers.LOWER
+    assert all(lower.last_served[i] == "kernel" for i in ready)
+    np.testing.assert_allclose(result[0], want, rtol=RTOL, atol=ATOL)
+    gated.set()
+    assert plan.wait(600)
+    np.testing.assert_allclose(plan(x), want, rtol=RTOL, atol=ATOL)
+    assert plan.last_tier == tiers.JIT
