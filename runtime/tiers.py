@@ -163,6 +163,22 @@ class LowerTier:
         return [values[n] for n in plan._output_nodes]
 
 
+class SerialOnDemand:
+    """Stands for a plan's serial generated function while only the threaded one is built
+    (a background build compiles only what the first call's sizes need): compiled on first use."""
+
+    def __init__(self, plan: Any) -> None:
+        self._plan = plan
+
+    def __call__(self, *args: Any) -> Any:
+        plan = self._plan
+        with plan._lock:
+            if plan._forward is self:
+                with reporting(f"model '{plan.model_name}'"):
+                    plan._forward = plan._compile_forward()
+        return plan._forward(*args)
+
+
 class TieredCalls:
     """The switch between a plan's lower tier and its jitted code (see the module doc)."""
 
@@ -203,8 +219,8 @@ class TieredCalls:
                     job = self._pending
                 if job is not None:  # the heavy Python-level steps first, one by one
                     warm_launchers(plan, job, self._lower.mark_ready)
-                if self._build:
-                    plan._build_codegen()
+                if self._build:  # the variant (serial or threaded) the first call needs
+                    plan._build_codegen(job is not None and plan._layout_for(job).parallel)
                     with plan._weights_lock:  # weights may have changed while we packed them
                         if plan._generated is not None:
                             plan._wbuf = plan._pack()

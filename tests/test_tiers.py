@@ -288,3 +288,21 @@ def test_heavy_steps_switch_one_by_one_without_waiting_for_the_lock(gated):
     assert plan.wait(600)
     np.testing.assert_allclose(plan(x), want, rtol=RTOL, atol=ATOL)
     assert plan.last_tier == tiers.JIT
+
+
+def test_background_build_compiles_the_variant_the_first_call_needs(gated):
+    from runtime.kernels.flags import PARALLEL_MIN_ELEMENTS
+
+    net = Sequential([Input((64,)), layers.Dense(64, activation="relu"), layers.Dense(8)])
+    plan = compile(net, tier="auto")
+    big = rng.standard_normal((PARALLEL_MIN_ELEMENTS // 64 + 1, 64)).astype(np.float32)
+    small = big[:2].copy()
+    want_big = run_reference(plan.graph, big)
+    np.testing.assert_allclose(plan(big), want_big, rtol=RTOL, atol=ATOL)  # lower tier
+    gated.set()
+    assert plan.wait(600)
+    assert isinstance(plan._forward, tiers.SerialOnDemand)  # only the threaded code was built
+    np.testing.assert_allclose(plan(big), want_big, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(plan(small), run_reference(plan.graph, small), rtol=RTOL,
+                               atol=ATOL)  # the serial variant, compiled on demand
+    assert not isinstance(plan._forward, tiers.SerialOnDemand) and plan.last_tier == tiers.JIT

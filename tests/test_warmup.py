@@ -34,7 +34,8 @@ other = compile(Sequential([layers.Dense(3)]), TensorSpec((None, 5)), tier="jit"
 
 
 def _run(args, cache, **env):
-    environ = dict(os.environ, DEFERC_CACHE_DIR=str(cache), PYTHONPATH=str(REPO), **env)
+    environ = {k: v for k, v in os.environ.items() if k != "DEFERC_QUIET"}  # each test says
+    environ.update(DEFERC_CACHE_DIR=str(cache), PYTHONPATH=str(REPO), **env)
     environ.pop("NUMBA_CACHE_DIR", None)
     environ.pop("DEFERC_TIER", None)  # the conftest's default is for this process only
     return subprocess.run([sys.executable, *args], cwd=REPO, env=environ, capture_output=True,
