@@ -190,7 +190,7 @@ def test_bad_tier_is_refused_before_building():
 
 @pytest.mark.filterwarnings("ignore:deferc. compiling model:RuntimeWarning")
 def test_a_failed_background_compile_keeps_the_lower_tier(gated, monkeypatch):
-    def broken(self):
+    def broken(self, *args):
         raise RuntimeError("no compiler today")
     from runtime.plan import Plan
     monkeypatch.setattr(Plan, "_build_codegen", broken)
