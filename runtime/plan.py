@@ -174,10 +174,15 @@ class Plan:
         self._generated = self._wbuf = None
         self._steps_warm: set = set()  # kernel variants (serial/parallel) already compiled
 
-    def _build_codegen(self) -> None:
+    def _build_codegen(self, parallel: bool = False) -> None:
         """One generated function for the whole plan; else one per run of jitted steps (when
-        any run calls a kernel); else the step executor."""
-        self._forward = self._compile_forward()
+        any run calls a kernel); else the step executor. ``parallel``: build the threaded
+        variant first (the first call's sizes need it), the serial one when a call needs it."""
+        if parallel:
+            self._forward_parallel = self._compile_forward(parallel=True)
+            self._forward = None if self._forward_parallel is None else tiers.SerialOnDemand(self)
+        else:
+            self._forward = self._compile_forward()
         if self._forward is not None:
             self.executor = "codegen"
             return
@@ -186,7 +191,7 @@ class Plan:
         program = codegen.segments(self._steps, self._input_nodes, self._output_nodes)
         if any(isinstance(item, codegen.Segment) for item in program):
             self._program = program
-            self._segment_fns[False] = self._compile_segments(False)
+            self._segment_fns[parallel] = self._compile_segments(parallel)
             self.executor = "codegen"
 
     # -- construction -----------------------------------------------------------------------

@@ -6,7 +6,8 @@ after ``$DEFERC_PROGRESS_AFTER`` seconds (default 2) *and numba has compiled som
 meantime* (a slow load from the cache is not compiling), it prints one line saying what is being
 compiled, where the result is cached and how to avoid the wait (``python -m runtime.warmup``).
 ``DEFERC_QUIET=1`` silences it. Nested reports (a plan's background build containing its
-first-run compile) print at most one line.
+first-run compile) print at most one line, and each model is named at most once per process
+(compiling a model twice, or a plan and its pickled copy, says it once).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from .cache import cache_dir
 DEFAULT_AFTER_S = 2.0
 RECHECK_S = 0.5
 _active = threading.local()
+_said: set[str] = set()  # what this process has already announced
+_said_lock = threading.Lock()
 
 
 class _Compilations(event.Listener):
@@ -54,7 +57,7 @@ def _after() -> float:
 
 
 def message(what: str, tiered: bool = False) -> str:
-    meanwhile = ("; calls run on the lower tier (NumPy reference) meanwhile" if tiered
+    meanwhile = ("; calls run on the lower tier (cached kernels and NumPy) meanwhile" if tiered
                  else "")
     return (f"deferc: compiling numba kernels for {what}{meanwhile}. Cached in {cache_dir()}; "
             f"`python -m runtime.warmup` does this ahead of time, DEFERC_QUIET=1 silences this.")
@@ -72,7 +75,7 @@ def reporting(what: str, tiered: bool = False) -> Iterator[None]:
         return
     done = threading.Event()
     watcher = threading.Thread(target=_watch, args=(done, _Compilations.count,
-                                                    message(what, tiered)), daemon=True)
+                                                    message(what, tiered), what), daemon=True)
     _active.depth = 1
     watcher.start()
     try:
@@ -82,13 +85,19 @@ def reporting(what: str, tiered: bool = False) -> Iterator[None]:
         _active.depth = 0
 
 
-def _watch(done: threading.Event, start: int, line: str) -> None:
-    """After the threshold, say ``line`` once as soon as numba has compiled something."""
+def _watch(done: threading.Event, start: int, line: str, what: str) -> None:
+    """After the threshold, say ``line`` as soon as numba has compiled something, unless this
+    process already said it for ``what``."""
     if done.wait(_after()):
         return
     while not done.is_set():
         if _Compilations.count > start:
-            if not quiet():
-                print(line, file=sys.stderr, flush=True)
+            if quiet():
+                return
+            with _said_lock:
+                if what in _said:
+                    return
+                _said.add(what)
+            print(line, file=sys.stderr, flush=True)
             return
         done.wait(RECHECK_S)

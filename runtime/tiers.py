@@ -2,17 +2,22 @@
 
 A cold numba cache makes a CNN's first call wait for every kernel to compile (over a minute for
 ResNet-18). With ``tier="auto"`` the plan starts that compilation in a background thread and
-serves calls meanwhile with the *lower tier*: its steps one by one, each through a numba kernel
-that this process has already compiled for exactly these argument types, else through the op's
-NumPy reference (``OpDef.reference``, the living definition of every op). The background thread
-builds the generated code, then runs the jitted plan once on zeros shaped like the first call's
-inputs (which compiles or loads every kernel that call needs) and only then flips the switch:
-later calls run the jitted plan.
+serves calls meanwhile with the *lower tier*: its steps one by one, each through its numba kernel
+when the machine code is at hand (compiled by this process, or loaded from the on-disk cache:
+``runtime.no_compile``, which refuses anything that would compile), else through a fast NumPy
+implementation (``runtime.lower_ops``: im2col + BLAS convolutions) or the op's NumPy reference
+(``OpDef.reference``, the living definition of every op). The background thread first compiles
+the Python-level steps (convolutions) one at a time, heaviest first, and each one moves to its
+compiled kernel as soon as that is ready (``runtime.step_warmup``); then it builds the generated
+code, runs the jitted plan once on zeros shaped like the first call's inputs (which compiles or
+loads everything else that call needs) and only then flips the switch: later calls run the
+jitted plan, without any tier machinery.
 
 Locking: the background thread compiles under ``runtime.cache.compile_lock`` (numba's compiler
 lock first, then ours), exactly like a foreground compile, so a foreground call that compiles
-another plan simply waits its turn. The lower tier never compiles: it calls a dispatcher only
-when ``dispatcher.overloads`` holds the exact signature, so it never needs either lock.
+another plan simply waits its turn. The lower tier never compiles and never waits for that lock:
+it only *tries* it to look in the disk cache, and calls a kernel without it only when the kernel's
+code is already loaded.
 """
 
 from __future__ import annotations
@@ -33,7 +38,10 @@ from compiler.inputs import as_input_array
 from compiler.ir import param_operands
 from compiler.ops import get_op
 
+from . import no_compile
+from .lower_ops import FAST
 from .progress import reporting
+from .step_warmup import warm_launchers
 
 TIERS = driver.TIERS
 #: The background build waits this long for a first call, then for that call to finish (at most
@@ -46,16 +54,18 @@ FIRST_CALL_WAIT_S = 60.0
 LOWER, JIT = "lower (compiled kernels + NumPy reference)", "jit"
 
 
-def compiled_overload(fn: Any, args: Sequence[Any]) -> bool:
-    """Is ``fn`` a numba function already compiled (in this process) for exactly these
-    argument types? Calling it then runs machine code and never takes a compiler lock."""
-    if not isinstance(fn, CPUDispatcher):
-        return False
-    try:
-        signature = tuple(numba.typeof(a) for a in args)
-    except (ValueError, TypeError):
-        return False
-    return signature in fn.overloads
+def _implementation(op: str) -> Any:
+    """The op's fast NumPy implementation (``runtime.lower_ops``) falling back to its reference
+    for the cases the fast one does not cover; else the reference itself."""
+    reference = get_op(op).reference
+    quick = FAST.get(op)
+    if quick is None:
+        return reference
+
+    def run(inputs: list, params: dict, attrs: dict) -> np.ndarray:
+        result = quick(inputs, params, attrs)
+        return reference(inputs, params, attrs) if result is None else result
+    return run
 
 
 class LowerTier:
@@ -70,12 +80,35 @@ class LowerTier:
         g = plan.graph
         self._plan = plan
         self._kernels = kernels
-        self._refs = [None if s.alias else get_op(g.nodes[s.node]["op"]).reference
+        self._refs = [None if s.alias else _implementation(g.nodes[s.node]["op"])
                       for s in plan._steps]
         self._attrs = [dict(g.nodes[s.node]["attrs"]) for s in plan._steps]
         self._params = [param_operands(g, s.node) for s in plan._steps]
         #: steps served by each means in the last call: {"kernel": n, "reference": m}
         self.last_counts: dict[str, int] = {}
+        self._good: set = set()  # launcher calls (step, argument types) that run uncompiled
+        #: per step, what served it in the last call: "kernel", "numpy" (None: a reshape view)
+        self.last_served: list = []
+
+    @staticmethod
+    def _key(index: int, fn: Any, args: tuple) -> tuple:
+        return (index, fn, tuple((a.shape, a.dtype.str) if isinstance(a, np.ndarray) else type(a)
+                                 for a in args))
+
+    def mark_ready(self, index: int, fn: Any, args: tuple) -> None:
+        """A Python-level step's kernels are compiled for such arguments: run them from now on
+        (``runtime.step_warmup`` calls this from the background thread)."""
+        self._good.add(self._key(index, fn, args))
+
+    def _run_kernel(self, index: int, fn: Any, args: tuple) -> bool:
+        """Run the step's kernel if its machine code is at hand (``runtime.no_compile``)."""
+        if isinstance(fn, CPUDispatcher):
+            return no_compile.call(fn, args)
+        key = self._key(index, fn, args)
+        ran = no_compile.call(fn, args, known_good=key in self._good)
+        if ran:
+            self._good.add(key)
+        return ran
 
     def prepare(self, inputs: Sequence[Any]) -> tuple[list[np.ndarray], Any]:
         """Inputs as arrays in their declared dtypes (validated), and their memory layout."""
@@ -103,6 +136,7 @@ class LowerTier:
         plan = self._plan
         values: dict[int, np.ndarray] = dict(zip(plan._input_nodes, arrays))
         counts = {"kernel": 0, "reference": 0}
+        served = self.last_served = [None] * len(plan._steps)
         for index, step in enumerate(plan._steps):
             shape = layout.step_shapes[index]
             ins = [values[n] for n in step.inputs]
@@ -114,18 +148,35 @@ class LowerTier:
             fn = step.parallel_fn if layout.parallel else step.fn
             out = np.empty(shape, step.dtype)
             args = (*ins, *plan._weights(step), out, *layout.scalars[index])
-            if self._kernels and compiled_overload(fn, args):
-                fn(*args)
+            if self._kernels and self._run_kernel(index, fn, args):
                 counts["kernel"] += 1
+                served[index] = "kernel"
             else:
                 params = {name: plan._values[node] for name, node in self._params[index].items()}
                 with np.errstate(all="ignore"):
                     result = self._refs[index](ins, params, self._attrs[index])
                 out[...] = result
                 counts["reference"] += 1
+                served[index] = "numpy"
             values[step.node] = out
         self.last_counts = counts
         return [values[n] for n in plan._output_nodes]
+
+
+class SerialOnDemand:
+    """Stands for a plan's serial generated function while only the threaded one is built
+    (a background build compiles only what the first call's sizes need): compiled on first use."""
+
+    def __init__(self, plan: Any) -> None:
+        self._plan = plan
+
+    def __call__(self, *args: Any) -> Any:
+        plan = self._plan
+        with plan._lock:
+            if plan._forward is self:
+                with reporting(f"model '{plan.model_name}'"):
+                    plan._forward = plan._compile_forward()
+        return plan._forward(*args)
 
 
 class TieredCalls:
@@ -164,8 +215,12 @@ class TieredCalls:
             if self._called.wait(FIRST_CALL_GRACE_S):
                 self._first_done.wait(FIRST_CALL_WAIT_S)
             with reporting(f"model '{plan.model_name}'", tiered=True):
-                if self._build:
-                    plan._build_codegen()
+                with self._lock:
+                    job = self._pending
+                if job is not None:  # the heavy Python-level steps first, one by one
+                    warm_launchers(plan, job, self._lower.mark_ready)
+                if self._build:  # the variant (serial or threaded) the first call needs
+                    plan._build_codegen(job is not None and plan._layout_for(job).parallel)
                     with plan._weights_lock:  # weights may have changed while we packed them
                         if plan._generated is not None:
                             plan._wbuf = plan._pack()

@@ -190,7 +190,7 @@ def test_bad_tier_is_refused_before_building():
 
 @pytest.mark.filterwarnings("ignore:deferc. compiling model:RuntimeWarning")
 def test_a_failed_background_compile_keeps_the_lower_tier(gated, monkeypatch):
-    def broken(self):
+    def broken(self, *args):
         raise RuntimeError("no compiler today")
     from runtime.plan import Plan
     monkeypatch.setattr(Plan, "_build_codegen", broken)
@@ -236,3 +236,73 @@ def test_progress_line_once_and_quiet(capsys, monkeypatch):
         numba.njit(lambda v: v + 2)(1)
         time.sleep(0.3)
     assert capsys.readouterr().err == ""
+
+
+def test_progress_names_a_model_once_per_process(capsys, monkeypatch):
+    monkeypatch.setenv("DEFERC_PROGRESS_AFTER", "0.01")
+    monkeypatch.delenv("DEFERC_QUIET", raising=False)
+    for k in range(2):  # e.g. the seed example compiles its model into two plans
+        with progress.reporting("model 'twice'"):
+            numba.njit(lambda v, k=k: v + k + 10)(1)
+            time.sleep(0.5)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and "model 'twice'" in lines[0]
+
+
+def test_heavy_steps_switch_one_by_one_without_waiting_for_the_lock(gated):
+    from runtime.cache import compile_lock
+    from runtime.step_warmup import warm_launchers
+
+    plan = compile(tiny_cnn(), tier="auto")
+    x = _images()
+    want = run_reference(plan.graph, x)
+    np.testing.assert_allclose(plan(x), want, rtol=RTOL, atol=ATOL)  # the worker is held
+    lower, ready = plan._tiered._lower, []
+
+    def mark(index, fn, args):
+        ready.append(index)
+        lower.mark_ready(index, fn, args)
+    warm_launchers(plan, [np.zeros_like(x)], mark)  # what the worker does first
+    assert ready and plan._steps[ready[0]].kernel == "conv2d"  # the heaviest step first
+    held, release, result = threading.Event(), threading.Event(), []
+
+    def holder():  # a compilation elsewhere holds the lock all along
+        with compile_lock():
+            held.set()
+            release.wait(120)
+    blocker = threading.Thread(target=holder)
+    blocker.start()
+    held.wait(60)
+    caller = threading.Thread(target=lambda: result.append(plan(x)))
+    caller.start()
+    caller.join(60)
+    finished = not caller.is_alive()
+    release.set()
+    blocker.join()
+    caller.join()
+    assert finished  # the lower tier never waited for the lock
+    assert plan.last_tier == tiers.LOWER
+    assert all(lower.last_served[i] == "kernel" for i in ready)
+    np.testing.assert_allclose(result[0], want, rtol=RTOL, atol=ATOL)
+    gated.set()
+    assert plan.wait(600)
+    np.testing.assert_allclose(plan(x), want, rtol=RTOL, atol=ATOL)
+    assert plan.last_tier == tiers.JIT
+
+
+def test_background_build_compiles_the_variant_the_first_call_needs(gated):
+    from runtime.kernels.flags import PARALLEL_MIN_ELEMENTS
+
+    net = Sequential([Input((64,)), layers.Dense(64, activation="relu"), layers.Dense(8)])
+    plan = compile(net, tier="auto")
+    big = rng.standard_normal((PARALLEL_MIN_ELEMENTS // 64 + 1, 64)).astype(np.float32)
+    small = big[:2].copy()
+    want_big = run_reference(plan.graph, big)
+    np.testing.assert_allclose(plan(big), want_big, rtol=RTOL, atol=ATOL)  # lower tier
+    gated.set()
+    assert plan.wait(600)
+    assert isinstance(plan._forward, tiers.SerialOnDemand)  # only the threaded code was built
+    np.testing.assert_allclose(plan(big), want_big, rtol=RTOL, atol=ATOL)
+    np.testing.assert_allclose(plan(small), run_reference(plan.graph, small), rtol=RTOL,
+                               atol=ATOL)  # the serial variant, compiled on demand
+    assert not isinstance(plan._forward, tiers.SerialOnDemand) and plan.last_tier == tiers.JIT

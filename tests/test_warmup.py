@@ -34,7 +34,8 @@ other = compile(Sequential([layers.Dense(3)]), TensorSpec((None, 5)), tier="jit"
 
 
 def _run(args, cache, **env):
-    environ = dict(os.environ, DEFERC_CACHE_DIR=str(cache), PYTHONPATH=str(REPO), **env)
+    environ = {k: v for k, v in os.environ.items() if k != "DEFERC_QUIET"}  # each test says
+    environ.update(DEFERC_CACHE_DIR=str(cache), PYTHONPATH=str(REPO), **env)
     environ.pop("NUMBA_CACHE_DIR", None)
     environ.pop("DEFERC_TIER", None)  # the conftest's default is for this process only
     return subprocess.run([sys.executable, *args], cwd=REPO, env=environ, capture_output=True,
@@ -65,3 +66,48 @@ def test_resolve_names_and_refuses_unknown_ones():
         warmup.resolve("nope")
     model, shape = warmup.resolve("runtime.warmup:_seed")  # module:function
     assert model.name == "seed" and shape is None
+
+
+WARM_TINY_CNN = """
+import numpy as np
+from compiler import compile
+from tests.test_tiers import tiny_cnn
+plan = compile(tiny_cnn(), tier="jit")                  # generated code + conv launchers
+plan(np.zeros((2, 12, 12, 3), np.float32))
+"""
+
+LOWER_TIER_FROM_DISK = """
+import json
+import numpy as np
+from compiler import compile
+from compiler.reference import run_reference
+from runtime import tiers
+from runtime.warmup import counting_compilations
+from tests.test_tiers import tiny_cnn
+plan = compile(tiny_cnn(), tier="jit", executor="steps")  # builds nothing ahead of a call
+x = np.random.default_rng(1).standard_normal((2, 12, 12, 3)).astype(np.float32)
+lower = tiers.LowerTier(plan)
+with counting_compilations() as counter:
+    y = lower(x)
+ok = bool(np.allclose(y, run_reference(plan.graph, x), rtol=1e-4, atol=1e-5))
+print(json.dumps({"compilations": counter.count, "counts": lower.last_counts, "ok": ok,
+                  "steps": sum(not s.alias for s in plan._steps)}))
+"""
+
+
+def test_lower_tier_loads_kernels_from_the_disk_cache(tmp_path):
+    """A fresh process's lower tier runs every step on machine code from a warm cache (the
+    convolution launcher included), compiling nothing; a cold cache gives NumPy, also without
+    compiling."""
+    cold = _run(["-c", LOWER_TIER_FROM_DISK], tmp_path / "cache", DEFERC_QUIET="1")
+    assert cold.returncode == 0, cold.stderr
+    result = json.loads(cold.stdout.strip().splitlines()[-1])
+    assert result["ok"] and result["compilations"] == 0
+    assert result["counts"] == {"kernel": 0, "reference": result["steps"]}
+    warm = _run(["-c", WARM_TINY_CNN], tmp_path / "cache", DEFERC_QUIET="1")
+    assert warm.returncode == 0, warm.stderr
+    fresh = _run(["-c", LOWER_TIER_FROM_DISK], tmp_path / "cache", DEFERC_QUIET="1")
+    assert fresh.returncode == 0, fresh.stderr
+    result = json.loads(fresh.stdout.strip().splitlines()[-1])
+    assert result["ok"] and result["compilations"] == 0
+    assert result["counts"] == {"kernel": result["steps"], "reference": 0}

@@ -136,12 +136,55 @@ class _CacheLock:
                     handle.close()
 
 
+    @contextlib.contextmanager
+    def try_hold(self) -> Iterator[bool]:
+        """Like ``hold`` but never waits: yields ``False`` (holding nothing) when another
+        thread or process has the lock, e.g. a background compilation."""
+        if not global_compiler_lock._lock.acquire(blocking=False):
+            yield False
+            return
+        try:
+            if not self._local.acquire(blocking=False):
+                yield False
+                return
+            try:
+                if self._depth == 0:
+                    directory = cache_dir()
+                    directory.mkdir(parents=True, exist_ok=True)
+                    handle = open(directory / ".compile.lock", "a")
+                    try:
+                        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except OSError:
+                        handle.close()
+                        yield False
+                        return
+                    self._handle = handle
+                self._depth += 1
+                try:
+                    yield True
+                finally:
+                    self._depth -= 1
+                    if self._depth == 0:
+                        handle, self._handle = self._handle, None
+                        fcntl.flock(handle, fcntl.LOCK_UN)
+                        handle.close()
+            finally:
+                self._local.release()
+        finally:
+            global_compiler_lock._lock.release()
+
+
 _LOCK = _CacheLock()
 
 
 def compile_lock() -> contextlib.AbstractContextManager:
     """Hold while compiling, so other processes load what this one writes instead of racing."""
     return _LOCK.hold()
+
+
+def try_compile_lock() -> contextlib.AbstractContextManager:
+    """``compile_lock`` if it is free right now: yields whether it was taken (never waits)."""
+    return _LOCK.try_hold()
 
 
 # -- the manifest -----------------------------------------------------------------------------
