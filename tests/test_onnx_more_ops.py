@@ -294,3 +294,20 @@ def test_range_and_constant_of_shape_sized_at_run_time_refused():
     refused(nodes, {"x": rand(2, 3)}, "range_node.*run time", {
         "i": np.array(0, np.int64), "zero": np.array(0, np.int64), "one": np.array(1, np.int64)},
         dims={"x": ("N", 3)})
+
+
+def test_conv_transpose_and_reduce_prod_export_round_trip(tmp_path):
+    """Imported, exported again (our NHWC IR -> ONNX), and run by ONNX Runtime."""
+    ort = pytest.importorskip("onnxruntime")
+    from compiler import TensorSpec
+
+    nodes = [node("ConvTranspose", ["x", "w", "b"], ["c"], strides=[2, 2], pads=[1, 0, 0, 1],
+                  output_padding=[1, 1]),
+             node("ReduceProd", ["c"], ["y"], axes=[1], keepdims=1)]
+    x = rand(2, 4, 3, 5)
+    inits = {"w": rand(4, 3, 3, 3, seed=1) * 0.5, "b": rand(3, seed=2)}
+    net = check(nodes, {"x": x}, initializers=inits, opset=13, dims={"x": ("N", 4, 3, 5)})
+    proto = conx.export(net, None, TensorSpec((None, 4, 3, 5)))
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    np.testing.assert_allclose(session.run(None, {session.get_inputs()[0].name: x})[0], net(x),
+                               rtol=1e-4, atol=1e-5)
