@@ -28,6 +28,10 @@ del reshape, softmax  # noqa: F821
 # sequence models: Conv1D family, attention
 from . import add_norm, attention, position, sequence1d  # noqa: E402,F401  (add_norm: fused)
 
+# isort: split
+# ops of the ONNX importer
+from . import conv_transpose, reduce_prod  # noqa: E402,F401
+
 
 def __getattr__(name: str):
     from ..frontend import ops_api

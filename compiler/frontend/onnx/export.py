@@ -382,6 +382,18 @@ def _emit_conv(em, node, ins, params, attrs, hint, dtype):
     return _nchw_epilogue(em, y, node, ins, attrs, hint, dtype)
 
 
+@_emits("conv2d_transpose")
+def _emit_conv_transpose(em, node, ins, params, attrs, hint, dtype):
+    """NHWC in and out; the weight operand is already ONNX's (C_in, C_out/groups, kh, kw)."""
+    (pt, pb), (pl, pr) = attrs.get("pads", ((0, 0), (0, 0)))
+    y = em.add("ConvTranspose", [em.to_nchw(ins[0], hint), *ins[1:]], f"{hint}/conv_transpose",
+               dtype, strides=list(attrs.get("strides", (1, 1))),
+               dilations=list(attrs.get("dilations", (1, 1))), pads=[pt, pl, pb, pr],
+               output_padding=list(attrs.get("output_padding", (0, 0))),
+               group=int(attrs.get("groups", 1)))
+    return em.to_nhwc(y, hint)
+
+
 @_emits("max_pool2d", "avg_pool2d")
 def _emit_pool(em, node, ins, params, attrs, hint, dtype):
     op = em.g.nodes[node]["op"]
@@ -650,7 +662,8 @@ def _emit_pad(em, node, ins, params, attrs, hint, dtype):
     return em.add("Pad", [ins[0], pads, value], hint, dtype, mode="constant")
 
 
-_REDUCE = {"sum": "ReduceSum", "mean": "ReduceMean", "max": "ReduceMax", "min": "ReduceMin"}
+_REDUCE = {"sum": "ReduceSum", "mean": "ReduceMean", "max": "ReduceMax", "min": "ReduceMin",
+           "prod": "ReduceProd"}
 
 
 @_emits(*_REDUCE)

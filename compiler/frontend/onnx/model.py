@@ -20,7 +20,7 @@ from ...ir import Origin
 from ...types import TensorSpec, as_model_dtype
 from ..layers import Layer
 from ..models import Model
-from . import nn_ops, shape_ops  # noqa: F401 - they register their converters
+from . import einsum, more_ops, nn_ops, resize, shape_ops  # noqa: F401 - they register converters
 from .converters import CONVERTERS
 from .folding import fold
 from .graph import Importer, StoredValue, Tensor

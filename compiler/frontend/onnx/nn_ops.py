@@ -146,31 +146,43 @@ class _Node:
 def _pool(imp: Importer, node: Any, attrs: dict) -> list:
     if len(node.output) > 1 and node.output[1]:
         raise _fail(imp, "the Indices output of MaxPool is not supported")
-    k = tuple(int(v) for v in attrs["kernel_shape"])
+    k = tuple(int(v) for v in attrs.get("kernel_shape", ()))
     shape = imp.shape(node.input[0])
+    if shape is not None and len(shape) == 3:  # 1-D: the same node over (N, C, 1, L)
+        return [_pool1d(imp, node, attrs)]
+    if len(k) != 2 or min(k) < 1:
+        raise _fail(imp, f"attribute kernel_shape must be 2 positive ints for a 2-D window, "
+                         f"received {list(k)}")
     strides, dilations = _window_attrs(imp, attrs, len(shape), k)
-    if dilations != (1, 1):
-        raise _fail(imp, f"pooling with dilations {dilations} is not supported")
     is_max = node.op_type == "MaxPool"
+    if dilations != (1, 1) and not is_max:
+        raise _fail(imp, f"attribute dilations {list(dilations)}: AveragePool with dilations is "
+                         f"not supported (MaxPool's are)")
+    span = tuple(d * (kk - 1) + 1 for kk, d in zip(k, dilations))
     include = bool(attrs.get("count_include_pad", 0))
     padding, pads = _pads2d(imp, attrs, shape, k, strides, dilations,
                             allow_same=is_max or not include)
+    if dilations != (1, 1) and padding == "same":  # spelled out for the strided gathers
+        pads = tuple(_same_pads(imp, shape[2 + a], span[a], strides[a]) for a in range(2))
     ceil_extra = [0, 0]
     if attrs.get("ceil_mode", 0):
         for axis in range(2):
             size = shape[2 + axis]
             lo, hi = pads[axis]
             if is_concrete(size):
-                span = size + lo + hi - k[axis]
-                out = -(-span // strides[axis]) + 1
+                total = size + lo + hi - span[axis]
+                out = -(-total // strides[axis]) + 1
                 if (out - 1) * strides[axis] >= size + lo:  # last window starts in padding
                     out -= 1
-                ceil_extra[axis] = max((out - 1) * strides[axis] + k[axis] - (size + lo + hi), 0)
+                ceil_extra[axis] = max((out - 1) * strides[axis] + span[axis]
+                                       - (size + lo + hi), 0)
             else:
                 ceil_extra[axis] = strides[axis] - 1
     x = imp.tensor(node.input[0], True)
     full = tuple((lo, hi + e) for (lo, hi), e in zip(pads, ceil_extra))
     geo = {"pool_size": k, "strides": strides}
+    if dilations != (1, 1):
+        return [_dilated_max(imp, x, full, k, strides, dilations)]
     if is_max:
         if any(v for pair in full for v in pair):
             x = _pad_nhwc(imp, x, full, -np.inf)
@@ -186,6 +198,53 @@ def _pool(imp: Importer, node: Any, attrs: dict) -> list:
                      nhwc=True)
     count = imp.emit("avg_pool2d", [mask], {**geo, "padding": "valid"}, nhwc=True)
     return [_ew(imp, "divide", total, count)]
+
+
+def _same_pads(imp: Importer, size, span: int, stride: int) -> tuple[int, int]:
+    if not is_concrete(size):
+        raise _fail(imp, f"a dilated MaxPool with auto_pad needs concrete spatial sizes, "
+                         f"received {size}")
+    out = -(-int(size) // stride)
+    total = max((out - 1) * stride + span - int(size), 0)
+    return total // 2, total - total // 2
+
+
+def _dilated_max(imp: Importer, x: Tensor, full: tuple, k: tuple, strides: tuple,
+                 dilations: tuple) -> Tensor:
+    """Dilated MaxPool: the max of ``kh*kw`` strided gathers of the ``-inf``-padded input (the
+    window's taps), sizes known at import."""
+    if any(v for pair in full for v in pair):
+        x = _pad_nhwc(imp, x, full, -np.inf)
+    size = x.type.shape[1:3]
+    if not all(is_concrete(d) for d in size):
+        raise _fail(imp, f"a dilated MaxPool needs spatial sizes known at import, received "
+                         f"{tuple(str(d) for d in size)}")
+    outs = [(int(size[a]) - dilations[a] * (k[a] - 1) - 1) // strides[a] + 1 for a in range(2)]
+    if min(outs) < 1:
+        raise _fail(imp, f"the padded input {tuple(size)} is smaller than the dilated window "
+                         f"{k} (dilations {dilations})")
+    rows = [imp.emit("take", [x, imp.constant(np.arange(outs[0]) * strides[0] + i * dilations[0])],
+                     {"axis": 1}, nhwc=True) for i in range(k[0])]
+    taps = [imp.emit("take", [r, imp.constant(np.arange(outs[1]) * strides[1] + j * dilations[1])],
+                     {"axis": 2}, nhwc=True) for r in rows for j in range(k[1])]
+    return taps[0] if len(taps) == 1 else imp.emit("maximum", taps, nhwc=True)
+
+
+def _pool1d(imp: Importer, node: Any, attrs: dict) -> Tensor:
+    """Pooling over (N, C, L): the same node on (N, C, 1, L) with a (1, k) window."""
+    name = node.input[0]
+    imp.values[name + "#2d"] = imp.emit("expand_dims", [imp.tensor(name)], {"axis": 2})
+    attrs2 = dict(attrs)
+    for key in ("kernel_shape", "strides", "dilations"):
+        if key in attrs:
+            attrs2[key] = [1, *attrs[key]]
+    if "pads" in attrs:
+        if len(attrs["pads"]) != 2:
+            raise _fail(imp, f"attribute pads must be 2 ints for a 1-D window, received "
+                             f"{list(attrs['pads'])}")
+        attrs2["pads"] = [0, attrs["pads"][0], 0, attrs["pads"][1]]
+    y = _pool(imp, _Node(node.op_type, [name + "#2d"], node.name), attrs2)[0]
+    return imp.emit("squeeze", [imp.relayout(y, False)], {"axis": 2})
 
 
 @converter("GlobalAveragePool", "GlobalMaxPool")

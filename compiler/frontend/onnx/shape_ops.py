@@ -283,8 +283,9 @@ def _split(imp: Importer, node: Any, attrs: dict) -> list:
 def _pad(imp: Importer, node: Any, attrs: dict) -> list:
     mode = attrs.get("mode", "constant")
     mode = mode.decode() if isinstance(mode, bytes) else mode
-    if mode != "constant":
-        raise _fail(imp, f"Pad mode {mode!r} is not supported yet (only 'constant')")
+    if mode not in ("constant", "reflect", "edge", "wrap"):
+        raise _fail(imp, f"attribute mode: unknown Pad mode {mode!r} (expected constant, "
+                         f"reflect, edge or wrap)")
     if imp.opset < 11:
         pads, value = list(attrs.get("pads", attrs.get("paddings", []))), attrs.get("value", 0.0)
         axes = None
@@ -304,8 +305,28 @@ def _pad(imp: Importer, node: Any, attrs: dict) -> list:
         widths[a] = (int(pads[i]), int(pads[i + len(axes)]))
     if x.nhwc:
         widths = [widths[TO_NHWC[j]] for j in range(4)]
+    if mode != "constant":
+        return [_pad_by_index(imp, x, widths, mode)]
     return [imp.emit("pad", [x], {"pad_width": tuple(widths), "constant_values": float(value)},
                      nhwc=x.nhwc)]
+
+
+def _pad_by_index(imp: Importer, x: Tensor, widths: list, mode: str) -> Tensor:
+    """reflect/edge/wrap padding: a gather along each padded axis with the indices NumPy's own
+    ``np.pad`` gives an ``arange`` (so the modes agree with NumPy's, which ONNX follows)."""
+    for axis, (lo, hi) in enumerate(widths):
+        if not (lo or hi):
+            continue
+        n = x.type.shape[axis]
+        if not is_concrete(n):
+            raise _fail(imp, f"Pad mode {mode!r} on axis {axis} of run-time size {n}: deferc "
+                             f"needs that size known at import")
+        if mode == "reflect" and (lo >= n or hi >= n):
+            raise _fail(imp, f"Pad mode 'reflect' on axis {axis}: pads ({lo}, {hi}) must be "
+                             f"smaller than the axis size {n}")
+        idx = np.pad(np.arange(int(n), dtype=np.int64), (lo, hi), mode=mode)
+        x = imp.emit("take", [x, imp.constant(idx)], {"axis": axis}, nhwc=x.nhwc)
+    return x
 
 
 @converter("Expand")
@@ -335,7 +356,7 @@ def _softmax(imp: Importer, node: Any, attrs: dict) -> list:
 
 _REDUCE = {"ReduceMean": ("mean", 18), "ReduceSum": ("sum", 13), "ReduceMax": ("max", 18),
            "ReduceMin": ("min", 18), "ReduceL2": ("sum", 18), "ReduceSumSquare": ("sum", 18),
-           "ReduceL1": ("sum", 18)}
+           "ReduceL1": ("sum", 18), "ReduceProd": ("prod", 18), "ReduceLogSumExp": ("max", 18)}
 
 
 @converter(*_REDUCE)
@@ -364,4 +385,10 @@ def _reduce(imp: Importer, node: Any, attrs: dict) -> list:
                  nhwc=value.nhwc and keepdims)
     if node.op_type == "ReduceL2":
         y = imp.emit("sqrt", [y], nhwc=y.nhwc)
+    elif node.op_type == "ReduceLogSumExp":  # max + log(sum(exp(x - max))), stable
+        peak = imp.emit("max", [x], {"axis": data_axes, "keepdims": True}, nhwc=x.nhwc)
+        shifted = imp.emit("exp", [imp.emit("subtract", [x, peak], nhwc=x.nhwc)], nhwc=x.nhwc)
+        total = imp.emit("sum", [shifted], {"axis": data_axes, "keepdims": keepdims},
+                         nhwc=y.nhwc)
+        y = imp.emit("add", [imp.emit("log", [total], nhwc=y.nhwc), y], nhwc=y.nhwc)
     return [y]
