@@ -34,11 +34,14 @@ def _keep_bool(builder: Any, layer: Any, value: int) -> int:
 
 
 def _axis_true(builder: Any, layer: Any, x: int, axis: int) -> int:
-    """All-true ``(N, T)`` expanded at ``axis`` (``(N, T, 1)`` or ``(N, 1, T)``) from ``x``'s
-    first two axes: what a missing mask contributes to the full ``(N, Tq, Tv)`` shape."""
-    ones = _node(builder, layer, "ones_like", [x])
-    row = _node(builder, layer, "max", [ones], axis=-1, keepdims=False)  # (N, T)
-    return _node(builder, layer, "expand_dims", [_keep_bool(builder, layer, row)], axis=axis)
+    """All-true ``(N, T, 1)`` (``axis=-1``) or ``(N, 1, T)`` (``axis=-2``) from ``x``'s first two
+    axes: what a missing mask contributes to the full ``(N, Tq, Tv)`` shape. Element-wise on
+    one feature (``x == x or x != x`` holds for NaN too), so it exports without shape ops."""
+    first = _node(builder, layer, "slice", [x], start=(0, 0, 0), shape=(-1, -1, 1))
+    true = _node(builder, layer, "logical_or", [_node(builder, layer, "equal", [first, first]),
+                                                _node(builder, layer, "not_equal",
+                                                      [first, first])])
+    return true if axis == -1 else _node(builder, layer, "transpose", [true], axes=(0, 2, 1))
 
 
 def merged_mask(builder: Any, layer: Any, query: int, value: int, key: int | None,
