@@ -3,14 +3,16 @@
 Keras merges every mask of a call into one ``(N, Tq, Tv)`` boolean (``_compute_attention_mask``):
 the query's propagated mask as ``(N, Tq, 1)``, the value's and the key's as ``(N, 1, Tv)``, the
 user's ``attention_mask`` (any shape broadcastable to ``(N, Tq, Tv)``, nonzero = keep), ANDed.
-Its softmax then writes ``-1e9`` over masked scores and zeros the masked probabilities, so a row
-with nothing to attend gives a zero context (output = output bias).
+Masked scores become ``-1e9``. A row with nothing to attend then averages every value on Keras'
+inference path (``ops.dot_product_attention``), while its explicit path (taken with
+``return_attention_scores``) zeros the masked probabilities, so that row's context is zero.
 
-Here that merge is a handful of primitive nodes feeding the fused attention op's
-``attention_mask`` operand (which keeps ``> 0.5``); the zero-context rule is a ``where`` after the
-op. ``return_attention_scores=True`` builds the whole layer from primitives (projections as
-matmuls, softmax, the causal triangle from ``causal_mask``) since the fused kernel never stores
-the probabilities. Calls without masks or scores keep the single fused node.
+Here the merge is a handful of primitive nodes feeding the fused attention op's
+``attention_mask`` operand (which keeps ``> 0.5``). ``return_attention_scores=True`` keeps the
+fused op for the output (plus a ``where`` giving empty rows the output bias) and builds the
+scores from primitives beside it (projections as matmuls on ``weight_value`` reads, softmax,
+the causal triangle from ``causal_mask``), since the fused kernel never stores them. Calls
+without masks or scores keep the single fused node.
 """
 
 from __future__ import annotations
