@@ -313,8 +313,9 @@ def test_call_form_is_fixed_and_unsupported_options_are_refused():
     mha(x, x)
     with pytest.raises(CompilerError, match=r"attn3.*use_causal_mask=False.*use_causal_mask=True"):
         mha(x, x, use_causal_mask=True)
-    with pytest.raises(CompilerError, match=r"return_attention_scores"):
-        layers.MultiHeadAttention(2, 4)(x, x, return_attention_scores=True)
+    with pytest.raises(CompilerError, match=r"attn3.*return_attention_scores=False, now with "
+                                            r"True"):
+        mha(x, x, return_attention_scores=True)
     with pytest.raises(CompilerError, match=r"num_heads"):
         layers.MultiHeadAttention(0, 4)
 

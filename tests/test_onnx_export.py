@@ -296,9 +296,9 @@ def test_every_registered_op_is_exportable_or_declared_pending():
     assert missing == sorted(NOT_EXPORTABLE_YET), f"ops without an ONNX form: {missing}"
 
 
-def test_a_pending_op_is_refused_by_name():
-    net = Sequential([layers.LSTM(4, name="rnn")])
-    with pytest.raises(CompilerError, match=r"op 'lstm' \(layer 'rnn'\) has no ONNX form"):
+def test_a_form_onnx_lacks_is_refused_by_name():
+    net = Sequential([layers.LSTM(4, activation="gelu", name="rnn")])
+    with pytest.raises(CompilerError, match=r"layer 'rnn'.*activation 'gelu' has no ONNX LSTM"):
         conx.export(net, None, TensorSpec((None, 5, 3)))
 
 

@@ -86,12 +86,18 @@ class MultiHeadAttention(Layer):
         if value is None:
             raise CompilerError(f"layer '{self.name}' ({kind}): call it as mha(query, value, "
                                 f"key=None, attention_mask=None), received no value")
-        if return_attention_scores:
-            raise CompilerError(f"layer '{self.name}' ({kind}): return_attention_scores=True is "
-                                f"not supported yet (the fused kernel never stores the scores)")
         if any(m is not None for m in (query_mask, value_mask, key_mask)):
-            raise CompilerError(f"layer '{self.name}' ({kind}): query_mask/value_mask/key_mask "
-                                f"are not supported yet; pass attention_mask (N, Tq, Tv)")
+            raise CompilerError(f"layer '{self.name}' ({kind}): explicit query_mask/value_mask/"
+                                f"key_mask are not supported; the masks of query, value and key "
+                                f"propagate from Embedding(mask_zero=True) or Masking, or pass "
+                                f"attention_mask")
+        scores = _flag(return_attention_scores, "return_attention_scores", kind)
+        with self._lock:
+            if self.__dict__.setdefault("_return_scores", scores) != scores:
+                raise CompilerError(
+                    f"layer '{self.name}' ({kind}) was first called with "
+                    f"return_attention_scores={not scores}, now with {scores}; use one layer "
+                    f"instance per call pattern")
         form = (key is not None, attention_mask is not None,
                 _flag(use_causal_mask, "use_causal_mask", kind))
         with self._lock:
@@ -104,8 +110,28 @@ class MultiHeadAttention(Layer):
                     f"use one layer instance per call pattern")
         inputs = [query, value] + [x for x in (key, attention_mask) if x is not None]
         if any(hasattr(x, "layer") for x in inputs):  # symbolic tensors: record the call
-            return Layer.__call__(self, *inputs)
-        return self._eager_model(inputs)(*inputs)
+            out = Layer.__call__(self, *inputs)
+            return (out, _scores_tensor(self, out, inputs)) if scores else out
+        result = self._eager_model(inputs)(*inputs)
+        return tuple(result) if scores else result
+
+    def lower(self, builder: Any, inputs: list[int]) -> list[int]:
+        """The fused op (fed the merged mask of the call), or with ``return_attention_scores``
+        a composition of primitives (``frontend/attention_masks.py``)."""
+        from .attention_masks import lower_fused
+
+        if self.__dict__.get("_return_scores"):
+            return [self._lower_output(builder, inputs, 0)]
+        return lower_fused(self, builder, inputs)
+
+    def _lower_output(self, builder: Any, inputs: list[int], index: int) -> int:
+        from .attention_masks import lower_with_scores
+        from .recurrent import _memo
+
+        memo = _memo(builder, self, inputs)
+        if "outputs" not in memo:
+            memo["outputs"] = lower_with_scores(self, builder, inputs)
+        return memo["outputs"][index]
 
     def _eager_model(self, arrays: list) -> Any:
         """A model of this one call on arrays, cached per feature widths: the sequence lengths
@@ -124,7 +150,10 @@ class MultiHeadAttention(Layer):
                 tensors = [Input((None,) + w) for w in widths]
                 if self._call_form[1]:  # the mask: (N, Tq, Tv)
                     tensors[-1] = Input((None, None))
-                model = Model(tensors, Layer.__call__(self, *tensors))
+                out = Layer.__call__(self, *tensors)
+                if self.__dict__.get("_return_scores"):
+                    out = [out, _scores_tensor(self, out, tensors)]
+                model = Model(tensors, out)
                 cache[widths] = model
         return model
 
@@ -146,6 +175,18 @@ class MultiHeadAttention(Layer):
                     ("key", "attention_mask", "use_causal_mask"), self._call_form)),
                 "kernel_initializer": initializers.serialize(self.kernel_initializer),
                 "bias_initializer": initializers.serialize(self.bias_initializer)}
+
+
+def _scores_tensor(layer: MultiHeadAttention, out: Any, inputs: list) -> Any:
+    """The symbolic ``(N, heads, Tq, Tv)`` attention probabilities of a call."""
+    from ..types import TensorType
+    from .functional import SymbolicTensor
+    from .recurrent import _OutputOf
+
+    q, v = out.shape, getattr(inputs[1], "shape", None)
+    shape = (q[0] if q else None, layer.num_heads, q[1] if q else None,
+             v[1] if v is not None and len(v) > 1 else None)
+    return SymbolicTensor(TensorType(shape, out.type.dtype), _OutputOf(layer, 1), inputs)
 
 
 def _describe(form: tuple) -> str:

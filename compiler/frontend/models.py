@@ -54,7 +54,7 @@ class Model(Layer):
         self._layers = _unique(getattr(layer, "owner_layer", layer) for layer, _, _ in self._calls)
         self._name_layers()
         self._input_specs = [t.spec for t in ins]
-        self._build_from(self._input_specs)
+        self._build_or_defer(self._input_specs)
 
     is_model = True
 
@@ -224,6 +224,26 @@ class Model(Layer):
         with self._lock:
             build_model(self, specs)
 
+    def _build_or_defer(self, specs: Sequence[TensorSpec]) -> None:
+        """Build from the declared inputs; when an input declares its feature width (last axis)
+        ``None`` (``Input((None, None))``) and a weight depends on it, leave the weights to the
+        first call, as ``Sequential`` without an input shape does (Keras builds on data). A
+        weight that depends on a length or a spatial side stays an error here."""
+        try:
+            self._build_from(specs)
+        except DeferredInitializationError:
+            if not any(len(s.shape) > 1 and s.shape[-1] is None for s in specs):
+                raise
+
+    def _build_for_call(self, arrays: Sequence[np.ndarray]) -> None:
+        """First call of a model whose declared widths were open: build with the widths taken
+        from the data and every other declared ``None`` axis kept symbolic (one plan per
+        length is then not needed to size the weights)."""
+        specs = [TensorSpec(s.shape[:-1] + ((a.shape[-1],) if s.shape[-1] is None else
+                                            (s.shape[-1],)), s.dtype) if len(s.shape) > 1
+                 else s for s, a in zip(self._input_specs, arrays)]
+        self._build_from(specs)
+
     # -- running ----------------------------------------------------------------------------
     def __call__(self, *inputs: Any, **kwargs: Any) -> Any:
         """Run the model on arrays: compiles (and caches) a plan for this input signature."""
@@ -270,6 +290,9 @@ class Model(Layer):
 
         with self._lock:
             plan = self._plans.get(key)
+            if plan is None and self._built_specs is None and self._input_specs is not None \
+                    and all(a.ndim == len(s.shape) for s, a in zip(self._input_specs, arrays)):
+                self._build_for_call(arrays)
             if plan is None:
                 specs = [TensorSpec.from_array(a) if a.ndim else TensorSpec(()) for a in arrays]
                 plan = compile_model(self, *specs)
@@ -444,7 +467,7 @@ class Sequential(Model):
         if self._input_specs is None and self._stack and self._stack[0]._declared_input:
             self._input_specs = [TensorSpec(self._stack[0]._declared_input)]
         if self._input_specs is not None:
-            self._build_from(self._input_specs)
+            self._build_or_defer(self._input_specs)
 
     def _append(self, layer: Any) -> None:
         if isinstance(layer, SymbolicTensor):

@@ -26,7 +26,7 @@ from .registry import OpDef, Unifier, get_op, register, registered_ops  # noqa: 
 del reshape, softmax  # noqa: F821
 
 # sequence models: Conv1D family, attention
-from . import add_norm, attention, position, sequence1d  # noqa: E402,F401  (add_norm: fused)
+from . import add_norm, attention, attention_parts, position, sequence1d  # noqa: E402,F401
 
 # isort: split
 # ops of the ONNX importer

@@ -20,7 +20,7 @@ from ...ir import Origin
 from ...types import TensorSpec, as_model_dtype
 from ..layers import Layer
 from ..models import Model
-from . import einsum, more_ops, nn_ops, resize, shape_ops  # noqa: F401 - they register converters
+from . import einsum, more_ops, nn_ops, resize, rnn_ops, shape_ops  # noqa: F401 - converters
 from .converters import CONVERTERS
 from .folding import fold
 from .graph import Importer, StoredValue, Tensor
@@ -177,6 +177,8 @@ class OnnxModel(Model):
         imp = Importer(builder.graph, builder.dtype, self._opset, weights, self._initializers)
         for name, node, t in zip(self._input_infos, input_nodes, types):
             imp.values[name] = Tensor(node, t, nhwc=self._layout == "NHWC" and t.rank == 4)
+        # values something reads: a converter skips the optional outputs nobody uses
+        imp.consumed = {i for n in self._nodes for i in n.input} | set(self._output_names)
         for i, node in enumerate(self._nodes):
             imp.origin = Origin(node.name or f"{node.op_type}_{i}", node.op_type)
             attrs = _attrs(node)
