@@ -38,6 +38,8 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 ACTIVATIONS = {
     "linear": lambda x, **_: x,
     "relu": lambda x, **_: np.maximum(x, x.dtype.type(0)),
+    # ONNX Clip(0, 6) (MobileNet): one epilogue instead of a relu and a ``minimum`` pass
+    "relu6": lambda x, **_: np.minimum(np.maximum(x, x.dtype.type(0)), x.dtype.type(6)),
     "sigmoid": lambda x, **_: _sigmoid(x),
     "tanh": lambda x, **_: np.tanh(x),
     "gelu": lambda x, **_: _gelu(x),

@@ -49,7 +49,11 @@ def window_output_size(size: DimLike | None, k: int, stride: int, dilation: int,
 
     Raises ``ShapeError`` when a known size is too small for the window.
     """
-    if padding not in ("valid", "same"):
+    if isinstance(padding, tuple):  # explicit (before, after) cells of this axis
+        if size is None:
+            return None
+        size, padding = add(size, padding[0] + padding[1]), "valid"
+    elif padding not in ("valid", "same"):
         raise ShapeError(f"{layer}: padding must be 'valid' or 'same', received {padding!r}")
     if size is None:
         return None
@@ -73,13 +77,35 @@ def same_padding(size: int, out: int, k: int, stride: int, dilation: int) -> tup
     return total // 2, total - total // 2
 
 
+def explicit_pads(padding, layer: str) -> tuple | None:
+    """``((top, bottom), (left, right))`` for explicit padding, ``None`` for ``valid``/``same``.
+
+    Explicit cells are what ``fold_pad`` writes when it folds an ONNX-style pad op into the
+    window: zeros for a convolution, cells that never count for pooling (as ``same`` padding).
+    """
+    if isinstance(padding, str):
+        return None
+    try:
+        (top, bottom), (left, right) = padding
+    except (TypeError, ValueError):
+        raise ShapeError(f"{layer}: padding must be 'valid', 'same' or ((top, bottom), "
+                         f"(left, right)), received {padding!r}") from None
+    cells = (top, bottom, left, right)
+    if any(isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 0
+           for v in cells):
+        raise ShapeError(f"{layer}: explicit padding must be non-negative ints, "
+                         f"received {padding!r}")
+    return (int(top), int(bottom)), (int(left), int(right))
+
+
 def spatial_output(x: TensorType, attrs, layer: str, k: tuple[int, int]) -> tuple:
     """``(OH, OW)`` of a sliding-window op over NHWC ``x`` (``x.shape`` known)."""
     strides = pair(attrs.get("strides", (1, 1)), "strides", layer)
     dilation = pair(attrs.get("dilation", (1, 1)), "dilation", layer)
     padding = attrs.get("padding", "valid")
-    return tuple(window_output_size(x.shape[axis], k[i], strides[i], dilation[i], padding,
-                                    layer, axis, name)
+    pads = explicit_pads(padding, layer)
+    return tuple(window_output_size(x.shape[axis], k[i], strides[i], dilation[i],
+                                    padding if pads is None else pads[i], layer, axis, name)
                  for i, (axis, name) in enumerate(SPATIAL_AXES))
 
 
@@ -145,7 +171,11 @@ def pad_nhwc(x: np.ndarray, pads: tuple, value: float = 0.0) -> np.ndarray:
 
 
 def window_pads(x_shape: tuple, out_hw: tuple, k: tuple, strides: tuple, dilation: tuple,
-                padding: str) -> tuple:
+                padding) -> tuple:
+    """``((top, bottom), (left, right))`` cells of padding (``padding`` as in the attrs)."""
+    pads = explicit_pads(padding, "window")
+    if pads is not None:
+        return pads
     if padding != "same":
         return (0, 0), (0, 0)
     return tuple(same_padding(x_shape[1 + i], out_hw[i], k[i], strides[i], dilation[i])

@@ -12,6 +12,7 @@ __all__ = ["BUILD_PIPELINE", "CompileContext", "PassRecord", "commit_weights", "
            "propagate_shapes", "run_pipeline", "validate"]
 
 from .fold_batch_norm import fold_batch_norm  # noqa: E402
+from .fold_pad import fold_pad  # noqa: E402
 from .fuse import fuse  # noqa: E402
 from .fuse_add_norm import fuse_add_norm  # noqa: E402
 from .plan_memory import plan_memory  # noqa: E402
@@ -21,9 +22,11 @@ from .sink_transposes import sink_transposes  # noqa: E402
 
 #: What ``compile`` runs before handing the graph to the runtime (which then generates code).
 #: Identities go first, so the pattern-matching passes see real producer -> consumer pairs;
-#: transposes are sunk (and cancelled) before fusion, so the epilogues they hid still fuse.
-COMPILE_PIPELINE = [*BUILD_PIPELINE, remove_identities, sink_transposes, fold_batch_norm, fuse,
-                    fuse_add_norm, validate, schedule, plan_memory]
-__all__ += ["COMPILE_PIPELINE", "fold_batch_norm", "fuse", "plan_memory", "remove_identities",
+#: transposes are sunk (and cancelled) before fusion, so the epilogues they hid still fuse;
+#: explicit pads fold into the window op after them (the pad then sits next to its reader).
+COMPILE_PIPELINE = [*BUILD_PIPELINE, remove_identities, sink_transposes, fold_pad,
+                    fold_batch_norm, fuse, fuse_add_norm, validate, schedule, plan_memory]
+__all__ += ["COMPILE_PIPELINE", "fold_batch_norm", "fold_pad", "fuse", "plan_memory",
+            "remove_identities",
             "schedule", "sink_transposes"]
 __all__ += ["fuse_add_norm"]

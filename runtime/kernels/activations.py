@@ -8,9 +8,9 @@ from compiler.ops.activations import LEAKY_RELU_DEFAULT_SLOPE
 
 from .flags import JIT, PARALLEL_MIN_ELEMENTS
 
-LINEAR, RELU, SIGMOID, TANH, GELU, LEAKY_RELU, SOFTMAX = range(7)
+LINEAR, RELU, SIGMOID, TANH, GELU, LEAKY_RELU, SOFTMAX, RELU6 = range(8)
 CODES = {"linear": LINEAR, "relu": RELU, "sigmoid": SIGMOID, "tanh": TANH, "gelu": GELU,
-         "leaky_relu": LEAKY_RELU, "softmax": SOFTMAX}
+         "leaky_relu": LEAKY_RELU, "softmax": SOFTMAX, "relu6": RELU6}
 
 _INV_SQRT2 = 1.0 / math.sqrt(2.0)
 
@@ -28,6 +28,8 @@ def scalar_activation(v, code, alpha):
         return 0.5 * v * (1.0 + math.erf(v * _INV_SQRT2))
     if code == LEAKY_RELU:
         return v if v >= 0 else v * alpha
+    if code == RELU6:  # NaN fails both tests and passes through, as in np.minimum/maximum
+        return 0.0 if v < 0 else (6.0 if v > 6 else v)
     return v
 
 

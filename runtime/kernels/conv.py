@@ -32,7 +32,7 @@ from .activations import (
 from .blas import gemm
 from .dense import _BLOCKS as _THREADS
 from .dense import PARALLEL_MIN_MACS
-from .flags import JIT, PARALLEL_MIN_ELEMENTS
+from .flags import JIT
 from .registry import Kernel, register_kernel
 
 _INLINE = {k: v for k, v in JIT.items() if k != "cache"}
@@ -469,71 +469,3 @@ def _conv_scalars(attrs, input_shapes, out_shape):
 
 register_kernel(Kernel("conv2d", conv2d, _conv_scalars, param_names=("kernel", "bias"),
                        optional_params=frozenset({"bias"})))
-
-
-# -- depthwise -----------------------------------------------------------------------------------
-@njit(inline="always", **_INLINE)
-def _depthwise_row(x, kernel, bias, out, n, oh, sh, sw, pt, pl, dh, dw, code, alpha):
-    """Output row (n, oh): accumulate every tap into ``out[n, oh, ow, :]`` (vectorised over C)."""
-    h, w, c_n = x.shape[1], x.shape[2], x.shape[3]
-    kh, kw, _, mult = kernel.shape
-    ow_n = out.shape[2]
-    has_bias = bias.shape[0] > 0
-    for ow in range(ow_n):
-        acc = out[n, oh, ow]
-        if has_bias:
-            acc[:] = bias
-        else:
-            acc[:] = 0.0
-        for ky in range(kh):
-            ih = oh * sh - pt + ky * dh
-            if ih < 0 or ih >= h:
-                continue
-            for kx in range(kw):
-                iw = ow * sw - pl + kx * dw
-                if iw < 0 or iw >= w:
-                    continue
-                src = x[n, ih, iw]
-                k = kernel[ky, kx].ravel()
-                if mult == 1:
-                    for c in range(c_n):
-                        acc[c] += src[c] * k[c]
-                else:
-                    for c in range(c_n):
-                        v = src[c]
-                        for m in range(mult):
-                            acc[c * mult + m] += v * k[c * mult + m]
-        activate_row(acc, code, alpha)
-
-
-@njit(parallel=True, **JIT)
-def _depthwise_parallel(x, kernel, bias, out, sh, sw, pt, pl, dh, dw, code, alpha):
-    oh_n = out.shape[1]
-    for r in prange(out.shape[0] * oh_n):
-        _depthwise_row(x, kernel, bias, out, r // oh_n, r % oh_n, sh, sw, pt, pl, dh, dw,
-                       code, alpha)
-
-
-@njit(**JIT)
-def _depthwise_serial(x, kernel, bias, out, sh, sw, pt, pl, dh, dw, code, alpha):
-    oh_n = out.shape[1]
-    for r in range(out.shape[0] * oh_n):
-        _depthwise_row(x, kernel, bias, out, r // oh_n, r % oh_n, sh, sw, pt, pl, dh, dw,
-                       code, alpha)
-
-
-def depthwise_conv2d(x, kernel, bias, out, sh, sw, pt, pl, dh, dw, code, alpha):
-    """``out[..., c*mult + m] = act(sum x[..., c] * kernel[ky, kx, c, m] + bias)``."""
-    if out.size == 0:
-        return
-    run = _depthwise_parallel if out.size >= PARALLEL_MIN_ELEMENTS else _depthwise_serial
-    run(x, kernel, bias, out, sh, sw, pt, pl, dh, dw, code, float(alpha))
-
-
-def _depthwise_scalars(attrs, input_shapes, out_shape):
-    k = pair(attrs["kernel_size"], "kernel_size", "depthwise_conv2d")
-    return window_scalars(attrs, input_shapes[0], out_shape, k) + epilogue_scalars(attrs)
-
-
-register_kernel(Kernel("depthwise_conv2d", depthwise_conv2d, _depthwise_scalars,
-                       param_names=("kernel", "bias"), optional_params=frozenset({"bias"})))

@@ -250,6 +250,8 @@ def _clip(imp: Importer, node: Any, attrs: dict) -> list:
         hi = imp.require_known(node.input[2], "max") if _input(imp, node, 2) else None
     lo = None if lo is None else float(np.asarray(lo))
     hi = None if hi is None else float(np.asarray(hi))
+    if lo == 0.0 and hi == 6.0:
+        return [_act(imp, x, "relu6")]
     if lo == 0.0:
         x = _act(imp, x, "relu")
     elif lo is not None:

@@ -263,6 +263,9 @@ def _activation(em: _Emitter, x: str, name: str, alpha: float, hint: str, dtype)
         return em.add(simple[name], [x], f"{hint}/{name}", dtype)
     if name == "leaky_relu":
         return em.add("LeakyRelu", [x], f"{hint}/leaky_relu", dtype, alpha=float(alpha))
+    if name == "relu6":
+        return em.add("Clip", [x, em.const(0.0, f"{hint}/zero", dtype),
+                               em.const(6.0, f"{hint}/six", dtype)], f"{hint}/relu6", dtype)
     if name == "softmax":
         return em.add("Softmax", [x], f"{hint}/softmax", dtype, axis=-1)
     if name == "gelu":  # exact (erf) GELU: opset 17 has no Gelu op

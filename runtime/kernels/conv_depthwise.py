@@ -1,0 +1,143 @@
+"""Depthwise 2-D convolution in NHWC with fused bias and activation.
+
+Each output pixel needs only ``kh * kw`` multiply-adds per channel, so the kernel is bound by
+loads and loop overhead, not arithmetic. The channel axis is contiguous in the input, the kernel
+and the output, so every inner loop runs over channels and vectorises. For the common 3x3
+multiplier-1 layer (MobileNet) an interior pixel is one pass over its channels that sums all nine
+taps in registers and stores once; pixels touching the padding, other kernel sizes and depth
+multipliers accumulate tap by tap into the output row, skipping out-of-image taps (zero padding,
+explicit or ``same``). Work items are output rows (``n, oh``), spread over threads when large.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from compiler.ops.conv import pair
+
+from .activations import LINEAR, RELU, epilogue_scalars, scalar_activation
+from .conv import window_scalars
+from .flags import JIT, PARALLEL_MIN_ELEMENTS
+from .registry import Kernel, register_kernel
+
+_INLINE = {k: v for k, v in JIT.items() if k != "cache"}
+
+
+@njit(inline="always", **_INLINE)
+def _finish(row, code, alpha):
+    """The activation over one output pixel's channels (``row`` is 1-D)."""
+    if code == LINEAR:
+        return
+    if code == RELU:
+        for c in range(row.shape[0]):
+            v = row[c]
+            row[c] = v if (v > 0 or v != v) else 0.0
+        return
+    for c in range(row.shape[0]):
+        row[c] = scalar_activation(row[c], code, alpha)
+
+
+@njit(inline="always", **_INLINE)
+def _pixel_3x3(dst, r0, r1, r2, i0, dw, k9, bias):
+    """All nine taps of one interior pixel in one pass over the channels; ``i0`` is the leftmost
+    input column, ``r0..r2`` the three input rows ``(W, C)``."""
+    i1, i2 = i0 + dw, i0 + 2 * dw
+    for c in range(dst.shape[0]):
+        acc = bias[c] + r0[i0, c] * k9[0, c] + r0[i1, c] * k9[1, c] + r0[i2, c] * k9[2, c]
+        acc += r1[i0, c] * k9[3, c] + r1[i1, c] * k9[4, c] + r1[i2, c] * k9[5, c]
+        acc += r2[i0, c] * k9[6, c] + r2[i1, c] * k9[7, c] + r2[i2, c] * k9[8, c]
+        dst[c] = acc
+
+
+@njit(inline="always", **_INLINE)
+def _pixel_taps(dst, x, kflat, bias, n, oh, ow, kh, kw, sh, sw, pt, pl, dh, dw, mult):
+    """One pixel, tap by tap, skipping taps outside the image (any size, any multiplier)."""
+    h, w, c_n = x.shape[1], x.shape[2], x.shape[3]
+    for j in range(dst.shape[0]):
+        dst[j] = bias[j]
+    for ky in range(kh):
+        ih = oh * sh - pt + ky * dh
+        if ih < 0 or ih >= h:
+            continue
+        for kx in range(kw):
+            iw = ow * sw - pl + kx * dw
+            if iw < 0 or iw >= w:
+                continue
+            src = x[n, ih, iw]
+            k = kflat[ky * kw + kx]
+            if mult == 1:
+                for c in range(c_n):
+                    dst[c] += src[c] * k[c]
+            else:
+                for c in range(c_n):
+                    v = src[c]
+                    for m in range(mult):
+                        dst[c * mult + m] += v * k[c * mult + m]
+
+
+# Called, not inlined, by both drivers: compiled once, and the parallel driver's parfor passes
+# only see a call (numba's compile time grows with the size of a prange body).
+@njit(**_INLINE)
+def _depthwise_row(x, kflat, bias, out, n, oh, kh, kw, sh, sw, pt, pl, dh, dw, code, alpha):
+    """Output row ``(n, oh)``."""
+    h, w = x.shape[1], x.shape[2]
+    mult = kflat.shape[1] // x.shape[3]
+    ow_n = out.shape[2]
+    orow = out[n, oh]
+    ih0 = oh * sh - pt
+    fast = (kh == 3 and kw == 3 and mult == 1 and ih0 >= 0 and ih0 + 2 * dh < h)
+    if fast:
+        r0, r1, r2 = x[n, ih0], x[n, ih0 + dh], x[n, ih0 + 2 * dh]
+        # interior columns: the whole 3-wide window inside the row
+        lo = min(ow_n, max(0, -(-pl // sw)))
+        hi = max(lo, min(ow_n, (w - 1 - 2 * dw + pl) // sw + 1))
+    else:
+        r0 = r1 = r2 = x[n, 0]
+        lo = hi = 0
+    for ow in range(ow_n):
+        dst = orow[ow]
+        if lo <= ow < hi:
+            _pixel_3x3(dst, r0, r1, r2, ow * sw - pl, dw, kflat, bias)
+        else:
+            _pixel_taps(dst, x, kflat, bias, n, oh, ow, kh, kw, sh, sw, pt, pl, dh,
+                        dw, mult)
+        _finish(dst, code, alpha)
+
+
+@njit(parallel=True, **JIT)
+def _depthwise_parallel(x, kflat, bias, out, kh, kw, sh, sw, pt, pl, dh, dw, code, alpha):
+    oh_n = out.shape[1]
+    for r in prange(out.shape[0] * oh_n):
+        _depthwise_row(x, kflat, bias, out, r // oh_n, r % oh_n, kh, kw, sh, sw, pt, pl, dh, dw,
+                       code, alpha)
+
+
+@njit(**JIT)
+def _depthwise_serial(x, kflat, bias, out, kh, kw, sh, sw, pt, pl, dh, dw, code, alpha):
+    oh_n = out.shape[1]
+    for r in range(out.shape[0] * oh_n):
+        _depthwise_row(x, kflat, bias, out, r // oh_n, r % oh_n, kh, kw, sh, sw, pt, pl, dh, dw,
+                       code, alpha)
+
+
+def depthwise_conv2d(x, kernel, bias, out, sh, sw, pt, pl, dh, dw, code, alpha):
+    """``out[..., c*mult + m] = act(sum x[..., c] * kernel[ky, kx, c, m] + bias)``."""
+    if out.size == 0:
+        return
+    kh, kw, c_n, mult = kernel.shape
+    # (taps, C*mult): a view of the stored kernel (C-contiguous), so nothing is copied per call
+    kflat = np.ascontiguousarray(kernel).reshape(kh * kw, c_n * mult)
+    if bias.size == 0:  # a zero bias keeps one specialization and no branch per channel
+        bias = np.zeros(c_n * mult, dtype=out.dtype)
+    run = _depthwise_parallel if out.size >= PARALLEL_MIN_ELEMENTS else _depthwise_serial
+    run(x, kflat, bias, out, kh, kw, sh, sw, pt, pl, dh, dw, code, float(alpha))
+
+
+def _depthwise_scalars(attrs, input_shapes, out_shape):
+    k = pair(attrs["kernel_size"], "kernel_size", "depthwise_conv2d")
+    return window_scalars(attrs, input_shapes[0], out_shape, k) + epilogue_scalars(attrs)
+
+
+register_kernel(Kernel("depthwise_conv2d", depthwise_conv2d, _depthwise_scalars,
+                       param_names=("kernel", "bias"), optional_params=frozenset({"bias"})))
