@@ -14,6 +14,7 @@ __all__ = ["BUILD_PIPELINE", "CompileContext", "PassRecord", "commit_weights", "
 from .fold_batch_norm import fold_batch_norm  # noqa: E402
 from .fuse import fuse  # noqa: E402
 from .plan_memory import plan_memory  # noqa: E402
+from .prepare_dense import prepare_dense  # noqa: E402
 from .remove_identities import remove_identities  # noqa: E402
 from .schedule import schedule  # noqa: E402
 from .sink_transposes import sink_transposes  # noqa: E402
@@ -22,6 +23,6 @@ from .sink_transposes import sink_transposes  # noqa: E402
 #: Identities go first, so the pattern-matching passes see real producer -> consumer pairs;
 #: transposes are sunk (and cancelled) before fusion, so the epilogues they hid still fuse.
 COMPILE_PIPELINE = [*BUILD_PIPELINE, remove_identities, sink_transposes, fold_batch_norm, fuse,
-                    validate, schedule, plan_memory]
-__all__ += ["COMPILE_PIPELINE", "fold_batch_norm", "fuse", "plan_memory", "remove_identities",
-            "schedule", "sink_transposes"]
+                    validate, prepare_dense, schedule, plan_memory]
+__all__ += ["COMPILE_PIPELINE", "fold_batch_norm", "fuse", "plan_memory", "prepare_dense",
+            "remove_identities", "schedule", "sink_transposes"]
