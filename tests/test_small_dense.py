@@ -11,7 +11,7 @@ from compiler.ops import get_op
 from compiler.ops.activations import ACTIVATIONS
 from compiler.passes.prepare_dense import ROWS_MAX_IN, SMALL_KERNEL, SMALL_MAX_WEIGHTS
 from runtime.kernels.registry import empty_param, get_kernel
-from runtime.kernels.small_dense import DOTS_MAX_MACS, ROWS_MAX_MACS
+from runtime.kernels.small_dense import NARROW_MAX_MACS, NARROW_UNITS, WIDE_MAX_MACS
 
 ACTS = sorted(ACTIVATIONS)
 
@@ -54,11 +54,12 @@ def test_small_dense_matches_numpy(rows, fan_in, units, act, bias, f64, packed, 
                                    rtol=tol, atol=tol * max(1, fan_in))
 
 
-@pytest.mark.parametrize("packed", [False, True])
-def test_large_batch_goes_to_blas_with_the_same_result(packed):
+@pytest.mark.parametrize("packed, units", [(False, 48), (True, 48), (True, NARROW_UNITS - 1)])
+def test_large_batch_goes_to_blas_with_the_same_result(packed, units):
     rng = np.random.default_rng(1)
-    fan_in, units = 40, 48
-    rows = (DOTS_MAX_MACS if packed else ROWS_MAX_MACS) // (fan_in * units) + 5
+    fan_in = 40
+    limit = NARROW_MAX_MACS if units < NARROW_UNITS else WIDE_MAX_MACS
+    rows = limit // (fan_in * units) + 5
     x = rng.normal(size=(rows, fan_in)).astype(np.float32)
     k = rng.normal(size=(fan_in, units)).astype(np.float32)
     b = rng.normal(size=units).astype(np.float32)

@@ -11,7 +11,7 @@ weights version at plan build (``compiler/passes/prepare_dense.py``):
   transposed kernel ``packed`` (``(units, in)``, contiguous), in 2x2 blocks.
 
 The bias and activation stay fused (applied while the row is in cache). Above
-``ROWS_MAX_MACS`` / ``DOTS_MAX_MACS`` multiply-adds (a large batch) the kernel hands the call to
+``WIDE_MAX_MACS`` / ``NARROW_MAX_MACS`` multiply-adds (a large batch) the kernel hands the call to
 the BLAS dense kernel, so one plan serves every batch size; the choice is one comparison per call.
 """
 
@@ -26,9 +26,16 @@ from .flags import JIT
 from .registry import Kernel, register_kernel
 
 #: Above this many multiply-adds per call, BLAS' blocked microkernels win over our loops
-#: (measured on Zen 3 / AVX2: the dot-product form keeps up with BLAS longer than row updates).
-ROWS_MAX_MACS = 1 << 18
-DOTS_MAX_MACS = 1 << 20
+#: (measured on Zen 3 / AVX2, CPU time: at 32x64x64 BLAS is already ahead; with fewer than
+#: ``NARROW_UNITS`` outputs BLAS is inefficient and the dot-product form stays ahead far longer).
+WIDE_MAX_MACS = 1 << 16
+NARROW_MAX_MACS = 1 << 20
+NARROW_UNITS = 16
+
+
+@njit(**JIT)
+def _use_blas(rows, depth, units):
+    return rows * depth * units > (NARROW_MAX_MACS if units < NARROW_UNITS else WIDE_MAX_MACS)
 
 
 @njit(**JIT)
@@ -109,7 +116,7 @@ def dense_small(x, kernel, bias, packed, out, code, alpha):
     depth = x.shape[-1]
     x2 = x.reshape((rows, depth))
     out2 = out.reshape((rows, units))
-    if rows * depth * units > (DOTS_MAX_MACS if packed.shape[0] else ROWS_MAX_MACS):
+    if _use_blas(rows, depth, units):
         _rows(x2, kernel, bias, out2, np.int64(0), rows, code, alpha)
     else:
         _small(x2, kernel, bias, packed, out2, code, alpha)
@@ -123,7 +130,7 @@ def dense_small_parallel(x, kernel, bias, packed, out, code, alpha):
     if rows == 0:
         return
     depth = x.shape[-1]
-    if rows * depth * units > (DOTS_MAX_MACS if packed.shape[0] else ROWS_MAX_MACS):
+    if _use_blas(rows, depth, units):
         dense_parallel(x, kernel, bias, out, code, alpha)
     else:
         _small(x.reshape((rows, depth)), kernel, bias, packed, out.reshape((rows, units)),
