@@ -5,7 +5,9 @@ Node attributes: ``op`` (registered op name, or ``"input"`` / ``"param"``), ``at
 layer that produced it, for error messages; ``None`` for inputs). Nothing in a graph points back
 at a frontend object. Param nodes also carry ``key`` (the weight's qualified name,
 ``"dense_1/kernel"``), ``param`` (its role for the kernel, ``"kernel"``), ``init`` (a
-``weights.ParamInit``) or ``derived`` (a ``weights.Derived``), and, once initialized, ``value``.
+``weights.ParamInit``) or ``derived`` (a ``weights.Derived``), and, once initialized, ``value``;
+``prepared`` marks a derived copy in a kernel's layout, read beside the op's declared params.
+An op node may carry ``kernel``: the runtime kernel a pass chose for it (default: its op's).
 An edge ``u -> v`` carries ``positions``: the operand slots of ``v`` that read ``u`` (a tuple,
 since one value may feed several slots). ``graph.graph`` holds ``inputs`` and ``outputs`` (node
 lists), ``name`` and ``weights`` (the ``WeightStore`` the keys refer to, when lowered from a model).
@@ -179,6 +181,7 @@ def verify(g: nx.DiGraph) -> None:
             f"{format_node(g, node)}: {len(data_in)} data operands, op {op} takes {fewest}..{most}"
         if opdef.param_spec is not None:
             declared = opdef.param_shapes([g.nodes[n]["type"] for n in data_in], data["attrs"])
+            params = {r: n for r, n in params.items() if not g.nodes[n].get("prepared")}
             assert set(params) == set(declared), \
                 (f"{format_node(g, node)}: reads params {sorted(params)}, op {op} declares "
                  f"{sorted(declared)} for attrs {data['attrs']}")

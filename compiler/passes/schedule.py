@@ -48,7 +48,8 @@ def schedule(g: nx.DiGraph, ctx) -> nx.DiGraph:
         data = g.nodes[node]
         if data["op"] in ("input", "param"):
             continue
-        kernel = get_op(data["op"]).kernel
+        # a pass may pick another runtime kernel for one node (``prepare_dense``)
+        kernel = data.get("kernel") or get_op(data["op"]).kernel
         steps.append(Step(
             node=node, op=data["op"], kernel=kernel,
             inputs=tuple(data_operands(g, node)),
