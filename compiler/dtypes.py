@@ -34,11 +34,11 @@ VALUE_DTYPES = FLOAT_DTYPES + INT_DTYPES + (BOOL,)
 #: what integer operands of a float-valued op become (Keras' ``floatx``)
 DEFAULT_FLOAT = np.dtype(np.float32)
 
-#: layer ops that keep their operands' dtype (data movement, merges); every other non-primitive
-#: op computes in the model dtype (max pooling too: its kernel starts from -inf)
+#: layer ops that keep their operands' dtype (data movement, merges, max pooling: Keras'
+#: ``MaxPooling2D`` of int32 is int32); every other non-primitive op computes in the model dtype
 DTYPE_PRESERVING_LAYER_OPS = frozenset({
     "identity", "flatten", "reshape", "concatenate", "zero_padding2d", "add", "subtract",
-    "multiply", "maximum", "minimum"})
+    "multiply", "maximum", "minimum", "max_pool2d", "global_max_pool2d"})
 
 
 def is_float(dtype: Any) -> bool:

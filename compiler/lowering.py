@@ -29,25 +29,28 @@ def weight_key(layer: Any, pname: str, prefix: str = "") -> str:
 def weight_entries(model: Any) -> list[tuple[str, Any, str]]:
     """Every weight of ``model`` once, in Keras order: ``(key, layer, parameter)``.
 
-    Nested models contribute their weights under their name (``"block/dense/kernel"``); the
-    top-level model's own name is not a prefix. A weight reachable twice (a tied layer, an inner
-    model used at several places) is listed at its first occurrence only.
+    Nested models, and layers held by a custom layer, contribute their weights under their
+    owner's name (``"block/dense/kernel"``); the top-level model's own name is not a prefix.
+    A weight reachable twice (a tied layer, an inner model used at several places) is listed
+    at its first occurrence only.
     """
     out: list = []
     seen: set = set()
 
-    def walk(owner: Any, prefix: str) -> None:
-        for layer in owner.layers:
+    def walk(layers: Any, prefix: str) -> None:
+        for layer in layers:
             if getattr(layer, "is_model", False):
-                walk(layer, f"{prefix}{layer.name}/")
+                walk(layer.layers, f"{prefix}{layer.name}/")
                 continue
             for pname in layer.param_names:
                 var = layer.variable(pname)
                 if id(var) not in seen:
                     seen.add(id(var))
                     out.append((weight_key(layer, pname, prefix), layer, pname))
+            if layer._traced:  # a custom layer's own layers: "my_block/dense/kernel"
+                walk(layer._sublayers(), f"{prefix}{layer.name}/")
 
-    walk(model, "")
+    walk(model.layers, "")
     return out
 
 

@@ -229,15 +229,15 @@ def test_tensorspec_dtype_is_honored():
     np.testing.assert_array_equal(got, np.arange(8).reshape(2, 4))
 
 
-def test_int_image_through_conv_and_pooling_computes_in_floats():
-    """Conv2D and MaxPooling2D on an int image read it converted to float32 (Keras promotes the
-    same way); a Flatten on an int input keeps int."""
+def test_int_image_through_conv_computes_in_floats_and_max_pooling_keeps_ints():
+    """Conv2D on an int image reads it converted to float32 (Keras promotes the same way);
+    MaxPooling2D and Flatten keep int32, as Keras 3 does."""
     img = Input((6, 6, 1), dtype="int32", name="img")
     conv = layers.Conv2D(2, 3, name="conv")
     pooled = layers.MaxPooling2D(name="pool")(img)
     model = Model(img, [conv(img), pooled, layers.Flatten(name="flat")(img)])
     data = np.random.default_rng(5).integers(-9, 10, size=(2, 6, 6, 1)).astype(np.int32)
     c, p, f = _both(model, data)
-    assert (c.dtype, p.dtype, f.dtype) == (np.float32, np.float32, np.int32)
+    assert (c.dtype, p.dtype, f.dtype) == (np.float32, np.int32, np.int32)
     np.testing.assert_array_equal(p, data.reshape(2, 3, 2, 3, 2, 1).max(axis=(2, 4)))
     np.testing.assert_array_equal(f, data.reshape(2, -1))

@@ -246,3 +246,59 @@ def test_merge_layer_arity(cls):
     with pytest.raises(CompilerError, match=rf"^layer 'x' \({cls.__name__}\) takes {fewest}, "
                                             r"received 0$"):
         check_arity(f"layer 'x' ({cls.__name__})", arity, 0)
+
+
+# -- mixed dtypes: promoted as compiler.ops promotes (Keras 3) -------------------------------------
+_MIXED = [("Add", np.add), ("Subtract", np.subtract), ("Multiply", np.multiply),
+          ("Maximum", np.maximum), ("Minimum", np.minimum), ("Average", None),
+          ("Concatenate", None)]
+
+
+def _mixed_model():
+    a = Input((3,), dtype="int32", name="a")
+    b = Input((3,), name="b")
+    c = Input((3,), dtype="int64", name="c")
+    outs = [getattr(layers, name)()([a, b]) for name, _ in _MIXED]
+    outs += [layers.Add()([a, c]), layers.Concatenate()([c, a]), layers.Average()([a, c]),
+             layers.Add()([layers.Dense(3, name="d")(b), a])]
+    return Model([a, b, c], outs)
+
+
+_AV = np.array([[1, -2, 2 ** 24 + 1], [7, 0, -(2 ** 30)]], np.int32)
+_BV = np.array([[0.5, 1.5, 1.0], [-2.0, 0.25, 3.0]], np.float32)
+_CV = np.array([[2 ** 40, 3, -5], [1, 2 ** 62, 0]], np.int64)
+
+
+@pytest.mark.parametrize("executor", ["codegen", "steps"])
+def test_mixed_dtype_merge_layers_promote_like_the_ops(executor):
+    model = _mixed_model()
+    got = compile(model, executor=executor)(_AV, _BV, _CV)
+    af = _AV.astype(np.float32)  # int op float: the int is converted to the float first
+    want = [fn(af, _BV) for _, fn in _MIXED[:5]] + [(af + _BV) / np.float32(2),
+                                                     np.concatenate([af, _BV], -1)]
+    want += [_AV.astype(np.int64) + _CV, np.concatenate([_CV, _AV.astype(np.int64)], -1),
+             ((_AV.astype(np.int64) + _CV) / 2).astype(np.float32)]
+    w = {v.name: v.numpy() for v in model.weights}
+    want.append(_BV @ w["d/kernel"] + w["d/bias"] + af)
+    for k, (g, wv) in enumerate(zip(got, want)):
+        assert g.dtype == wv.dtype, (k, g.dtype, wv.dtype)
+        np.testing.assert_allclose(g, wv, rtol=1e-6, err_msg=str(k))
+    assert got[7][1, 1] == 2 ** 62  # int64 stays exact
+
+
+def test_mixed_dtype_merge_layers_match_keras():
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    a = keras.Input((3,), dtype="int32")
+    b = keras.Input((3,))
+    c = keras.Input((3,), dtype="int64")
+    outs = [getattr(keras.layers, name)()([a, b]) for name, _ in _MIXED]
+    outs += [keras.layers.Add()([a, c]), keras.layers.Concatenate()([c, a])]
+    theirs = keras.Model([a, b, c], outs)([_AV, _BV, _CV])
+    ours = compile(_mixed_model())(_AV, _BV, _CV)
+    for k, t in enumerate(theirs):
+        t = keras.ops.convert_to_numpy(t)
+        assert ours[k].dtype == t.dtype, (k, ours[k].dtype, t.dtype)
+        np.testing.assert_allclose(ours[k], t, rtol=1e-6, err_msg=str(k))

@@ -272,3 +272,16 @@ def test_compiler_ops_still_exposes_the_registry():
     assert "matmul" in dir(ops)
     with pytest.raises(AttributeError):
         ops.no_such_op  # noqa: B018
+
+
+def test_reshape_minus_one_over_a_symbolic_element_count_is_checked_at_run_time():
+    """The primitive shares the layer's ``-1`` inference (``ops/reshape.py: infer_target``):
+    ``(N, L, 3)`` into ``(-1, 2)`` compiles, runs for an even ``N*L*3`` and otherwise raises
+    naming the node and both counts."""
+    y = Input((None, 3), name="y")
+    plan = compile(Model(y, ops.reshape(y, (-1, 2))))
+    v = np.arange(12, dtype=np.float32).reshape(1, 4, 3)
+    np.testing.assert_array_equal(plan(v), v.reshape(6, 2))
+    with pytest.raises(ShapeError, match=r"reshape_array.*reshape to \(-1, 2\): element count "
+                                         r"of \(N, L, 3\): expected .* = 8, received .* = 9"):
+        plan(np.zeros((1, 3, 3), np.float32))

@@ -29,9 +29,11 @@ def test_elementwise_shapes(name):
     with pytest.raises(ShapeError, match=r"axis 1: expected 2, received 3 \(shapes \(2, 3\) and "
                                          r"\(2, 3, 1\) do not broadcast\)"):
         infer(name, [(2, 3), (2, 3, 1)], {})
+    # mixed dtypes promote as compiler.ops does (Keras 3), no longer refused
     mixed = [TensorType((2,), np.float32), TensorType((2,), np.float64)]
-    with pytest.raises(ShapeError, match=r"share a dtype"):
-        get_op(name).shape_rule(mixed, {}, {}, Unifier())
+    assert get_op(name).shape_rule(mixed, {}, {}, Unifier()).dtype == np.float64
+    mixed = [TensorType((2,), np.int32), TensorType((2,), np.float32)]
+    assert get_op(name).shape_rule(mixed, {}, {}, Unifier()).dtype == np.float32
 
 
 @pytest.mark.parametrize("shapes, axis, expected", [

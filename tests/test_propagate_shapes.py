@@ -98,3 +98,19 @@ def test_symbolic_dim_objects_survive():
     g, _ = shapes_after(net, TensorSpec((None, 3)))
     (out,) = g.graph["outputs"]
     assert g.nodes[out]["type"].shape[0] == Dim.symbol("N")
+
+
+def test_reshape_layer_minus_one_over_a_symbolic_element_count_is_checked_at_run_time():
+    """``(N, L, 3)`` into ``(N, -1, 2)``: ``3*L`` elements are even only for even ``L``, which
+    only the run time knows; the error names the layer and both counts."""
+    import numpy as np
+
+    from compiler import compile
+
+    x = Input((None, 3), name="x")
+    plan = compile(Model(x, layers.Reshape((-1, 2), name="rs")(x)))
+    v = np.arange(12, dtype=np.float32).reshape(1, 4, 3)
+    np.testing.assert_array_equal(plan(v), v.reshape(1, 6, 2))
+    with pytest.raises(ShapeError, match=r"layer 'rs' \(Reshape\): Reshape to \(N, -1, 2\): "
+                                         r"element count .*= 8, received 3\*L = 9"):
+        plan(np.zeros((1, 3, 3), np.float32))

@@ -159,6 +159,14 @@ class Layer:
 
         return add_weight(self, name, shape, initializer, dtype)
 
+    def _sublayers(self) -> list[Layer]:
+        """The layers a custom layer holds in its attributes (``sublayers.py``)."""
+        if not self._traced:
+            return []
+        from .sublayers import sublayers
+
+        return sublayers(self)
+
     def lower_traced(self, builder: Any, inputs: list[int]) -> list[int]:
         """``lower`` of a custom layer: its ``call`` traced into primitive nodes."""
         from .tracing import trace_call
@@ -183,7 +191,8 @@ class Layer:
     def built(self) -> bool:
         if self._traced and not self.__dict__.get("_build_done"):
             return False
-        return all(self.variable(p).value is not None for p in self.param_names)
+        return all(self.variable(p).value is not None for p in self.param_names) and \
+            all(sub.built for sub in self._sublayers())
 
     @property
     def param_shapes(self) -> dict[str, tuple]:
@@ -205,12 +214,22 @@ class Layer:
             if any(d is None or not isinstance(d, int) for d in shape):
                 return None
             total += int(np.prod(shape, dtype=np.int64))
+        for sub in self._sublayers():
+            inner = sub.count_params()
+            if inner is None:
+                return None
+            total += inner
         return total
 
     @property
     def weights(self) -> list[Variable]:
         """The initialized weights as Keras 3 variables (``.name``, ``.shape``, ``.numpy()``,
         ``.assign()``); ``[]`` before initialization."""
+        if self._sublayers():
+            from .sublayers import all_weights
+
+            return [owner.variable(p) for owner, p in all_weights(self)
+                    if owner.variable(p).value is not None]
         return [var for var in (self.variable(p) for p in self.param_names)
                 if var.value is not None]
 
@@ -218,6 +237,10 @@ class Layer:
         """Copies of the weights in Keras order, ``[]`` before initialization."""
         if not self.built:
             return []
+        if self._sublayers():
+            from .sublayers import all_weights
+
+            return [owner.variable(p).value.copy() for owner, p in all_weights(self)]
         return [self.variable(p).value.copy() for p in self.param_names]
 
     def set_weights(self, weights: Sequence[np.ndarray]) -> None:
@@ -226,6 +249,10 @@ class Layer:
         Each change bumps the weight's version, which compiled plans of every model holding this
         layer notice on their next call.
         """
+        if self._sublayers():
+            from .sublayers import set_composite_weights
+
+            return set_composite_weights(self, weights)
         names = self.param_names
         weights = list(weights)
         if len(weights) != len(names):

@@ -10,7 +10,6 @@ the batch axis symbolic, so a new batch size never recompiles.
 from __future__ import annotations
 
 import threading
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -24,6 +23,8 @@ from ..types import TensorSpec, TensorType, as_model_dtype
 from ..weights import Variable, WeightStore
 from .functional import SymbolicTensor
 from .layers import Layer
+from .outputs import call_memo, lower_single, split_outputs
+from .sublayers import name_uniquely
 
 
 class Model(Layer):
@@ -83,24 +84,7 @@ class Model(Layer):
         A nested model named automatically (``sequential``) is renamed when a sibling already
         has its name, as Keras' global counters would have done.
         """
-        renamable = {id(m) for m in self._layers if m.is_model and m._auto_named}
-        taken: set = {layer._name for layer in self._layers
-                      if layer._name is not None and id(layer) not in renamable}
-        for layer in self._layers:
-            if id(layer) in renamable:
-                if layer._name in taken:
-                    layer._name = None
-                else:
-                    taken.add(layer._name)
-                    continue
-            if layer._name is None:
-                layer._assign_name(taken)
-                taken.add(layer.name)
-        counts = Counter(layer.name for layer in self._layers)
-        dupes = sorted(n for n, c in counts.items() if c > 1)
-        if dupes:
-            raise CompilerError(f"model '{self.name}': layer names must be unique, "
-                                f"{dupes} appear more than once")
+        name_uniquely(f"model '{self.name}'", self._layers, lambda x: x.is_model)
         for layer in self._layers:
             if layer is self or (layer.is_model and _contains(layer, self)):
                 raise CompilerError(f"model '{self.name}' cannot contain itself")
@@ -139,8 +123,7 @@ class Model(Layer):
             return lower_subclassed(self, builder, input_nodes)
         values = {id(t): n for t, n in zip(self._inputs, input_nodes)}
         for layer, args, out in self._calls:
-            values[id(out)] = _single(layer, builder.lower_layer(
-                layer, [values[id(a)] for a in args]))
+            values[id(out)] = lower_single(builder, layer, [values[id(a)] for a in args])
         return [values[id(t)] for t in self._outputs]
 
     # -- as a layer of another model ----------------------------------------------------------
@@ -168,6 +151,14 @@ class Model(Layer):
         with builder.scope(self):
             return self._lower_body(builder, checked)
 
+    def _lower_output(self, builder, inputs: list[int], index: int) -> int:
+        """Output ``index`` of this model called on ``inputs``; its body is emitted once per
+        call however many of its outputs the outer graph reads (``outputs.OutputOf``)."""
+        memo = call_memo(builder, self, inputs)
+        if "outputs" not in memo:
+            memo["outputs"] = builder.lower_layer(self, inputs)
+        return memo["outputs"][index]
+
     def _call_symbolically(self, inputs: Sequence[SymbolicTensor]) -> SymbolicTensor:
         """Record ``self(*inputs)`` in a functional graph; the output type is inferred now."""
         from ..lowering import lower
@@ -176,9 +167,6 @@ class Model(Layer):
         if len(inputs) != self.num_inputs:
             raise CompilerError(f"model '{self.name}' takes {self.num_inputs} input(s), "
                                 f"received {len(inputs)}")
-        if not self._single_output:
-            raise CompilerError(f"model '{self.name}' has several outputs; only single-output "
-                                f"models can be called as a layer")
         graph = lower(self, [x.type for x in inputs])
         try:
             propagate_shapes(graph, CompileContext())
@@ -186,8 +174,10 @@ class Model(Layer):
             shapes = ", ".join(str(x.type) for x in inputs)
             raise ShapeError(f"model '{self.name}' ({type(self).__name__}) called on {shapes}: "
                              f"{e}") from None
-        out = graph.nodes[graph.graph["outputs"][0]]["type"]
-        return SymbolicTensor(out, self, inputs)
+        outs = [graph.nodes[n]["type"] for n in graph.graph["outputs"]]
+        if self._single_output:
+            return SymbolicTensor(outs[0], self, inputs)
+        return split_outputs(self, outs, inputs)  # a list, as Keras returns: a, b = inner(x)
 
     # -- building ---------------------------------------------------------------------------
     @property
@@ -477,6 +467,10 @@ class Sequential(Model):
         if layer.is_model and layer.num_inputs != 1:
             raise CompilerError(f"Sequential: model '{layer.name}' takes {layer.num_inputs} "
                                 f"inputs; a Sequential passes one")
+        if layer.is_model and not layer._single_output:
+            raise CompilerError(f"Sequential: model '{layer.name}' has several outputs; every "
+                                f"layer of a Sequential has one (call it in a functional Model: "
+                                f"a, b = {layer.name}(x))")
         self._stack.append(layer)
         if id(layer) not in self._member_ids:
             self._member_ids.add(id(layer))

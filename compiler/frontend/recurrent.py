@@ -4,7 +4,8 @@ Each call lowers to one node of the ``simple_rnn``/``lstm``/``gru`` op per value
 reads (``compiler/ops/recurrent.py``): the output, and with ``return_state`` the final states.
 The input mask, if any (``masking.py``), becomes the node's last data operand.
 Several outputs: the first is the layer's own ``SymbolicTensor``; the others come from
-``_OutputOf`` stand-ins, which ``Model`` maps back to the layer (they hold no weights).
+``OutputOf`` stand-ins (``outputs.py``), which ``Model`` maps back to the layer (they hold no
+weights).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from ..types import TensorType
 from . import initializers
 from .layers import Layer, _flag, _positive_int
 from .masking import mask_node
+from .outputs import OutputOf as _OutputOf
+from .outputs import call_memo
 
 
 class UnitForgetBias(initializers.Initializer):
@@ -37,34 +40,6 @@ class UnitForgetBias(initializers.Initializer):
         u = self.units
         rest = self.inner.generate((2 * u,), np.float64, rng)
         return np.concatenate([self.inner.generate((u,), np.float64, rng), np.ones(u), rest])
-
-
-class _OutputOf(Layer):
-    """Output ``index`` of a multi-output layer call (a state of ``return_state``)."""
-
-    def __init__(self, owner: Layer, index: int):
-        super().__init__()
-        self.owner_layer, self.index = owner, index
-
-    @property
-    def name(self) -> str:
-        return self.owner_layer.name
-
-    @property
-    def param_names(self) -> list[str]:
-        return []
-
-    @property
-    def param_shapes(self) -> dict:
-        return {}
-
-    def lower(self, builder: Any, inputs: list[int]) -> list[int]:
-        return [self.owner_layer._lower_output(builder, inputs, self.index)]
-
-
-def _memo(builder: Any, layer: Layer, inputs: Sequence[int]) -> dict:
-    calls = builder.__dict__.setdefault("_multi_output_calls", {})
-    return calls.setdefault((id(layer), tuple(inputs), builder.prefix), {})
 
 
 class _MultiOutput(Layer):
@@ -169,7 +144,7 @@ class _RNN(_MultiOutput):
     def _emit(self, builder: Any, inputs: Sequence[int], which: str, origin: Any = None,
               **extra: Any) -> int:
         """The node computing ``which`` (``"sequence"``, ``"h"``, ``"c"``) of this call."""
-        memo = _memo(builder, self, list(inputs) + sorted(extra.items()))
+        memo = call_memo(builder, self, list(inputs) + sorted(extra.items()))
         if which == "h" and not self.return_sequences:
             which = "sequence"  # the last output is the final h
         if which not in memo:
@@ -361,7 +336,7 @@ class Bidirectional(_MultiOutput):
         return x + list(inputs[1:1 + k]), x + list(inputs[1 + k:])
 
     def lower(self, builder: Any, inputs: list[int]) -> list[int]:
-        memo = _memo(builder, self, inputs)
+        memo = call_memo(builder, self, inputs)
         if "merged" not in memo:
             fwd_in, bwd_in = self._split(inputs)
             origin = builder.origin(self)

@@ -11,7 +11,7 @@ import inspect
 from typing import Any
 
 from ..errors import CompilerError
-from .layers import Layer
+from .sublayers import tracked_layers
 from .tracing import emit_traced, input_types, run_call
 
 
@@ -31,19 +31,6 @@ def _positional_arity(call: Any) -> int:
     params = list(inspect.signature(call).parameters.values())[1:]
     return max(1, sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
                       and p.default is p.empty))
-
-
-def tracked_layers(model: Any) -> list[Layer]:
-    """The layers held by the model's public attributes (also in lists and tuples), once each."""
-    found: dict[int, Layer] = {}
-    for attr, value in vars(model).items():
-        if attr.startswith("_"):
-            continue
-        items = value if isinstance(value, (list, tuple)) else (value,)
-        for item in items:
-            if isinstance(item, Layer):
-                found.setdefault(id(item), item)
-    return list(found.values())
 
 
 def refresh_layers(model: Any) -> None:

@@ -29,6 +29,7 @@ from . import initializers
 from .functional import SymbolicTensor
 from .layers import Layer
 from .operators import ConcretizationError, TensorOperators, user_frame
+from .outputs import lower_single
 
 _state = threading.local()
 
@@ -301,6 +302,7 @@ def trace_symbolic(layer: Layer, inputs: Sequence[SymbolicTensor]) -> SymbolicTe
     type, and record the call."""
     types = [x.type for x in inputs]
     _ensure_built(layer, types)
+    layer._sublayers()  # names its layers (unique among siblings) before call reads them
     _, out = run_call(layer, types, types[0].dtype)
     return SymbolicTensor(_single_output(layer, out).type, layer, inputs)
 
@@ -310,6 +312,7 @@ def trace_call(layer: Layer, builder: Any, inputs: Sequence[int]) -> int:
     builder.traced = True  # its build() may declare weights: lowering re-reads the store
     types = input_types(builder, inputs)
     _ensure_built(layer, types)
+    layer._sublayers()
     tensors, out = run_call(layer, types, builder.dtype)
     out = _single_output(layer, out)
     return emit_traced(builder, tensors, inputs, [out], layer)[0]
@@ -319,8 +322,9 @@ def emit_traced(builder: Any, tensors: Sequence[SymbolicTensor], input_nodes: Se
                 outputs: Sequence[SymbolicTensor], owner: Any = None) -> list[int]:
     """Emit the recorded graph between ``tensors`` (bound to ``input_nodes``) and ``outputs``.
 
-    ``owner`` is the custom layer being traced (its ops are named after it, and it may not call
-    other layers), or ``None`` for a subclassed model (sub-layers lower as layers).
+    ``owner`` is the custom layer being traced (its ops are named after it; the layers it calls
+    lower under its name, ``"my_block/dense"``), or ``None`` for a subclassed model (its
+    sub-layers lower as the model's layers).
     """
     values = {id(t): n for t, n in zip(tensors, input_nodes)}
 
@@ -337,18 +341,11 @@ def emit_traced(builder: Any, tensors: Sequence[SymbolicTensor], input_nodes: Se
             node = _variable(builder, src.layer, src.pname)
         elif isinstance(src, OpCall):
             node = emit_op(builder, src, args, builder.origin(owner if owner is not None else src))
-        elif owner is not None:
-            raise CompilerError(
-                f"{_describe(owner)}.call calls layer '{src.name}': layers inside a custom "
-                f"Layer are not supported yet; make the outer class a Model subclass (its "
-                f"attribute layers are tracked) or compute with compiler.ops")
+        elif owner is not None:  # a sub-layer of a custom layer: lowered under its name
+            with builder.scope(owner):
+                node = lower_single(builder, src, args)
         else:
-            outs = builder.lower_layer(src, args)  # a nested model too, under its name scope
-            if len(outs) != 1:
-                raise CompilerError(f"model.call uses layer '{src.name}' with {len(outs)} "
-                                    f"outputs as one tensor; only single-output layers can be "
-                                    f"called inside call()")
-            node = outs[0]
+            node = lower_single(builder, src, args)  # a nested model too, under its name scope
         values[id(t)] = node
         return node
 

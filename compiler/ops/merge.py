@@ -14,6 +14,7 @@ from functools import reduce
 import numpy as np
 
 from ..broadcast import broadcast_shapes, expand_rank
+from ..dtypes import promote
 from ..errors import ShapeError
 from ..symbolic import add as add_dims
 from ..symbolic import format_shape
@@ -37,11 +38,9 @@ def _require_inputs(inputs, layer: str, minimum: int = 1) -> None:
 
 
 def _dtype_of(inputs, layer: str):
-    dtypes = {t.dtype for t in inputs}
-    if len(dtypes) > 1:
-        raise ShapeError(f"{layer}: inputs must share a dtype, received "
-                         f"{[str(t.dtype) for t in inputs]}")
-    return inputs[0].dtype
+    """The inputs' common dtype, promoted as ``compiler.ops`` promotes (Keras 3: int32 + float32
+    is float32); each input is converted to it when read (``dtypes.input_conversions``)."""
+    return promote([t.dtype for t in inputs])
 
 
 def _elementwise_shape_rule(layer: str):

@@ -47,8 +47,9 @@ def _pool_reference(kind: str):
         k, strides = geo["pool_size"], geo["strides"]
         out_hw = spatial_output(TensorType(x.shape, x.dtype), geo, layer, k)
         pads = window_pads(x.shape, out_hw, k, strides, (1, 1), geo["padding"])
-        if kind == "max_pool2d":
-            xp = pad_nhwc(x, pads, -np.inf)
+        if kind == "max_pool2d":  # padded cells never win: -inf, or the int dtype's minimum
+            low = np.iinfo(x.dtype).min if x.dtype.kind in "iu" else -np.inf
+            xp = pad_nhwc(x, pads, low)
             taps = [v for _, _, v in window_taps(xp, k, strides, (1, 1), out_hw)]
             return np.max(np.stack(taps), axis=0).astype(x.dtype)
         xp = pad_nhwc(x.astype(np.float64), pads)
@@ -88,8 +89,10 @@ def _global_shape_rule(layer: str):
 def _global_reference(reduce):
     def reference(inputs, params, attrs) -> np.ndarray:
         x = inputs[0]
+        # ints stay ints for max (exact); the mean accumulates in float64
+        wide = x if reduce is np.max and x.dtype.kind in "iu" else x.astype(np.float64)
         with np.errstate(invalid="ignore", over="ignore"):
-            y = reduce(x.astype(np.float64), axis=(1, 2), keepdims=attrs.get("keepdims", False))
+            y = reduce(wide, axis=(1, 2), keepdims=attrs.get("keepdims", False))
         return y.astype(x.dtype)
     return reference
 

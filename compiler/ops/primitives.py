@@ -18,7 +18,6 @@ runs through the runtime's generic kernel, which calls its NumPy reference
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -26,12 +25,12 @@ import numpy as np
 from ..broadcast import broadcast_shapes
 from ..dtypes import INT_DTYPES, float_result, promote
 from ..errors import DTypeError, ShapeError
-from ..symbolic import add, floordiv, format_shape, mul
+from ..symbolic import add, format_shape
 from ..types import TensorType
 from .activations import _erf
 from .merge import normalize_axis
 from .registry import BROADCAST, ELEMENTWISE, INJECTIVE, REDUCTION, OpDef, register
-from .reshape import _product
+from .reshape import _product, concrete_target, infer_target
 
 
 def result_dtype(dtypes: Sequence[np.dtype]) -> np.dtype:
@@ -225,32 +224,13 @@ def _reshape_rule(inputs, params, attrs, unify) -> TensorType:
     target = tuple(attrs["shape"])
     if x.shape is None:
         return x.with_shape(None)
-    size = _product(x.shape)
-    known = _product([d for d in target if d != -1])
-    if -1 in target:
-        if size is None:
-            inferred = None
-        elif isinstance(size, int) and isinstance(known, int):
-            if known == 0 or size % known:
-                raise ShapeError(f"reshape: cannot reshape {format_shape(x.shape)} "
-                                 f"({size} elements) into {target}")
-            inferred = size // known
-        else:
-            inferred = floordiv(size, known) if isinstance(known, int) and known > 0 else None
-            if inferred is not None:
-                unify.dims(mul(inferred, known), size, f"reshape to {target}: element count")
-        return x.with_shape(tuple(inferred if d == -1 else d for d in target))
-    unify.dims(size, known, f"reshape {format_shape(x.shape)} to {target}: element count")
-    return x.with_shape(target)
+    return x.with_shape(infer_target(_product(x.shape), target, unify, f"reshape to {target}",
+                                     format_shape(x.shape)))
 
 
 def _reshape_ref(inputs, params, attrs):
     x = inputs[0]
-    target = tuple(attrs["shape"])
-    if -1 in target:  # resolved here: NumPy cannot infer a -1 next to a size-0 axis
-        known = math.prod(d for d in target if d != -1)
-        target = tuple(x.size // known if d == -1 else d for d in target)
-    return np.reshape(x, target)
+    return np.reshape(x, concrete_target(x.size, tuple(attrs["shape"])))
 
 
 _prim("reshape_array", _reshape_rule, _reshape_ref, kernel="reshape", traits=(INJECTIVE,),

@@ -8,9 +8,9 @@ strides (0 on broadcast axes) over ``out``'s axes with size-1 axes dropped and c
 neighbours merged, so ``(N, H, W, C) / (N, 1, 1, C)`` runs as ``(N, H*W, C) / (N, 1, C)``.
 Operands arrive in their own dtypes (numba specializes per combination) and results are stored
 in ``out``'s dtype, the node's: a comparison writes ``True``/``False`` into a bool ``out``. The
-value functions return one unified type (float64 unless every operand is an int), so int64
-results beyond 2**53 from ``abs``/``power`` would round; ints that large do not occur in index
-arithmetic.
+value functions return one unified type (float64 once any op code gives a float), so an int
+``out`` (``negative abs zeros_like ones_like`` of ints, ``power`` of ints) takes its own loops,
+which compute in int64 and wrap like NumPy: int64 beyond 2**53 stays exact.
 """
 
 import functools
@@ -106,8 +106,68 @@ def _unary(x, out, code):
     """``out = f(x)`` element-wise (``x`` has ``out``'s shape)."""
     if out.size == 0:
         return
+    if _is_int(out.dtype):
+        unary_int(np.ascontiguousarray(x).reshape(-1), out.reshape(-1), code)
+        return
     run = unary_parallel if out.size >= PARALLEL_MIN_ELEMENTS else unary_serial
     run(np.ascontiguousarray(x).reshape(-1), out.reshape(-1), code)
+
+
+# -- integer results: computed in ints -----------------------------------------------------------
+@njit(inline="always", **_INLINE)
+def unary_int_value(v, code):
+    """``unary_value`` for the codes that keep an int operand's dtype; every branch is int."""
+    v = np.int64(v)
+    if code == NEGATIVE:
+        return -v
+    if code == ABS:
+        return -v if v < 0 else v
+    if code == ONES:
+        return v - v + 1
+    return v - v  # ZEROS
+
+
+@njit(inline="always", **_INLINE)
+def int_power(x, y):
+    """``x ** y`` for ints, ``y >= 0`` (the launcher checks): squaring, wrapping like NumPy."""
+    base, e = np.int64(x), np.int64(y)
+    result = base - base + 1
+    while e > 0:
+        if e & 1:
+            result *= base
+        base *= base
+        e >>= 1
+    return result
+
+
+@njit(parallel=True, **JIT)
+def unary_int(x, out, code):
+    n = out.shape[0]
+    for c in prange((n + _CHUNK - 1) // _CHUNK):
+        for i in range(c * _CHUNK, min(n, (c + 1) * _CHUNK)):
+            out[i] = unary_int_value(x[i], code)
+
+
+@njit(parallel=True, **JIT)
+def power_int(a, b, out):
+    n = out.shape[0]
+    for c in prange((n + _CHUNK - 1) // _CHUNK):
+        for i in range(c * _CHUNK, min(n, (c + 1) * _CHUNK)):
+            out[i] = int_power(a[i], b[i])
+
+
+def _is_int(dtype: np.dtype) -> bool:
+    return dtype.kind in "iu"
+
+
+def _power_of_ints(a, b, out):
+    """``out = a ** b`` for an int ``out``: operands broadcast (a copy: int powers are rare and
+    small), negative exponents refused as NumPy and Keras refuse them."""
+    if _is_int(b.dtype) and b.size and b.min() < 0:
+        raise ValueError(f"power: integers to negative integer powers are not allowed (an "
+                         f"exponent is {int(b.min())}); cast the base to a float first")
+    flat = [np.ascontiguousarray(np.broadcast_to(v, out.shape)).reshape(-1) for v in (a, b)]
+    power_int(*flat, out.reshape(-1))
 
 
 # -- broadcasting: strided rows ------------------------------------------------------------------
@@ -194,6 +254,9 @@ def binary_parallel(a, b, out, sizes, strides, code):
 def _binary(a, b, out, code):
     """``out = a op b``, ``a`` and ``b`` broadcast NumPy-style to ``out``."""
     if out.size == 0:
+        return
+    if _is_int(out.dtype):  # only power gives an int result
+        _power_of_ints(a, b, out)
         return
     sizes, strides = layout(out.shape, a.shape, b.shape)
     run = binary_parallel if out.size >= PARALLEL_MIN_ELEMENTS else binary_serial

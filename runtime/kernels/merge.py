@@ -15,6 +15,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from .along_axis import axis_scalars, run_along_axis
 from .flags import JIT, PARALLEL_MIN_ELEMENTS
 from .registry import Kernel, register_kernel
 
@@ -302,11 +303,7 @@ def concatenate(*args):
         offset += src.shape[1]
 
 
-def _concat_scalars(attrs, input_shapes, out_shape):
-    return (attrs.get("axis", -1) % len(out_shape),)
-
-
-register_kernel(Kernel("concatenate", concatenate, _concat_scalars))
+register_kernel(Kernel("concatenate", concatenate, axis_scalars))
 
 
 # -- softmax along an axis -----------------------------------------------------------------------
@@ -352,17 +349,7 @@ def _softmax_serial(x3, out3):
 
 def softmax(x, out, axis):
     """Softmax along ``axis``: views ``x`` as ``(outer, length, inner)``."""
-    if out.size == 0:
-        return
-    outer = int(np.prod(x.shape[:axis], dtype=np.int64))
-    inner = int(np.prod(x.shape[axis + 1:], dtype=np.int64))
-    shape3 = (outer, x.shape[axis], inner)
-    big = out.size >= PARALLEL_MIN_ELEMENTS and outer > 1
-    (_softmax_parallel if big else _softmax_serial)(x.reshape(shape3), out.reshape(shape3))
+    run_along_axis(x, out, axis, _softmax_serial, _softmax_parallel)
 
 
-def _softmax_scalars(attrs, input_shapes, out_shape):
-    return (attrs.get("axis", -1) % len(out_shape),)
-
-
-register_kernel(Kernel("softmax", softmax, _softmax_scalars))
+register_kernel(Kernel("softmax", softmax, axis_scalars))

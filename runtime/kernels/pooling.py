@@ -1,7 +1,8 @@
 """Pooling and zero padding over NHWC; each output row is one parallel work item.
 
 The channel axis is contiguous, so every inner loop runs over channels and vectorises. Max
-pooling propagates NaN like ``np.max``; padded cells never take part (TF semantics).
+pooling propagates NaN like ``np.max``; padded cells never take part (TF semantics); it starts
+from a window's first cell, so int inputs are pooled in their own dtype.
 """
 
 import math
@@ -27,7 +28,12 @@ def _pool_row(x, out, n, oh, kh, kw, sh, sw, pt, pl, is_max):
         x0 = ow * sw - pl
         xs, xe = max(x0, 0), min(x0 + kw, w)
         acc = out[n, oh, ow]
-        acc[:] = -np.inf if is_max else 0.0
+        if not is_max:
+            acc[:] = 0.0
+        elif ye > ys and xe > xs:
+            acc[:] = x[n, ys, xs]  # the first real cell, not -inf: ints stay exact
+        else:
+            acc[:] = -np.inf
         for iy in range(ys, ye):
             for ix in range(xs, xe):
                 src = x[n, iy, ix]
@@ -110,7 +116,10 @@ def _global_image(x, out2d, n, is_max):
     acc = out2d[n]
     c_n = x.shape[3]
     if is_max:
-        acc[:] = -np.inf
+        if x.shape[1] * x.shape[2] > 0:
+            acc[:] = x[n, 0, 0]
+        else:
+            acc[:] = -np.inf
         for iy in range(x.shape[1]):
             for ix in range(x.shape[2]):
                 src = x[n, iy, ix]

@@ -11,6 +11,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from .along_axis import axis_scalars, run_along_axis
 from .flags import JIT, PARALLEL_MIN_ELEMENTS
 from .registry import Kernel, register_kernel
 
@@ -143,18 +144,7 @@ def log_softmax_parallel(x3, out3):
 
 def log_softmax(x, out, axis):
     """log(softmax(x)) along ``axis``: ``x - max - log(sum(exp(x - max)))``."""
-    if out.size == 0:
-        return
-    outer = int(np.prod(x.shape[:axis], dtype=np.int64))
-    inner = int(np.prod(x.shape[axis + 1:], dtype=np.int64))
-    shape3 = (outer, x.shape[axis], inner)
-    big = out.size >= PARALLEL_MIN_ELEMENTS and outer > 1
-    (log_softmax_parallel if big else log_softmax_serial)(
-        np.ascontiguousarray(x).reshape(shape3), out.reshape(shape3))
+    run_along_axis(x, out, axis, log_softmax_serial, log_softmax_parallel)
 
 
-def _axis(attrs, input_shapes, out_shape):
-    return (attrs.get("axis", -1) % len(out_shape),)
-
-
-register_kernel(Kernel("log_softmax", log_softmax, _axis))
+register_kernel(Kernel("log_softmax", log_softmax, axis_scalars))

@@ -402,6 +402,10 @@ def _emit_pool(em, node, ins, params, attrs, hint, dtype):
                   "auto_pad": "SAME_UPPER" if geo["padding"] == "same" else "VALID"}
     if op == "avg_pool2d":  # TF: padded cells never count
         onnx_attrs["count_include_pad"] = 0
+    if np.dtype(dtype).kind in "iu":  # ONNX MaxPool has no int32/int64: pool in float64
+        x = em.cast(ins[0], np.float64, hint)  # (exact for int32, int64 up to 2**53)
+        y = em.add("MaxPool", [em.to_nchw(x, hint)], f"{hint}/pool", np.float64, **onnx_attrs)
+        return em.cast(em.to_nhwc(y, hint), dtype, hint)
     y = em.add("MaxPool" if op == "max_pool2d" else "AveragePool", [em.to_nchw(ins[0], hint)],
                f"{hint}/pool", dtype, **onnx_attrs)
     return em.to_nhwc(y, hint)
