@@ -109,6 +109,17 @@ def test_time_distributed_and_position_embedding():
                load=False)
 
 
+def test_loading_a_form_we_cannot_import_is_a_clear_error():
+    """The exported PositionEmbedding slices its table up to the run-time length; loading that
+    back is refused by node name (it used to crash with a TypeError in symbolic folding)."""
+    x = Input((None, 5))
+    h = layers.Dense(4)(x)
+    proto = conx.export(Model(x, layers.Add()([h, layers.PositionEmbedding(16)(h)])), None,
+                        TensorSpec((None, None, 5)))
+    with pytest.raises(CompilerError, match=r"position_embedding/.*Slice.*dynamic dim"):
+        conx.load(proto)
+
+
 # -- recurrent layers ----------------------------------------------------------------------------
 @pytest.mark.parametrize("kind,kwargs", [
     ("LSTM", {}), ("LSTM", {"return_sequences": True, "go_backwards": True}),

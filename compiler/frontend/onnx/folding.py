@@ -28,7 +28,14 @@ def fold(imp: Any, node: Any, attrs: dict) -> list | None:
     values = [imp.known(n) if n else None for n in names]
     if any(v is not None and np.asarray(v).dtype == object for v in values):
         fn = _SYMBOLIC.get(node.op_type)
-        return None if fn is None else fn(imp, node, attrs, values)
+        if fn is None:
+            return None
+        try:
+            return fn(imp, node, attrs, values)
+        except (TypeError, ValueError):
+            # a rule that needs a concrete number met a run-time size (e.g. a Slice end of T):
+            # not foldable at import, so the node becomes an ordinary run-time op
+            return None
     if node.op_type in _SIZED_BY_VALUE:
         _check_size(imp, node, values)
     from onnx.reference import ReferenceEvaluator
