@@ -126,9 +126,9 @@ class MultiHeadAttention(Layer):
 
     def _lower_output(self, builder: Any, inputs: list[int], index: int) -> int:
         from .attention_masks import lower_with_scores
-        from .recurrent import _memo
+        from .outputs import call_memo
 
-        memo = _memo(builder, self, inputs)
+        memo = call_memo(builder, self, inputs)
         if "outputs" not in memo:
             memo["outputs"] = lower_with_scores(self, builder, inputs)
         return memo["outputs"][index]
@@ -181,12 +181,12 @@ def _scores_tensor(layer: MultiHeadAttention, out: Any, inputs: list) -> Any:
     """The symbolic ``(N, heads, Tq, Tv)`` attention probabilities of a call."""
     from ..types import TensorType
     from .functional import SymbolicTensor
-    from .recurrent import _OutputOf
+    from .outputs import OutputOf
 
     q, v = out.shape, getattr(inputs[1], "shape", None)
     shape = (q[0] if q else None, layer.num_heads, q[1] if q else None,
              v[1] if v is not None and len(v) > 1 else None)
-    return SymbolicTensor(TensorType(shape, out.type.dtype), _OutputOf(layer, 1), inputs)
+    return SymbolicTensor(TensorType(shape, out.type.dtype), OutputOf(layer, 1), inputs)
 
 
 def _describe(form: tuple) -> str:
