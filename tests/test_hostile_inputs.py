@@ -313,7 +313,7 @@ BAD_LAYERS = [
     (lambda: layers.Dense(True), CompilerError, "True"),
     (lambda: layers.Dense(None), CompilerError, "None"),
     (lambda: layers.Dense(NAN), CompilerError, "nan"),
-    (lambda: layers.Dense(4, activation="relu6"), CompilerError, "'relu6'"),
+    (lambda: layers.Dense(4, activation="relu7"), CompilerError, "'relu7'"),
     (lambda: layers.Dense(4, activation=3), CompilerError, "3"),
     (lambda: layers.Activation("swishy"), CompilerError, "'swishy'"),
     (lambda: layers.Dense(4, kernel_initializer="glorot_unifrom"), CompilerError,

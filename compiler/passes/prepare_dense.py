@@ -52,7 +52,9 @@ def _small(g: nx.DiGraph, node: int, params: dict) -> bool:
 
 
 def prepare_dense(g: nx.DiGraph, ctx) -> nx.DiGraph:
-    """Mark small dense nodes for ``dense_small`` and give them their prepared weight."""
+    """Mark small dense nodes for ``dense_small`` and give them their prepared weight (one
+    prepared node per kernel param, shared by every dense node that reads that kernel: tying)."""
+    packed_of: dict[int, int] = {}
     for node in topo_nodes(g):
         params = param_operands(g, node)
         if not _small(g, node, params):
@@ -62,6 +64,10 @@ def prepare_dense(g: nx.DiGraph, ctx) -> nx.DiGraph:
         depth, units = g.nodes[params["kernel"]]["type"].shape
         if depth < ROWS_MAX_IN and units >= 16:
             continue  # row updates read the kernel as it is
+        if params["kernel"] in packed_of:
+            packed = packed_of[params["kernel"]]
+            g.add_edge(packed, node, positions=(len(data_operands(g, node)) + len(params),))
+            continue
         pdata = g.nodes[params["kernel"]]
         spec = Derived("transpose_kernel", (("value", pdata.get("derived") or pdata["key"]),))
         value = pdata.get("value")
@@ -70,5 +76,6 @@ def prepare_dense(g: nx.DiGraph, ctx) -> nx.DiGraph:
                           type=TensorType((depth * units,), pdata["type"].dtype),
                           value=None if value is None else _transpose_kernel({"value": value}, {}),
                           derived=spec, prepared=True)
+        packed_of[params["kernel"]] = packed
         g.add_edge(packed, node, positions=(len(data_operands(g, node)) + len(params),))
     return g
