@@ -1,12 +1,11 @@
 """``add_layer_norm``: each row's sum is written once and normalized while it is in L1,
 instead of an ``add`` pass over the whole tensor and a ``layer_norm`` pass reading it back."""
 
-import math
 
 from numba import njit, prange
 
 from .flags import JIT, PARALLEL_MIN_ELEMENTS
-from .normalization import _epsilon_scalars
+from .normalization import _epsilon_scalars, _layer_norm_row
 from .registry import Kernel, register_kernel
 
 _INLINE = {k: v for k, v in JIT.items() if k != "cache"}
@@ -14,28 +13,9 @@ _INLINE = {k: v for k, v in JIT.items() if k != "cache"}
 
 @njit(inline="always", **_INLINE)
 def _row(a, b, dst, gamma, beta, epsilon):
-    n = dst.shape[0]
-    if n == 0:
-        return
-    mean = 0.0
-    for j in range(n):
-        s = a[j] + b[j]  # rounded to the dtype, as a separate add would store it
-        dst[j] = s
-        mean += s
-    mean /= n
-    var = 0.0
-    for j in range(n):
-        d = dst[j] - mean
-        var += d * d
-    inv = 1.0 / math.sqrt(var / n + epsilon)
-    has_gamma, has_beta = gamma.shape[0] > 0, beta.shape[0] > 0
-    for j in range(n):
-        y = (dst[j] - mean) * inv
-        if has_gamma:
-            y *= gamma[j]
-        if has_beta:
-            y += beta[j]
-        dst[j] = y
+    for j in range(dst.shape[0]):
+        dst[j] = a[j] + b[j]  # rounded to the dtype, as a separate add would store it
+    _layer_norm_row(dst, dst, gamma, beta, epsilon)  # in place: each loop reads j before writing j
 
 
 @njit(parallel=True, **JIT)
