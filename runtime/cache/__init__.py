@@ -129,12 +129,16 @@ class _CacheLock:
             try:
                 yield
             finally:
-                self._depth -= 1
-                if self._depth == 0:
-                    handle, self._handle = self._handle, None
-                    fcntl.flock(handle, fcntl.LOCK_UN)
-                    handle.close()
+                self._leave()
 
+
+    def _leave(self) -> None:
+        """Drop one level of holding; the outermost one unlocks and closes the lock file."""
+        self._depth -= 1
+        if self._depth == 0:
+            handle, self._handle = self._handle, None
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
 
     @contextlib.contextmanager
     def try_hold(self) -> Iterator[bool]:
@@ -163,11 +167,7 @@ class _CacheLock:
                 try:
                     yield True
                 finally:
-                    self._depth -= 1
-                    if self._depth == 0:
-                        handle, self._handle = self._handle, None
-                        fcntl.flock(handle, fcntl.LOCK_UN)
-                        handle.close()
+                    self._leave()
             finally:
                 self._local.release()
         finally:
