@@ -189,3 +189,73 @@ def test_pickled_plan_runs_in_another_process_without_the_custom_class():
                           timeout=600, cwd=str(ROOT))
     assert done.returncode == 0, done.stderr.decode()[-3000:]
     np.testing.assert_array_equal(pickle.loads(done.stdout), want)
+
+
+class PrivateBlock(layers.Layer):
+    """Sub-layers only in private attributes (Keras 3 tracks them too), one of them held twice
+    and one nested in a dict of lists."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        shared = layers.Dense(3)
+        self._proj = shared
+        self._again = shared
+        self._pair = (layers.Dense(3), layers.Dense(3))
+        self._heads = {"a": [layers.Dense(2)]}
+
+    def call(self, x):
+        h = self._again(self._proj(x))
+        return self._heads["a"][0](self._pair[0](h) + self._pair[1](h))
+
+
+class PrivateNet(Model):
+    def __init__(self):
+        super().__init__()
+        self._block = PrivateBlock(name="blk")
+        self._out = layers.Dense(1, name="out")
+
+    def call(self, x):
+        return self._out(self._block(x))
+
+
+PRIVATE_KEYS = ["blk/dense/kernel", "blk/dense/bias", "blk/dense_1/kernel", "blk/dense_1/bias",
+                "blk/dense_2/kernel", "blk/dense_2/bias", "blk/dense_3/kernel",
+                "blk/dense_3/bias", "out/kernel", "out/bias"]
+
+
+def _np_private(w, x):
+    h = x @ w["blk/dense/kernel"] + w["blk/dense/bias"]
+    h = h @ w["blk/dense/kernel"] + w["blk/dense/bias"]  # the shared layer, called twice
+    s = (h @ w["blk/dense_1/kernel"] + w["blk/dense_1/bias"]
+         + h @ w["blk/dense_2/kernel"] + w["blk/dense_2/bias"])
+    s = s @ w["blk/dense_3/kernel"] + w["blk/dense_3/bias"]
+    return s @ w["out/kernel"] + w["out/bias"]
+
+
+def test_layers_in_private_attributes_are_tracked_once_each():
+    net = PrivateNet()
+    xv = _x(2, (4, 3))
+    got = net(xv)
+    assert [v.name for v in net.weights] == PRIVATE_KEYS  # the shared layer listed once
+    w = {v.name: v.numpy() for v in net.weights}
+    np.testing.assert_allclose(got, _np_private(w, xv), rtol=1e-5, atol=1e-6)
+    assert net.count_params() == 3 * (3 * 3 + 3) + (3 * 2 + 2) + (2 * 1 + 1)  # shared once
+    block = net._block
+    assert len(block.get_weights()) == 8 and block.built
+
+
+def test_set_weights_reaches_private_sublayers_and_a_pickled_plan():
+    net = PrivateNet()
+    xv = _x(3, (2, 3))
+    net(xv)
+    plan = compile(net, (None, 3))
+    new = [np.full_like(a, 0.1 * (i + 1)) for i, a in enumerate(net.get_weights())]
+    net.set_weights(new)
+    for got, want in zip(net.get_weights(), new):
+        np.testing.assert_array_equal(got, want)
+    want = _np_private(dict(zip(PRIVATE_KEYS, new)), xv)
+    np.testing.assert_allclose(plan(xv), want, rtol=1e-5, atol=1e-6)
+    clone = pickle.loads(pickle.dumps(compile(net, (None, 3))))
+    np.testing.assert_allclose(clone(xv), want, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ShapeError, match=r"has 8 weight arrays.*received 7"):
+        net._block.set_weights(new[:7])

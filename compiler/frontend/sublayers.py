@@ -2,16 +2,17 @@
 
 A custom ``Layer`` (or a subclassed ``Model``) creates layers in ``__init__`` (or ``build``) and
 calls them in ``call``: ``self.dense = layers.Dense(8)``, also in lists, tuples and dicts
-(``self.blocks = [Dense(8), Dense(8)]``). They are found from the public attributes, in the order
-they were assigned, and named uniquely among their siblings (``dense``, ``dense_1``); their
-weights are keyed under the owner (``"my_block/dense/kernel"``) and count as the owner's weights
-(``weights``, ``get_weights``, ``set_weights``, ``count_params``), own weights first, as in Keras.
+(``self.blocks = [Dense(8), Dense(8)]``), in public or private attributes (``self._proj``).
+They are found in the order they were assigned and named uniquely among their siblings
+(``dense``, ``dense_1``); their weights are keyed under the owner (``"my_block/dense/kernel"``)
+and count as the owner's weights (``weights``, ``get_weights``, ``set_weights``,
+``count_params``), own weights first, as in Keras.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -19,23 +20,31 @@ import numpy as np
 from ..errors import CompilerError, ShapeError
 from .layers import Layer
 
+#: Attributes the framework itself sets that may hold layers (a model's layer list, the eager
+#: models some layers cache): never a user's sub-layers.
+FRAMEWORK_ATTRS = frozenset({"_layers", "_calls", "_inputs", "_outputs", "_eager_model",
+                             "_eager_models"})
+
 
 def tracked_layers(owner: Any) -> list[Layer]:
-    """The layers in ``owner``'s public attributes (also in lists, tuples and dict values), once
-    each, in assignment order."""
+    """The layers in ``owner``'s attributes, public or private (also inside lists, tuples and
+    dict values, nested), once each, in assignment order; as Keras 3's tracker finds them."""
     found: dict[int, Layer] = {}
-    for attr, value in vars(owner).items():
-        if attr.startswith("_"):
-            continue
-        if isinstance(value, dict):
-            items: Iterable = value.values()
+
+    def visit(value: Any) -> None:
+        if isinstance(value, Layer):
+            if value is not owner:
+                found.setdefault(id(value), value)
+        elif isinstance(value, dict):
+            for item in value.values():
+                visit(item)
         elif isinstance(value, (list, tuple)):
-            items = value
-        else:
-            items = (value,)
-        for item in items:
-            if isinstance(item, Layer) and item is not owner:
-                found.setdefault(id(item), item)
+            for item in value:
+                visit(item)
+
+    for attr, value in vars(owner).items():
+        if attr not in FRAMEWORK_ATTRS:
+            visit(value)
     return list(found.values())
 
 
