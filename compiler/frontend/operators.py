@@ -79,6 +79,18 @@ class TensorOperators:
     def __rtruediv__(self, other: Any) -> Any:
         return _ops().divide(other, self)
 
+    def __floordiv__(self, other: Any) -> Any:
+        return _ops().floor_divide(self, other)
+
+    def __rfloordiv__(self, other: Any) -> Any:
+        return _ops().floor_divide(other, self)
+
+    def __mod__(self, other: Any) -> Any:
+        return _ops().mod(self, other)
+
+    def __rmod__(self, other: Any) -> Any:
+        return _ops().mod(other, self)
+
     def __pow__(self, other: Any) -> Any:
         return _ops().power(self, other)
 

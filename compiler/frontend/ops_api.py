@@ -150,6 +150,18 @@ def power(x1: Any, x2: Any) -> Any:
     return apply("power", [x1, x2])
 
 
+def floor_divide(x1: Any, x2: Any) -> Any:
+    """``x1 // x2`` rounded toward minus infinity (NumPy's ``floor_divide``); integer division
+    by zero gives 0 as in NumPy, float division by zero ``inf``/``nan``."""
+    return apply("floor_divide", [x1, x2])
+
+
+def mod(x1: Any, x2: Any) -> Any:
+    """``x1 % x2`` with the divisor's sign (NumPy's ``remainder``); 0 for an integer zero
+    divisor, ``nan`` for a float one."""
+    return apply("mod", [x1, x2])
+
+
 def _unary(name: str):
     def fn(x: Any) -> Any:
         return apply(name, [x])
@@ -347,8 +359,8 @@ def log_softmax(x: Any, axis: int = -1) -> Any:
 
 
 __all__ = ["abs", "add", "cast", "concatenate", "divide", "equal", "erf", "exp", "expand_dims",
-           "gelu", "greater", "greater_equal", "less", "less_equal", "log", "log_softmax",
-           "logical_and", "logical_not", "logical_or", "matmul", "max", "maximum", "mean", "min",
-           "minimum", "multiply", "negative", "not_equal", "ones_like", "pad", "power", "relu",
-           "reshape", "sigmoid", "slice", "softmax", "split", "sqrt", "squeeze", "stack",
-           "subtract", "sum", "take", "tanh", "transpose", "where", "zeros_like"]
+           "floor_divide", "gelu", "greater", "greater_equal", "less", "less_equal", "log",
+           "log_softmax", "logical_and", "logical_not", "logical_or", "matmul", "max", "maximum",
+           "mean", "min", "minimum", "mod", "multiply", "negative", "not_equal", "ones_like", "pad",
+           "power", "relu", "reshape", "sigmoid", "slice", "softmax", "split", "sqrt", "squeeze",
+           "stack", "subtract", "sum", "take", "tanh", "transpose", "where", "zeros_like"]

@@ -89,6 +89,8 @@ BINARY = {
     "equal": np.equal, "not_equal": np.not_equal, "greater": np.greater,
     "greater_equal": np.greater_equal, "less": np.less, "less_equal": np.less_equal,
     "logical_and": np.logical_and, "logical_or": np.logical_or,
+    # integer division by zero gives 0, as in NumPy (floats: inf/nan); floor for negatives
+    "floor_divide": np.floor_divide, "mod": np.remainder,
 }
 BOOL_RESULT = frozenset({"logical_not", "equal", "not_equal", "greater", "greater_equal", "less",
                          "less_equal", "logical_and", "logical_or"})
@@ -96,10 +98,17 @@ BOOL_RESULT = frozenset({"logical_not", "equal", "not_equal", "greater", "greate
 FLOAT_RESULT = frozenset({"divide", "exp", "log", "sqrt", "erf"})
 
 
+#: ops without a bool result: NumPy computes them in int8, which we do not have
+NO_BOOL_RESULT = frozenset({"floor_divide", "mod"})
+
+
 def elementwise_dtype(name: str, dtypes: Sequence[np.dtype]) -> np.dtype:
     if name in BOOL_RESULT:
         return np.dtype(bool)
     dtype = result_dtype(dtypes)
+    if name in NO_BOOL_RESULT and dtype.kind == "b":
+        raise DTypeError(f"{name} of two bool tensors has no bool result; cast an operand to "
+                         f"int32 first")
     return float_result(dtype) if name in FLOAT_RESULT else dtype
 
 

@@ -1,7 +1,7 @@
 """Element-wise kernels for ``compiler.ops`` primitives, one compiled loop per arity, keyed by
 an op code: unary (``negative abs exp log sqrt erf logical_not``, and the ``zeros_like`` /
-``ones_like`` fills), binary with NumPy broadcasting (``divide power``, comparisons,
-``logical_and logical_or``) and ``where``.
+``ones_like`` fills), binary with NumPy broadcasting (``divide power floor_divide mod``,
+comparisons, ``logical_and logical_or``) and ``where``.
 
 Broadcasting: operands are right-aligned to ``out``; ``layout`` gives per-operand element
 strides (0 on broadcast axes) over ``out``'s axes with size-1 axes dropped and chained
@@ -9,15 +9,18 @@ neighbours merged, so ``(N, H, W, C) / (N, 1, 1, C)`` runs as ``(N, H*W, C) / (N
 Operands arrive in their own dtypes (numba specializes per combination) and results are stored
 in ``out``'s dtype, the node's: a comparison writes ``True``/``False`` into a bool ``out``. The
 value functions return one unified type (float64 once any op code gives a float), so an int
-``out`` (``negative abs zeros_like ones_like`` of ints, ``power`` of ints) takes its own loops,
-which compute in int64 and wrap like NumPy: int64 beyond 2**53 stays exact.
+``out`` (``negative abs zeros_like ones_like`` of ints, ``power floor_divide mod`` of ints) takes
+int value functions, which compute in int64 and wrap like NumPy: int64 beyond 2**53 stays exact.
+Integer ``floor_divide``/``mod`` by zero give 0, as NumPy does (it also warns); floats give
+NumPy's ``inf``/``nan``.
 """
 
 import functools
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
 
 from .flags import JIT, PARALLEL_MIN_ELEMENTS
 from .registry import Kernel, register_kernel
@@ -29,10 +32,11 @@ NEGATIVE, ABS, EXP, LOG, SQRT, ERF, LOGICAL_NOT, ZEROS, ONES = range(9)
 UNARY_CODES = {"negative": NEGATIVE, "abs": ABS, "exp": EXP, "log": LOG, "sqrt": SQRT,
                "erf": ERF, "logical_not": LOGICAL_NOT, "zeros_like": ZEROS, "ones_like": ONES}
 (DIVIDE, POWER, EQUAL, NOT_EQUAL, GREATER, GREATER_EQUAL, LESS, LESS_EQUAL, LOGICAL_AND,
- LOGICAL_OR) = range(10)
+ LOGICAL_OR, FLOOR_DIVIDE, MOD) = range(12)
 BINARY_CODES = {"divide": DIVIDE, "power": POWER, "equal": EQUAL, "not_equal": NOT_EQUAL,
                 "greater": GREATER, "greater_equal": GREATER_EQUAL, "less": LESS,
-                "less_equal": LESS_EQUAL, "logical_and": LOGICAL_AND, "logical_or": LOGICAL_OR}
+                "less_equal": LESS_EQUAL, "logical_and": LOGICAL_AND, "logical_or": LOGICAL_OR,
+                "floor_divide": FLOOR_DIVIDE, "mod": MOD}
 
 
 @njit(inline="always", **_INLINE)
@@ -61,11 +65,39 @@ def unary_value(v, code):
 
 
 @njit(inline="always", **_INLINE)
+def float_divmod(x, y):
+    """``(x // y, x % y)`` for floats as NumPy's ``npy_divmod`` computes them: the remainder
+    takes the divisor's sign, the quotient is ``(x - fmod(x, y)) / y`` snapped to an integer."""
+    x, y = np.float64(x), np.float64(y)
+    if y == 0:
+        return x / y, math.nan
+    mod = np.fmod(x, y)
+    div = (x - mod) / y
+    if mod != 0:
+        if (y < 0) != (mod < 0):
+            mod += y
+            div -= 1.0
+    else:
+        mod = np.copysign(0.0, y)
+    if div != 0:
+        floordiv = np.floor(div)
+        if div - floordiv > 0.5:
+            floordiv += 1.0
+    else:
+        floordiv = np.copysign(0.0, x / y)
+    return floordiv, mod
+
+
+@njit(inline="always", **_INLINE)
 def binary_value(x, y, code):
     if code == DIVIDE:
         return x / y
     if code == POWER:
         return x ** y
+    if code == FLOOR_DIVIDE:
+        return float_divmod(x, y)[0]
+    if code == MOD:
+        return float_divmod(x, y)[1]
     if code == EQUAL:
         return 1.0 if x == y else 0.0
     if code == NOT_EQUAL:
@@ -148,26 +180,35 @@ def unary_int(x, out, code):
             out[i] = unary_int_value(x[i], code)
 
 
-@njit(parallel=True, **JIT)
-def power_int(a, b, out):
-    n = out.shape[0]
-    for c in prange((n + _CHUNK - 1) // _CHUNK):
-        for i in range(c * _CHUNK, min(n, (c + 1) * _CHUNK)):
-            out[i] = int_power(a[i], b[i])
+@njit(inline="always", **_INLINE)
+def binary_int_value(x, y, code):
+    """``binary_value`` for the codes that keep int operands' dtype (``power floor_divide
+    mod``), in int64: floor semantics, 0 for a zero divisor and wrapping like NumPy."""
+    x, y = np.int64(x), np.int64(y)
+    if code == POWER:
+        return int_power(x, y)
+    if y == 0:
+        return x - x
+    if y == -1:  # INT_MIN // -1 overflows the hardware division; NumPy wraps to INT_MIN
+        return -x if code == FLOOR_DIVIDE else x - x
+    if code == FLOOR_DIVIDE:
+        return x // y
+    return x % y
+
+
+def binary_into(out, x, y, code):
+    """``binary_value`` or ``binary_int_value``, chosen by ``out``'s dtype when compiled."""
+
+
+@overload(binary_into)
+def _binary_into(out, x, y, code):
+    if isinstance(out.dtype, types.Integer):
+        return lambda out, x, y, code: binary_int_value(x, y, code)
+    return lambda out, x, y, code: binary_value(x, y, code)
 
 
 def _is_int(dtype: np.dtype) -> bool:
     return dtype.kind in "iu"
-
-
-def _power_of_ints(a, b, out):
-    """``out = a ** b`` for an int ``out``: operands broadcast (a copy: int powers are rare and
-    small), negative exponents refused as NumPy and Keras refuse them."""
-    if _is_int(b.dtype) and b.size and b.min() < 0:
-        raise ValueError(f"power: integers to negative integer powers are not allowed (an "
-                         f"exponent is {int(b.min())}); cast the base to a float first")
-    flat = [np.ascontiguousarray(np.broadcast_to(v, out.shape)).reshape(-1) for v in (a, b)]
-    power_int(*flat, out.reshape(-1))
 
 
 # -- broadcasting: strided rows ------------------------------------------------------------------
@@ -225,15 +266,15 @@ def _binary_rows(a, b, out, sizes, strides, code, r0, r1):
         ao, bo, oo = offs[0], offs[1], r * inner
         if sa == 1 and sb == 1:
             for j in range(inner):
-                out[oo + j] = binary_value(a[ao + j], b[bo + j], code)
+                out[oo + j] = binary_into(out, a[ao + j], b[bo + j], code)
         elif sb == 0:
             y = b[bo]
             for j in range(inner):
-                out[oo + j] = binary_value(a[ao + j * sa], y, code)
+                out[oo + j] = binary_into(out, a[ao + j * sa], y, code)
         else:
             x = a[ao]
             for j in range(inner):
-                out[oo + j] = binary_value(x if sa == 0 else a[ao + j], b[bo + j], code)
+                out[oo + j] = binary_into(out, x if sa == 0 else a[ao + j], b[bo + j], code)
 
 
 @njit(**JIT)
@@ -255,9 +296,9 @@ def _binary(a, b, out, code):
     """``out = a op b``, ``a`` and ``b`` broadcast NumPy-style to ``out``."""
     if out.size == 0:
         return
-    if _is_int(out.dtype):  # only power gives an int result
-        _power_of_ints(a, b, out)
-        return
+    if code == POWER and _is_int(out.dtype) and b.size and b.min() < 0:
+        raise ValueError(f"power: integers to negative integer powers are not allowed (an "
+                         f"exponent is {int(b.min())}); cast the base to a float first")
     sizes, strides = layout(out.shape, a.shape, b.shape)
     run = binary_parallel if out.size >= PARALLEL_MIN_ELEMENTS else binary_serial
     run(np.ascontiguousarray(a).reshape(-1), np.ascontiguousarray(b).reshape(-1),
