@@ -38,7 +38,8 @@ DEFAULT_FLOAT = np.dtype(np.float32)
 #: ``MaxPooling2D`` of int32 is int32); every other non-primitive op computes in the model dtype
 DTYPE_PRESERVING_LAYER_OPS = frozenset({
     "identity", "flatten", "reshape", "concatenate", "zero_padding2d", "add", "subtract",
-    "multiply", "maximum", "minimum", "max_pool2d", "global_max_pool2d"})
+    "multiply", "maximum", "minimum", "max_pool2d", "global_max_pool2d", "max_pool1d",
+    "global_max_pool1d"})
 
 
 def is_float(dtype: Any) -> bool:

@@ -143,3 +143,40 @@ def test_int32_max_pooling_keeps_int32_as_keras_does():
     x = rng.integers(-(2 ** 31), 2 ** 31 - 1, size=(2, 5, 5, 2), dtype=np.int32)
     x[0, 0, 0, 0] = np.iinfo(np.int32).min  # the padded cells' value must never matter
     _check_pooling(x)
+
+
+def _np_max_pool1d(x, k, s, same):
+    n, t, c = x.shape
+    if same:
+        steps = -(-t // s)
+        left = max((steps - 1) * s + k - t, 0) // 2
+    else:
+        steps, left = (t - k) // s + 1, 0
+    out = np.empty((n, steps, c), x.dtype)
+    for i in range(steps):
+        lo = i * s - left
+        out[:, i] = x[:, max(lo, 0):lo + k].max(axis=1)
+    return out
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.sampled_from(["int32", "int64"]), st.data())
+def test_int_max_pooling1d_stays_int_and_exact(dtype, data):
+    info = np.iinfo(dtype)
+    x = data.draw(hnp.arrays(dtype, (2, 7, 3), elements=st.integers(info.min, info.max)))
+    valid, same, glob = _pool1d_plan(dtype)(x)
+    for got in (valid, same, glob):
+        assert got.dtype == x.dtype
+    np.testing.assert_array_equal(valid, _np_max_pool1d(x, 2, 2, False))
+    np.testing.assert_array_equal(same, _np_max_pool1d(x, 3, 2, True))
+    np.testing.assert_array_equal(glob, x.max(axis=1))
+    for g, r in zip((valid, same, glob), run_reference(_pool1d_plan(dtype).graph, x)):
+        np.testing.assert_array_equal(g, r)
+
+
+@functools.cache
+def _pool1d_plan(dtype: str):
+    x = Input((7, 3), dtype=dtype, name="x")
+    outs = [layers.MaxPooling1D(2)(x), layers.MaxPooling1D(3, strides=2, padding="same")(x),
+            layers.GlobalMaxPooling1D()(x)]
+    return compile(Model(x, outs))

@@ -352,3 +352,17 @@ def test_int_max_pooling_exports_through_float64_and_matches_onnx_runtime():
     for t, ours in zip(theirs, model(v)):
         assert t.dtype == ours.dtype == np.int32
         np.testing.assert_array_equal(t, ours)
+
+
+def test_int_max_pooling1d_exports_through_float64_and_matches_onnx_runtime():
+    x = Input((5, 2), dtype="int32", name="x")
+    model = Model(x, [layers.MaxPooling1D(2)(x), layers.MaxPooling1D(3, 2, padding="same")(x),
+                      layers.GlobalMaxPooling1D()(x)])
+    proto = conx.export(model, None)
+    v = np.random.default_rng(1).integers(-(2 ** 31), 2 ** 31 - 1, size=(2, 5, 2),
+                                          dtype=np.int32)
+    sess = ort.InferenceSession(proto.SerializeToString())
+    theirs = sess.run(None, {sess.get_inputs()[0].name: v})
+    for t, ours in zip(theirs, model(v)):
+        assert t.dtype == ours.dtype == np.int32
+        np.testing.assert_array_equal(t, ours)

@@ -194,8 +194,9 @@ def _pool1d_reference(kind: str):
         for t in range(steps):
             lo = max(0, t * strides - left)
             hi = min(x.shape[1], t * strides - left + pool)
-            window = x[:, lo:hi].astype(np.float64)
-            out[:, t] = window.max(axis=1) if kind == "max_pool1d" else window.mean(axis=1)
+            window = x[:, lo:hi]  # max: in the input's dtype (int64 stays exact)
+            out[:, t] = window.max(axis=1) if kind == "max_pool1d" else \
+                window.astype(np.float64).mean(axis=1)
         return out
     return reference
 

@@ -149,13 +149,19 @@ def _emit_pool1d(em, node, ins, params, attrs, hint, dtype):
                                             "AveragePooling1D")
     extra = {} if is_max else {"count_include_pad": 0}  # TF: padded cells never count
     geo = {"auto_pad": "SAME_UPPER"} if padding == "same" else {"pads": [0, 0, 0, 0]}
+    x, out_dtype = ins[0], dtype
+    if np.dtype(dtype).kind in "iu":  # ONNX MaxPool has no int32/int64: pool in float64
+        x, dtype = em.cast(x, np.float64, hint), np.dtype(np.float64)  # exact up to 2**53
     # as a 2-D pool over (N, C, 1, T): the form every ONNX consumer (our importer too) reads
-    x = em.add("Transpose", [ins[0]], f"{hint}/to_nct", dtype, perm=list(TO_NCT))
+    x = em.add("Transpose", [x], f"{hint}/to_nct", dtype, perm=list(TO_NCT))
     x = em.add("Unsqueeze", [x, em.ints([2], f"{hint}/row")], f"{hint}/nc1t", dtype)
     y = em.add("MaxPool" if is_max else "AveragePool", [x], f"{hint}/pool", dtype,
                kernel_shape=[1, pool], strides=[1, stride], **geo, **extra)
     y = em.add("Squeeze", [y, em.ints([2], f"{hint}/row")], f"{hint}/nct", dtype)
-    return em.add("Transpose", [y], hint, dtype, perm=list(TO_NCT))
+    if dtype == out_dtype:
+        return em.add("Transpose", [y], hint, dtype, perm=list(TO_NCT))
+    y = em.add("Transpose", [y], f"{hint}/to_ntc", dtype, perm=list(TO_NCT))
+    return em.cast(y, out_dtype, hint)
 
 
 @_emits("upsampling1d")
