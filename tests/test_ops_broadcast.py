@@ -11,7 +11,7 @@ from compiler.broadcast import broadcast_shapes
 from compiler.errors import ShapeError
 from compiler.ops import Unifier, get_op
 from compiler.symbolic import Dim
-from runtime.kernels.merge import broadcast_layout
+from runtime.kernels.broadcast import layout
 
 N, M, H, W, C = (Dim.symbol(s) for s in "NMHWC")
 BINARY = ["add", "subtract", "multiply", "maximum", "minimum", "average"]
@@ -102,16 +102,18 @@ def test_arity_comes_from_the_op():
 
 
 def test_layout_coalesces_axes():
-    shape, astr, bstr = broadcast_layout((2, 5, 6, 3), (2, 5, 6, 3), (2, 1, 1, 3))
+    shape, strides = layout((2, 5, 6, 3), (2, 5, 6, 3), (2, 1, 1, 3))
     assert shape.tolist() == [2, 30, 3]
-    assert astr.tolist() == [90, 3, 1] and bstr.tolist() == [3, 0, 1]
-    shape, astr, bstr = broadcast_layout((4, 3), (4, 3), (4, 3))
-    assert shape.tolist() == [12] and astr.tolist() == [1] and bstr.tolist() == [1]
-    shape, _, bstr = broadcast_layout((1, 1), (1, 1), (1,))
-    assert shape.tolist() == [1] and bstr.tolist() == [0]
+    assert strides.tolist() == [[90, 3, 1], [3, 0, 1]]
+    shape, strides = layout((4, 3), (4, 3), (4, 3))
+    assert shape.tolist() == [12] and strides.tolist() == [[1], [1]]
+    shape, strides = layout((1, 1), (1, 1), (1,))
+    assert shape.tolist() == [1] and strides[1].tolist() == [0]
     # n-ary folds: ``out`` may be larger than both operands of one step
-    shape, astr, bstr = broadcast_layout((2, 1, 3), (1,), (1, 1))
-    assert shape.tolist() == [6] and astr.tolist() == [0] and bstr.tolist() == [0]
+    shape, strides = layout((2, 1, 3), (1,), (1, 1))
+    assert shape.tolist() == [6] and strides.tolist() == [[0], [0]]
+    shape, strides = layout((2, 3, 4), (2, 1, 4), (3, 1), (4,))  # any number of operands
+    assert shape.tolist() == [2, 3, 4] and strides.tolist() == [[4, 0, 1], [0, 1, 0], [0, 0, 1]]
 
 
 def test_fold_where_out_outgrows_both_operands():

@@ -15,13 +15,13 @@ Integer ``floor_divide``/``mod`` by zero give 0, as NumPy does (it also warns); 
 NumPy's ``inf``/``nan``.
 """
 
-import functools
 import math
 
 import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
+from .broadcast import layout, row_offsets
 from .flags import JIT, PARALLEL_MIN_ELEMENTS
 from .registry import Kernel, register_kernel
 
@@ -211,50 +211,7 @@ def _is_int(dtype: np.dtype) -> bool:
     return dtype.kind in "iu"
 
 
-# -- broadcasting: strided rows ------------------------------------------------------------------
-@functools.lru_cache(maxsize=512)
-def layout(out_shape: tuple, *shapes: tuple):
-    """``(sizes, strides)``: int64 arrays, ``strides[k, d]`` the element stride of operand
-    ``k`` along coalesced axis ``d`` of ``out`` (0 where it broadcasts)."""
-    rank = len(out_shape)
-    per = []
-    for shape in shapes:
-        padded = (1,) * (rank - len(shape)) + tuple(shape)
-        st, step = [0] * rank, 1
-        for d in range(rank - 1, -1, -1):
-            st[d] = step if padded[d] != 1 else 0
-            step *= padded[d]
-        per.append(st)
-    dims = [(out_shape[d], tuple(st[d] for st in per)) for d in range(rank) if out_shape[d] != 1]
-    merged: list = []
-    for size, strides in dims:
-        if merged:
-            psize, pstrides = merged[-1]
-            if all(p == s * size for p, s in zip(pstrides, strides)):
-                merged[-1] = (psize * size, strides)
-                continue
-        merged.append((size, strides))
-    if not merged:
-        merged = [(1, (0,) * len(shapes))]
-    sizes = np.array([m[0] for m in merged], np.int64)
-    strides = np.array([m[1] for m in merged], np.int64).T.copy()
-    sizes.flags.writeable = strides.flags.writeable = False
-    return sizes, strides
-
-
-@njit(inline="always", **_INLINE)
-def _offsets(r, sizes, strides, offs):
-    """Each operand's offset of row ``r`` (all axes but the last)."""
-    rank = sizes.shape[0]
-    offs[:] = 0
-    rem = r
-    for d in range(rank - 2, -1, -1):
-        idx = rem % sizes[d]
-        rem //= sizes[d]
-        for k in range(offs.shape[0]):
-            offs[k] += idx * strides[k, d]
-
-
+# -- broadcasting: strided rows (layout and row offsets in ``broadcast.py``) ------------------
 @njit(inline="always", **_INLINE)
 def _binary_rows(a, b, out, sizes, strides, code, r0, r1):
     rank = sizes.shape[0]
@@ -262,7 +219,7 @@ def _binary_rows(a, b, out, sizes, strides, code, r0, r1):
     sa, sb = strides[0, rank - 1], strides[1, rank - 1]
     offs = np.zeros(2, np.int64)
     for r in range(r0, r1):
-        _offsets(r, sizes, strides, offs)
+        row_offsets(r, sizes, strides, offs)
         ao, bo, oo = offs[0], offs[1], r * inner
         if sa == 1 and sb == 1:
             for j in range(inner):
@@ -312,7 +269,7 @@ def _where_rows(c, a, b, out, sizes, strides, r0, r1):
     sc, sa, sb = strides[0, rank - 1], strides[1, rank - 1], strides[2, rank - 1]
     offs = np.zeros(3, np.int64)
     for r in range(r0, r1):
-        _offsets(r, sizes, strides, offs)
+        row_offsets(r, sizes, strides, offs)
         co, ao, bo, oo = offs[0], offs[1], offs[2], r * inner
         for j in range(inner):
             out[oo + j] = a[ao + j * sa] if c[co + j * sc] != 0 else b[bo + j * sb]

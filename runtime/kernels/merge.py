@@ -5,17 +5,18 @@ The element-wise kernels take any number of inputs, ``fn(*inputs, out, expand_af
 (the flag: the op attr of that name, 0 or 1), and broadcast them
 NumPy-style to ``out``'s shape: inputs of ``out``'s shape take a flat loop (the fast path every
 equal-shape model used before broadcasting existed); others are folded pairwise through a strided
-loop over ``out``'s rows, after the axes are coalesced (``(N, H, W, C) * (N, 1, 1, C)`` runs as
-``(N, H*W, C) * (N, 1, C)``). ``out`` accumulates in place, which is safe element by element.
+loop over ``out``'s rows, after the axes are coalesced (``broadcast.py``: ``(N, H, W, C) *
+(N, 1, 1, C)`` runs as ``(N, H*W, C) * (N, 1, C)``). ``out`` accumulates in place, which is
+safe element by element.
 """
 
-import functools
 import math
 
 import numpy as np
 from numba import njit, prange
 
 from .along_axis import axis_scalars, run_along_axis
+from .broadcast import layout, row_offsets
 from .flags import JIT, PARALLEL_MIN_ELEMENTS
 from .registry import Kernel, register_kernel
 
@@ -105,23 +106,20 @@ def _scalar_combine(x, b, out, op):
 
 
 @njit(inline="always", **_INLINE)
-def _broadcast_rows(a, b, out, shape, astr, bstr, op, r0, r1):
-    """Rows ``r0..r1`` of ``out`` viewed as ``(rows, shape[-1])``; strides are in elements.
+def _broadcast_rows(a, b, out, sizes, strides, op, r0, r1):
+    """Rows ``r0..r1`` of ``out`` viewed as ``(rows, sizes[-1])`` (``broadcast.layout``).
 
     The innermost stride of each operand is 1 or 0 (broadcast): the row is a contiguous slice
     or one scalar, and each case has its own per-op loop over slices, so the loops vectorize
     (indexing with ``i * stride`` instead ran 6x slower than NumPy).
     """
-    rank = shape.shape[0]
-    inner = shape[rank - 1]
-    sa, sb = astr[rank - 1], bstr[rank - 1]
+    rank = sizes.shape[0]
+    inner = sizes[rank - 1]
+    sa, sb = strides[0, rank - 1], strides[1, rank - 1]
+    offs = np.zeros(2, np.int64)
     for r in range(r0, r1):
-        rem, ao, bo = r, 0, 0
-        for d in range(rank - 2, -1, -1):
-            idx = rem % shape[d]
-            rem //= shape[d]
-            ao += idx * astr[d]
-            bo += idx * bstr[d]
+        row_offsets(r, sizes, strides, offs)
+        ao, bo = offs[0], offs[1]
         row = out[r * inner:(r + 1) * inner]
         if sa == 1 and sb == 1:
             _combine_chunk(a[ao:ao + inner], b[bo:bo + inner], row, 0, inner, op)
@@ -135,18 +133,18 @@ def _broadcast_rows(a, b, out, shape, astr, bstr, op, r0, r1):
 
 
 @njit(parallel=True, **JIT)
-def _broadcast_parallel(a, b, out, shape, astr, bstr, op):
-    inner = shape[shape.shape[0] - 1]
+def _broadcast_parallel(a, b, out, sizes, strides, op):
+    inner = sizes[sizes.shape[0] - 1]
     rows = out.shape[0] // inner
     per = max(1, _CHUNK // inner)
     for c in prange((rows + per - 1) // per):
-        _broadcast_rows(a, b, out, shape, astr, bstr, op, c * per, min(rows, (c + 1) * per))
+        _broadcast_rows(a, b, out, sizes, strides, op, c * per, min(rows, (c + 1) * per))
 
 
 @njit(**JIT)
-def _broadcast_serial(a, b, out, shape, astr, bstr, op):
-    inner = shape[shape.shape[0] - 1]
-    _broadcast_rows(a, b, out, shape, astr, bstr, op, 0, out.shape[0] // inner)
+def _broadcast_serial(a, b, out, sizes, strides, op):
+    inner = sizes[sizes.shape[0] - 1]
+    _broadcast_rows(a, b, out, sizes, strides, op, 0, out.shape[0] // inner)
 
 
 @njit(parallel=True, **JIT)
@@ -163,41 +161,6 @@ def _divide_serial(x, n):
         x[i] = x[i] / n
 
 
-@functools.lru_cache(maxsize=512)  # a plan calls with the same few shapes over and over
-def broadcast_layout(out_shape: tuple, a_shape: tuple, b_shape: tuple):
-    """``(shape, a_strides, b_strides)`` as int64 arrays over the coalesced axes of ``out``.
-
-    Inputs are taken as C-contiguous and right-aligned to ``out`` (NumPy rank broadcasting); a
-    broadcast axis gets stride 0. Axes of size 1 are dropped and neighbours whose strides chain
-    are merged, so the inner loop is as long as possible.
-    """
-    rank = len(out_shape)
-    strides = []
-    for shape in (a_shape, b_shape):
-        padded = (1,) * (rank - len(shape)) + tuple(shape)
-        st, step = [0] * rank, 1
-        for d in range(rank - 1, -1, -1):
-            st[d] = step if padded[d] != 1 else 0
-            step *= padded[d]
-        strides.append(st)
-    dims = [(out_shape[d], strides[0][d], strides[1][d]) for d in range(rank) if out_shape[d] != 1]
-    merged: list = []
-    for size, sa, sb in dims:
-        if merged:
-            psize, psa, psb = merged[-1]
-            if psa == sa * size and psb == sb * size:
-                merged[-1] = (psize * size, sa, sb)
-                continue
-        merged.append((size, sa, sb))
-    if not merged:
-        merged = [(1, 0, 0)]
-    cols = np.array(merged, dtype=np.int64).T
-    layout = tuple(np.ascontiguousarray(c) for c in cols)
-    for c in layout:
-        c.flags.writeable = False  # shared by every call through the cache
-    return layout
-
-
 def _combine(a, b, out, op) -> None:
     """``out = a op b`` over flat C-order views, broadcasting ``a`` and ``b`` to ``out``."""
     flat = out.reshape(-1)
@@ -205,10 +168,10 @@ def _combine(a, b, out, op) -> None:
     if a.shape == out.shape and b.shape == out.shape:
         (_combine_parallel if big else _combine_serial)(a.reshape(-1), b.reshape(-1), flat, op)
         return
-    shape, astr, bstr = broadcast_layout(out.shape, a.shape, b.shape)
+    sizes, strides = layout(out.shape, a.shape, b.shape)
     (_broadcast_parallel if big else _broadcast_serial)(
-        np.ascontiguousarray(a).reshape(-1), np.ascontiguousarray(b).reshape(-1), flat, shape,
-        astr, bstr, op)
+        np.ascontiguousarray(a).reshape(-1), np.ascontiguousarray(b).reshape(-1), flat, sizes,
+        strides, op)
 
 
 def _fold(arrays, op) -> None:
