@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import networkx as nx
 
+from .dtypes import VALUE_DTYPES, computes_in_model_dtype, input_conversions, model_dtype
+from .errors import DTypeError, ShapeError
 from .symbolic import format_shape
 
 SOURCE_OPS = ("input", "param")
@@ -45,18 +47,19 @@ def add_node(g: nx.DiGraph, op: str, operands: Iterable[int] = (), *, attrs: dic
     g.graph["next_id"] = node + 1
     g.add_node(node, op=op, attrs=dict(attrs or {}), origin=origin, type=type,
                **extra)
+    slots: dict[int, tuple] = {}  # a new node has no edges yet: group its slots per source
     for pos, src in enumerate(operands):
-        if g.has_edge(src, node):
-            g.edges[src, node]["positions"] += (pos,)
-        else:
-            g.add_edge(src, node, positions=(pos,))
+        slots[src] = slots.get(src, ()) + (pos,)
+    for src, positions in slots.items():
+        g.add_edge(src, node, positions=positions)
     return node
 
 
 def operands(g: nx.DiGraph, node: int) -> list[int]:
     """The nodes ``node`` reads, in operand order."""
     slots: dict[int, int] = {}
-    for src, _, data in g.in_edges(node, data=True):
+    # networkx's own predecessor dict ({source: edge data}): the views cost more than the walk
+    for src, data in g._pred[node].items():
         for pos in data["positions"]:
             slots[pos] = src
     return [slots[i] for i in range(len(slots))]
@@ -65,7 +68,7 @@ def operands(g: nx.DiGraph, node: int) -> list[int]:
 def split_operands(g: nx.DiGraph, node: int) -> tuple[list[int], dict[str, int]]:
     """``(data_operands, param_operands)`` from one walk of the node's in-edges (passes that
     visit every node need both; each alone walks them again)."""
-    nodes = g.nodes
+    nodes = g._node  # networkx's node-attribute dict, without the view's per-lookup checks
     data, params = [], {}
     for n in operands(g, node):
         if nodes[n]["op"] == "param":
@@ -105,7 +108,7 @@ def topo_nodes(g: nx.DiGraph) -> list[int]:
     passes that rewrite may add new *param* nodes freely), so sorting is a topological sort:
     near-linear and deterministic, which matters for 10,000-layer models.
     """
-    nodes = g.nodes
+    nodes = g._node
     ordered = sorted(nodes)
     return ([n for n in ordered if nodes[n]["op"] in SOURCE_OPS]
             + [n for n in ordered if nodes[n]["op"] not in SOURCE_OPS])
@@ -153,8 +156,7 @@ def verify(g: nx.DiGraph) -> None:
     read by an op or returned. Only graph inputs may go unread (a model may ignore an input that
     is part of its signature).
     """
-    from .dtypes import input_conversions
-    from .ops.registry import AS_ACTIVATION, OUTPUT_FUSABLE, registered_ops
+    from .ops.registry import AS_ACTIVATION, OUTPUT_FUSABLE, Unifier, registered_ops
 
     ops = registered_ops()
     outputs = set(g.graph["outputs"])
@@ -176,7 +178,8 @@ def verify(g: nx.DiGraph) -> None:
         slots = sorted(p for _, _, d in g.in_edges(node, data=True) for p in d["positions"])
         assert slots == list(range(len(slots))), f"{format_node(g, node)}: operand slots {slots}"
         fewest, most = opdef.arity(data["attrs"])
-        data_in, params = split_operands(g, node)
+        data_in, all_params = split_operands(g, node)
+        params = all_params
         assert fewest <= len(data_in) and (most is None or len(data_in) <= most), \
             f"{format_node(g, node)}: {len(data_in)} data operands, op {op} takes {fewest}..{most}"
         if opdef.param_spec is not None:
@@ -185,7 +188,7 @@ def verify(g: nx.DiGraph) -> None:
             assert set(params) == set(declared), \
                 (f"{format_node(g, node)}: reads params {sorted(params)}, op {op} declares "
                  f"{sorted(declared)} for attrs {data['attrs']}")
-        _verify_dtypes(g, node, opdef, data_in)
+        _verify_dtypes(g, node, opdef, data_in, all_params, Unifier)
         if opdef.traits & {OUTPUT_FUSABLE, AS_ACTIVATION}:
             # data operands of another dtype are converted on read (compiler.dtypes)
             converted = input_conversions(g, node, data_in)
@@ -199,12 +202,8 @@ def verify(g: nx.DiGraph) -> None:
         assert n in g, f"graph output %{n} is not in the graph"
 
 
-def _verify_dtypes(g: nx.DiGraph, node: int, opdef, data_in) -> None:
+def _verify_dtypes(g: nx.DiGraph, node: int, opdef, data_in, params: dict, unifier) -> None:
     """Every value has a supported dtype, and the op's dtype rule agrees with the node's."""
-    from .dtypes import VALUE_DTYPES, computes_in_model_dtype, model_dtype
-    from .errors import DTypeError, ShapeError
-    from .ops.registry import Unifier
-
     data = g.nodes[node]
     t = data["type"]
     assert t.dtype in VALUE_DTYPES, \
@@ -214,9 +213,8 @@ def _verify_dtypes(g: nx.DiGraph, node: int, opdef, data_in) -> None:
     else:
         try:
             want = opdef.shape_rule([g.nodes[n]["type"] for n in data_in],
-                                    {k: g.nodes[p]["type"] for k, p in
-                                     param_operands(g, node).items()},
-                                    data["attrs"], Unifier()).dtype
+                                    {k: g.nodes[p]["type"] for k, p in params.items()},
+                                    data["attrs"], unifier()).dtype
         except DTypeError as e:  # e.g. take with float indices
             raise AssertionError(f"{format_node(g, node)}: op {data['op']} does not accept "
                                  f"operand dtypes "

@@ -7,6 +7,7 @@ them only after the whole pipeline succeeded (``commit_weights``).
 
 from __future__ import annotations
 
+import functools
 import os
 
 import networkx as nx
@@ -81,6 +82,7 @@ def _require_concrete(g, node, layer: str, pname, t) -> None:
             f"Give those dims concrete sizes in the input shape{hint}.")
 
 
+@functools.cache  # physical memory does not change while we run; asked once per weight
 def _memory_bytes() -> int | None:
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
