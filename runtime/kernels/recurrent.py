@@ -29,7 +29,8 @@ from .registry import Kernel, register_kernel
 SIMPLE, LSTM, GRU = 0, 1, 2
 _CELLS = {"simple_rnn": SIMPLE, "lstm": LSTM, "gru": GRU}
 _GATES = (1, 4, 3)
-_OUTPUTS = {"sequence": 0, "h": 1, "c": 2}
+_OUTPUTS = {"sequence": 0, "h": 1, "c": 2, "all": 3}
+ALL = _OUTPUTS["all"]
 _INLINE = {k: v for k, v in JIT.items() if k != "cache"}
 #: rows per thread from which the parallel variant splits the batch (a smaller block wastes
 #: most of each step's product on BLAS call overhead)
@@ -221,8 +222,13 @@ def _run(args, parallel: bool) -> None:
     h = np.array(states[0], dtype, order="C") if n_states else np.zeros((n, u), dtype)
     c = np.array(states[1], dtype, order="C") if n_states > 1 else np.zeros((n, u), dtype)
     m = np.ascontiguousarray(mask) if mask is not None else np.zeros((1, 1), dtype)
-    seq_out = ret_seq and which == 0
-    seq = out if seq_out else np.zeros((1, 1, 1), dtype)
+    seq_out = ret_seq and which in (0, ALL)
+    if not seq_out:
+        seq = np.zeros((1, 1, 1), dtype)
+    elif which == ALL:  # the sequence part of the packed output, written contiguously
+        seq = np.empty((n, steps, u), dtype)
+    else:
+        seq = out
     prev = np.zeros((n, u), dtype)
     fast = dtype == np.float32  # float64 models keep libm's precision
     threads = min(_BLOCKS, n // PARALLEL_MIN_ROWS)
@@ -231,6 +237,9 @@ def _run(args, parallel: bool) -> None:
     run = _recur_parallel if use_threads else _recur_serial
     run(xt, wt, ut, ibias, rbias, h, c, m, mask is not None, seq, seq_out, backwards, reverse,
         zero_out, cell, act, ract, LEAKY_RELU_DEFAULT_SLOPE, reset_after, fast, prev, cols)
+    if which == ALL:
+        _pack(out, h, c, seq if seq_out else (h if mask is None or steps == 0 else prev), cell)
+        return
     if seq_out:
         return
     if which == 2:
@@ -239,6 +248,15 @@ def _run(args, parallel: bool) -> None:
         out[...] = h
     else:
         out[...] = prev
+
+
+def _pack(out: np.ndarray, h: np.ndarray, c: np.ndarray, result: np.ndarray,
+          cell: int) -> None:
+    """``output="all"``: the final states along axis 1, then the sequence or last output."""
+    states = (h, c) if cell == LSTM else (h,)
+    for k, state in enumerate(states):
+        out[:, k] = state
+    out[:, len(states):] = result if result.ndim == 3 else result[:, None]
 
 
 def recurrent(*args) -> None:
