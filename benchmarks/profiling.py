@@ -32,6 +32,7 @@ def profile_workload(wl: Any, repeat: int, seed: int = 0) -> str:
         x = rng.standard_normal((wl.batch, *wl.input_shape), dtype=np.float32)
     else:
         plan, x = _PROFILED[type(wl)](wl, seed)
-    header = f"{wl.id}: {wl.title}, {getattr(wl, 'case', f'batch {wl.batch}')} " \
+    title = getattr(wl, 'title', None) or getattr(wl, 'cell', '')
+    header = f"{wl.id}: {title}, {getattr(wl, 'case', f'batch {wl.batch}')} " \
              f"(median of {repeat})"
     return header + "\n" + plan.profile(x, repeat=repeat).table()
