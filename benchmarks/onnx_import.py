@@ -70,16 +70,22 @@ def _session(path: Path):
     return make_session(onnx.load(str(path)))
 
 
-def run_onnx_inference(ctx: RunContext, wl: OnnxWorkload) -> list[Row]:
+def profiled(wl: OnnxWorkload, seed: int) -> tuple:
+    """``(plan, x)``: the imported net compiled to jitted code and its input (``--profile``)."""
     from compiler import compile
     from compiler import onnx as conx
 
+    plan = compile(conx.load(exported(wl.net, wl.side)), tier="jit")
+    x = np.random.default_rng(seed).standard_normal(
+        (wl.batch, 3, wl.side, wl.side)).astype(np.float32)
+    return plan, x
+
+
+def run_onnx_inference(ctx: RunContext, wl: OnnxWorkload) -> list[Row]:
     bar = ctx.progress
     bar.describe(f"{wl.id}: export + import {wl.net}")
     path = exported(wl.net, wl.side)
-    plan = compile(conx.load(path), tier="jit")  # time jitted code, not the lower tier
-    x = np.random.default_rng(ctx.seed).standard_normal(
-        (wl.batch, 3, wl.side, wl.side)).astype(np.float32)
+    plan, x = profiled(wl, ctx.seed)
     expected = np.array(plan(x), copy=True)
     bar.step()
 

@@ -84,22 +84,36 @@ def _randomize(model, seed: int) -> None:
             layer.set_weights(weights)
 
 
+_EPSILON = 1e-5
+
+
+def _build_ours(wl: EncoderWorkload, seed: int) -> tuple:
+    """``(model, plan, x)``: the randomized block compiled for any batch and length."""
+    from compiler import TensorSpec, compile, set_random_seed
+
+    set_random_seed(seed)
+    model = encoder_block(wl.d_model, wl.num_heads, wl.ffn_dim, wl.activation, _EPSILON)
+    _randomize(model, seed)
+    plan = compile(model, TensorSpec((None, None, wl.d_model)), tier="jit")  # jitted code
+    x = np.random.default_rng(seed).standard_normal(
+        (wl.batch, wl.length, wl.d_model)).astype(np.float32)
+    return model, plan, x
+
+
+def profiled(wl: EncoderWorkload, seed: int) -> tuple:
+    """``(plan, x)``: what ``run_encoder`` times, for ``--profile``."""
+    _, plan, x = _build_ours(wl, seed)
+    return plan, x
+
+
 def run_encoder(ctx: RunContext, wl: EncoderWorkload) -> list[Row]:
     if ctx.ours.name != DEFERC:
         return skipped_rows(wl, wl.steps(), ctx, "sequence workloads need deferc")
-    from compiler import TensorSpec, compile, set_random_seed
-
     bar = ctx.progress
     bar.describe(f"{wl.id}: build ours ({ctx.ours.name})")
-    set_random_seed(ctx.seed)
-    epsilon = 1e-5
-    model = encoder_block(wl.d_model, wl.num_heads, wl.ffn_dim, wl.activation, epsilon)
-    _randomize(model, ctx.seed)
-    plan = compile(model, TensorSpec((None, None, wl.d_model)), tier="jit")  # jitted code
-    x = np.random.default_rng(ctx.seed).standard_normal(
-        (wl.batch, wl.length, wl.d_model)).astype(np.float32)
+    model, plan, x = _build_ours(wl, ctx.seed)
     expected = np.array(plan(x), copy=True)
-    weights = _weights(model, wl, epsilon)
+    weights = _weights(model, wl, _EPSILON)
     bar.step()
 
     builders = {"torch": lambda: transformer_peer.build_torch(weights),

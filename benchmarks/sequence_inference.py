@@ -129,13 +129,23 @@ def run_sequence_inference(ctx: RunContext, wl: SequenceWorkload) -> list[Row]:
     bar = ctx.progress
     bar.describe(f"{wl.id}: build ours ({ctx.ours.name})")
     weights, plan = _build_ours(wl, ctx.seed)
-    x = np.random.default_rng(ctx.seed).standard_normal(
-        (wl.batch, wl.steps, wl.features)).astype(np.float32)
+    x = _inputs(wl, ctx.seed)
     expected = np.array(plan(x), copy=True)
     bar.step()
     attempts = {name: partial(_PEERS[name], wl, weights, x) for name in wl.peers}
     timings, statuses = check_and_time(ctx, wl.id, lambda: plan(x), expected, attempts)
     return comparison_rows(wl.id, wl.case, wl.peers, timings, wl.flops(), wl.targets, statuses)
+
+
+def profiled(wl: SequenceWorkload, seed: int) -> tuple:
+    """``(plan, x)``: what ``run_sequence_inference`` times, for ``--profile``."""
+    _, plan = _build_ours(wl, seed)
+    return plan, _inputs(wl, seed)
+
+
+def _inputs(wl: SequenceWorkload, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal(
+        (wl.batch, wl.steps, wl.features)).astype(np.float32)
 
 
 def describe(wl: SequenceWorkload) -> str:

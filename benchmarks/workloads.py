@@ -33,7 +33,7 @@ class Workload:
     title: str
     steps: Callable[[RunContext], int]
     run: Callable[[RunContext], list[Row]]
-    #: what ``--profile`` builds (inference and conv workloads); None: not profilable
+    #: what ``--profile`` builds (W, C, S and R workloads); None: not profilable
     spec: Any = None
 
 
@@ -116,7 +116,7 @@ _RECURRENT = [
 for _wl in _RECURRENT:
     WORKLOADS[_wl.id] = Workload(_wl.id, describe_sequence(_wl),
                                  lambda ctx, wl=_wl: wl.steps_count(),
-                                 lambda ctx, wl=_wl: run_sequence_inference(ctx, wl))
+                                 lambda ctx, wl=_wl: run_sequence_inference(ctx, wl), _wl)
 _SEQUENCE = [
     EncoderWorkload("S3", "Transformer encoder block", 256, 4, 1024, length=128, batch=8,
                     targets={"onnxruntime": _faster(1.25, "ONNX Runtime"),
@@ -126,7 +126,7 @@ _SEQUENCE = [
 ]
 for _wl in _SEQUENCE:
     WORKLOADS[_wl.id] = Workload(_wl.id, describe_encoder(_wl), lambda ctx, wl=_wl: wl.steps(),
-                                 lambda ctx, wl=_wl: run_encoder(ctx, wl))
+                                 lambda ctx, wl=_wl: run_encoder(ctx, wl), _wl)
 for _id, _title in (("T1", "ResNet-18 224², batch 1, fresh process, cold cache: first result"),
                     ("T2", "ResNet-18 224², batch 1, fresh process, warm cache: first result"),
                     ("T3", "ResNet-18 224², batch 1, cold cache: time to compiled speed")):
@@ -137,6 +137,6 @@ from .onnx_import import ONNX_WORKLOADS, run_onnx_inference, run_r4  # noqa: E40
 for _wl in ONNX_WORKLOADS:
     WORKLOADS[_wl.id] = Workload(_wl.id, f"{_wl.title}, {_wl.case}",
                                  lambda ctx, wl=_wl: wl.steps(),
-                                 lambda ctx, wl=_wl: run_onnx_inference(ctx, wl))
+                                 lambda ctx, wl=_wl: run_onnx_inference(ctx, wl), _wl)
 WORKLOADS["R4"] = Workload("R4", "import + compile of ResNet-50 from ONNX (warm numba cache) vs "
                            "ORT session creation, fresh processes", lambda ctx: 3, run_r4)

@@ -135,11 +135,79 @@ def test_scores_composition_matches_the_layer_without_scores():
     np.testing.assert_allclose(scores.sum(-1), 1.0, rtol=1e-5)
 
 
-def test_explicit_masks_and_changing_the_scores_flag_are_clear_errors():
+def _token_mask(batch, steps, seed):
+    mask = np.random.default_rng(seed).random((batch, steps)) > 0.3
+    mask[:, 0] = True  # every row attends something: both Keras paths agree there
+    return mask
+
+
+@pytest.mark.parametrize("scores", [False, True])
+def test_explicit_value_and_key_masks_match_keras(scores):
+    """An explicit value_mask replaces the value's propagated mask; key_mask masks too."""
+    q_ids, kv_ids = padded_ids(3, 5), padded_ids(3, 6)
+    keys = RNG.normal(size=(3, 6, 5)).astype(np.float32)
+    vmask, kmask = _token_mask(3, 6, 1), _token_mask(3, 6, 2)
+
+    def build(lib):
+        qi, vi, ki = lib.Input((None,), dtype="int32"), lib.Input((None,), dtype="int32"), \
+            lib.Input((None, 5))
+        vm, km = lib.Input((None,), dtype="bool"), lib.Input((None,), dtype="bool")
+        q_emb = lib.layers.Embedding(20, 6, mask_zero=True)
+        v_emb = lib.layers.Embedding(20, 4, mask_zero=True)
+        att = lib.layers.MultiHeadAttention(2, 3)
+        out = att(q_emb(qi), v_emb(vi), key=ki, value_mask=vm, key_mask=km,
+                  return_attention_scores=scores)
+        return lib.Model([qi, vi, ki, vm, km], list(out) if scores else out)
+
+    import compiler
+    ours, theirs = build(compiler), build(keras)
+    theirs.set_weights(ours.get_weights())
+    args = [q_ids, kv_ids, keys, vmask, kmask]
+    got, want = ours(args), kmodel_out(theirs, args)
+    keep = q_ids != 0  # padded query rows: Keras' two paths differ there (module docstring)
+    for a, b in zip(got if scores else [got], want if scores else [want]):
+        np.testing.assert_allclose(a[keep] if a.ndim == 3 else a.transpose(0, 2, 1, 3)[keep],
+                                   b[keep] if b.ndim == 3 else b.transpose(0, 2, 1, 3)[keep],
+                                   **TOL)
+
+
+def kmodel_out(model, args):
+    y = model(args)
+    return [_np(t) for t in y] if isinstance(y, (list, tuple)) else _np(y)
+
+
+def test_eager_explicit_masks_match_keras_and_query_mask_is_dropped_as_keras_does():
+    q, v = RNG.normal(size=(2, 4, 6)).astype(np.float32), RNG.normal(size=(2, 5, 3)).astype(
+        np.float32)
+    vmask, kmask = _token_mask(2, 5, 3), _token_mask(2, 5, 4)
+    qmask = np.zeros((2, 4), bool)  # Keras 3 ignores it (call() reads query's own mask)
+    mha = layers.MultiHeadAttention(2, 3)
+    out = mha(q, v, query_mask=qmask, value_mask=vmask, key_mask=kmask)
+    ref = keras.layers.MultiHeadAttention(2, 3)
+    ref(q, v)
+    _copy(mha, ref)
+    expected = _np(ref(q, v, query_mask=qmask, value_mask=vmask, key_mask=kmask))
+    np.testing.assert_allclose(out, expected, **TOL)
+    unmasked = layers.MultiHeadAttention(2, 3)
+    unmasked(q, v)
+    unmasked.set_weights(mha.get_weights())
+    assert not np.allclose(out, unmasked(q, v), **TOL)  # the masks did something
+    for i in range(2):  # and what they did is attention over the kept positions only
+        kept = vmask[i] & kmask[i]
+        single = layers.MultiHeadAttention(2, 3)
+        single(q[i:i + 1], v[i:i + 1, kept])
+        single.set_weights(mha.get_weights())
+        np.testing.assert_allclose(out[i], single(q[i:i + 1], v[i:i + 1, kept])[0], **TOL)
+
+
+def test_changing_explicit_masks_or_the_scores_flag_are_clear_errors():
     q = RNG.normal(size=(1, 3, 4)).astype(np.float32)
     mha = layers.MultiHeadAttention(2, 2, name="att")
-    with pytest.raises(CompilerError, match=r"'att'.*explicit query_mask/value_mask/key_mask"):
-        mha(q, q, value_mask=np.ones((1, 3), bool))
+    mha(q, q, value_mask=np.ones((1, 3), bool))
+    with pytest.raises(CompilerError, match=r"'att'.*value_mask=given.*now with.*"
+                                            r"value_mask=None"):
+        mha(q, q)
+    mha = layers.MultiHeadAttention(2, 2, name="att")
     mha(q, q)
     with pytest.raises(CompilerError, match=r"'att'.*return_attention_scores=False, now with "
                                             r"True"):

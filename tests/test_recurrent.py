@@ -248,6 +248,33 @@ def test_initial_and_returned_states_match_keras(kind):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("kind", sorted(RNNS))
+@pytest.mark.parametrize("seqs,backwards", [(False, False), (True, False), (True, True)])
+def test_masked_return_state_matches_keras_from_one_recurrence(kind, seqs, backwards):
+    """Every output of a ``return_state`` call comes from one recurrent node (no rerun)."""
+    def build(lib):
+        inp = lib.Input((None,))
+        e = lib.layers.Embedding(12, 4, mask_zero=True)(inp)
+        outs = getattr(lib.layers, kind)(5, return_sequences=seqs, return_state=True,
+                                         go_backwards=backwards)(e)
+        return lib.Model(inp, list(outs))
+
+    import compiler
+    ours, theirs = build(compiler), build(keras)
+    _randomize(ours, 31)
+    theirs.set_weights(ours.get_weights())
+    x = np.random.default_rng(32).integers(1, 12, (3, 6))
+    x[0, 3:] = 0
+    x[2, 1] = 0
+    got, want = ours(x), _keras_out(theirs, x)
+    assert len(got) == len(want) == 1 + (2 if kind == "LSTM" else 1)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    plan = compile(ours, TensorSpec((None, None), "int32"))
+    ops = [plan.graph.nodes[n]["op"] for n in plan.graph]
+    assert ops.count(RNNS[kind].op) == 1, ops
+
+
 def test_bidirectional_return_state_layout():
     inp = Input((None, 3))
     outs = layers.Bidirectional(layers.LSTM(4, return_state=True))(inp)

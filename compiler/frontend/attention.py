@@ -16,13 +16,20 @@ from ..errors import CompilerError
 from . import initializers
 from .layers import Layer, _flag, _positive_int
 
+#: the per-token masks a call may pass explicitly (``query_mask`` is accepted and dropped)
+EXPLICIT_MASKS = ("value_mask", "key_mask")
+
 
 class MultiHeadAttention(Layer):
     """``mha(query, value, key=None, attention_mask=None, use_causal_mask=False)``.
 
-    Inference only: ``dropout`` is kept for the configuration. The call's form (whether ``key``
-    and ``attention_mask`` are given, ``use_causal_mask``) is fixed by the first call: one layer
-    instance is one attention pattern.
+    Inference only: ``dropout`` is kept for the configuration. The call's form (whether ``key``,
+    ``attention_mask``, ``value_mask`` and ``key_mask`` are given, ``use_causal_mask``) is fixed
+    by the first call: one layer instance is one attention pattern.
+
+    Masks follow Keras 3: an explicit ``value_mask``/``key_mask`` ``(N, Tv)`` (nonzero = keep)
+    replaces the mask propagated with ``value``/``key``; an explicit ``query_mask`` is dropped,
+    since Keras' ``call`` always reads the query's own propagated mask instead.
     """
 
     op = "multi_head_attention"
@@ -31,7 +38,7 @@ class MultiHeadAttention(Layer):
                  dropout: float = 0.0, use_bias: bool = True, output_shape: Any = None,
                  attention_axes: Any = None, kernel_initializer: Any = "glorot_uniform",
                  bias_initializer: Any = "zeros", seed: int | None = None,
-                 call_form: Any = None, **kwargs: Any):
+                 call_form: Any = None, call_masks: Any = (), **kwargs: Any):
         super().__init__(**kwargs)
         kind = type(self).__name__
         self.num_heads = _positive_int(num_heads, "num_heads", kind)
@@ -58,6 +65,8 @@ class MultiHeadAttention(Layer):
         if call_form is not None:
             self._call_form = tuple(_flag(call_form[k], k, kind) for k in (
                 "key", "attention_mask", "use_causal_mask"))
+        #: the explicit per-token masks of the first call, in ``EXPLICIT_MASKS`` order
+        self._call_masks = tuple(m for m in EXPLICIT_MASKS if m in tuple(call_masks or ()))
 
     def __call__(self, query: Any, value: Any = None, *rest: Any, key: Any = None,
                  query_mask: Any = None, value_mask: Any = None, key_mask: Any = None,
@@ -86,11 +95,8 @@ class MultiHeadAttention(Layer):
         if value is None:
             raise CompilerError(f"layer '{self.name}' ({kind}): call it as mha(query, value, "
                                 f"key=None, attention_mask=None), received no value")
-        if any(m is not None for m in (query_mask, value_mask, key_mask)):
-            raise CompilerError(f"layer '{self.name}' ({kind}): explicit query_mask/value_mask/"
-                                f"key_mask are not supported; the masks of query, value and key "
-                                f"propagate from Embedding(mask_zero=True) or Masking, or pass "
-                                f"attention_mask")
+        explicit = {"value_mask": value_mask, "key_mask": key_mask}
+        masks = tuple(name for name in EXPLICIT_MASKS if explicit[name] is not None)
         scores = _flag(return_attention_scores, "return_attention_scores", kind)
         with self._lock:
             if self.__dict__.setdefault("_return_scores", scores) != scores:
@@ -102,18 +108,40 @@ class MultiHeadAttention(Layer):
                 _flag(use_causal_mask, "use_causal_mask", kind))
         with self._lock:
             if self._call_form is None:
-                self._call_form = form
-            elif self._call_form != form:
+                self._call_form, self._call_masks = form, masks
+            elif (self._call_form, self._call_masks) != (form, masks):
                 raise CompilerError(
                     f"layer '{self.name}' ({kind}) was first called with "
-                    f"{_describe(self._call_form)}, now with {_describe(form)}; "
-                    f"use one layer instance per call pattern")
-        inputs = [query, value] + [x for x in (key, attention_mask) if x is not None]
+                    f"{_describe(self._call_form, self._call_masks)}, now with "
+                    f"{_describe(form, masks)}; use one layer instance per call pattern")
+        inputs = [query, value] + [x for x in (key, attention_mask) if x is not None] + \
+            [explicit[name] for name in masks]
         if any(hasattr(x, "layer") for x in inputs):  # symbolic tensors: record the call
-            out = Layer.__call__(self, *inputs)
+            out = self._call_symbolic(inputs, masks)
             return (out, _scores_tensor(self, out, inputs)) if scores else out
         result = self._eager_model(inputs)(*inputs)
         return tuple(result) if scores else result
+
+    def _call_symbolic(self, inputs: list, masks: tuple) -> Any:
+        """The op's shape rule on the data inputs and ``attention_mask``; the explicit
+        ``(N, Tv)`` masks only feed the merged mask, so they are checked here."""
+        from .functional import SymbolicTensor, call_layer_symbolically
+
+        if not masks:
+            return Layer.__call__(self, *inputs)
+        out = call_layer_symbolically(self, inputs[:len(inputs) - len(masks)])
+        value = inputs[1].shape
+        for name, mask in zip(masks, inputs[len(inputs) - len(masks):]):
+            shape = getattr(mask, "shape", None)
+            if not isinstance(mask, SymbolicTensor):
+                raise CompilerError(f"layer '{self.name}' (MultiHeadAttention): {name} must be "
+                                    f"a symbolic tensor like the other inputs, received "
+                                    f"{type(mask).__name__}")
+            if shape is not None and (len(shape) != 2 or not _fits(shape, value)):
+                raise CompilerError(f"layer '{self.name}' (MultiHeadAttention): {name} must be "
+                                    f"(batch, value steps) = {(value or (None, None))[:2]}, "
+                                    f"received {shape}")
+        return SymbolicTensor(out.type, self, inputs)
 
     def lower(self, builder: Any, inputs: list[int]) -> list[int]:
         """The fused op (fed the merged mask of the call), or with ``return_attention_scores``
@@ -140,22 +168,29 @@ class MultiHeadAttention(Layer):
         from .functional import Input
         from .models import Model
 
-        widths = tuple(tuple(np.shape(a)[2:]) for a in arrays)
-        if self._call_form[1]:
-            widths = widths[:-1] + ((),)  # the mask's last axis is a length, not a width
+        slots = self.input_slots()
+        # a mask's axes are lengths, not widths; the data inputs' widths key the cache
+        widths = tuple(() if slot.endswith("mask") else tuple(np.shape(a)[2:])
+                       for slot, a in zip(slots, arrays))
         with self._lock:
             cache = self.__dict__.setdefault("_eager_models", {})
             model = cache.get(widths)
             if model is None:
-                tensors = [Input((None,) + w) for w in widths]
-                if self._call_form[1]:  # the mask: (N, Tq, Tv)
-                    tensors[-1] = Input((None, None))
-                out = Layer.__call__(self, *tensors)
+                tensors = [Input((None, None)) if slot == "attention_mask" else  # (N, Tq, Tv)
+                           Input((None,), dtype="bool") if slot.endswith("mask") else
+                           Input((None,) + w) for slot, w in zip(slots, widths)]
+                out = self._call_symbolic(tensors, self._call_masks)
                 if self.__dict__.get("_return_scores"):
                     out = [out, _scores_tensor(self, out, tensors)]
                 model = Model(tensors, out)
                 cache[widths] = model
         return model
+
+    def input_slots(self) -> list[str]:
+        """Names of the call's inputs, in the order ``lower`` receives them."""
+        has_key, has_mask, _ = self._call_form or (False, False, False)
+        return ["query", "value"] + ["key"] * has_key + ["attention_mask"] * has_mask + \
+            list(self._call_masks)
 
     def op_attrs(self) -> dict:
         has_key, has_mask, causal = self._call_form or (False, False, False)
@@ -173,6 +208,7 @@ class MultiHeadAttention(Layer):
                 "output_shape": self.output_shape,
                 "call_form": None if self._call_form is None else dict(zip(
                     ("key", "attention_mask", "use_causal_mask"), self._call_form)),
+                "call_masks": list(self._call_masks),
                 "kernel_initializer": initializers.serialize(self.kernel_initializer),
                 "bias_initializer": initializers.serialize(self.bias_initializer)}
 
@@ -189,10 +225,20 @@ def _scores_tensor(layer: MultiHeadAttention, out: Any, inputs: list) -> Any:
     return SymbolicTensor(TensorType(shape, out.type.dtype), OutputOf(layer, 1), inputs)
 
 
-def _describe(form: tuple) -> str:
+def _fits(mask: tuple, value: tuple | None) -> bool:
+    """A ``(N, Tv)`` mask against value ``(N, Tv, D)``: no provable size conflict."""
+    if value is None:
+        return True
+    return all(not (isinstance(a, int) and isinstance(b, int) and a != b)
+               for a, b in zip(mask, value[:2]))
+
+
+def _describe(form: tuple, masks: tuple = ()) -> str:
     has_key, has_mask, causal = form
+    explicit = "".join(f", {name}={'given' if name in masks else 'None'}"
+                       for name in EXPLICIT_MASKS)
     return (f"key={'given' if has_key else 'None'}, attention_mask="
-            f"{'given' if has_mask else 'None'}, use_causal_mask={causal}")
+            f"{'given' if has_mask else 'None'}{explicit}, use_causal_mask={causal}")
 
 
 class PositionEmbedding(Layer):

@@ -47,17 +47,24 @@ def _axis_true(builder: Any, layer: Any, x: int, axis: int) -> int:
 
 
 def merged_mask(builder: Any, layer: Any, query: int, value: int, key: int | None,
-                user_mask: int | None, causal: bool) -> int | None:
+                user_mask: int | None, causal: bool, explicit: dict | None = None
+                ) -> int | None:
     """The ``(N, Tq, Tv)`` bool keep mask of one call, or ``None`` when nothing masks.
 
-    ``causal`` is ANDed in only when the caller asks (the fused op applies it itself)."""
+    ``causal`` is ANDed in only when the caller asks (the fused op applies it itself).
+    ``explicit`` maps ``"value_mask"``/``"key_mask"`` to the call's own ``(N, Tv)`` masks, which
+    replace what ``value``/``key`` propagate (Keras fills a ``*_mask`` argument only when the
+    caller left it out)."""
     parts = []
+    explicit = explicit or {}
     q_mask = mask_node(builder, query)
     if q_mask is not None:
         parts.append(_node(builder, layer, "expand_dims", [_keep_bool(builder, layer, q_mask)],
                            axis=-1))
-    for source in (value, key):
-        m = mask_node(builder, source) if source is not None else None
+    for name, source in (("value_mask", value), ("key_mask", key)):
+        m = explicit.get(name)
+        if m is None and source is not None:
+            m = mask_node(builder, source)
         if m is not None:
             parts.append(_node(builder, layer, "expand_dims", [_keep_bool(builder, layer, m)],
                                axis=-2))
@@ -97,18 +104,18 @@ def lower_fused(layer: Any, builder: Any, inputs: list[int], zero_empty_rows: bo
     ``zero_empty_rows`` gives it a zero context instead, as Keras' explicit path (taken with
     ``return_attention_scores``) does."""
     has_key, has_mask, causal = layer._call_form
+    named = dict(zip(layer.input_slots(), inputs))
     query, value = inputs[0], inputs[1]
-    key = inputs[2] if has_key else None
-    user = inputs[-1] if has_mask else None
-    keep = merged_mask(builder, layer, query, value, key if key != value else None, user,
-                       causal=False)
+    key = named.get("key")
+    keep = merged_mask(builder, layer, query, value, key if key != value else None,
+                       named.get("attention_mask"), causal=False, explicit=named)
     if keep is None:
         out = builder.call(layer, inputs)
     else:
         params = dict(zip(layer.param_names, builder.params(layer)))
         mask = _node(builder, layer, "cast", [keep], dtype=str(np.dtype(builder.dtype)))
         attrs = {**layer.op_attrs(), "has_mask": True}
-        operands = [query, value] + ([key] if has_key else []) + [mask]
+        operands = [query, value] + ([named["key"]] if has_key else []) + [mask]
         out = add_node(builder.graph, layer.op, operands + list(params.values()), attrs=attrs,
                        origin=builder.origin(layer))
         if zero_empty_rows:
@@ -129,9 +136,9 @@ def lower_with_scores(layer: Any, builder: Any, inputs: list[int]) -> tuple[int,
     ``(N, H, Tq, Tv)`` from primitives — Keras' projections, masked softmax, masked
     probabilities zeroed — reading the layer's weights after the fused op sized them."""
     has_key, has_mask, causal = layer._call_form
+    named = dict(zip(layer.input_slots(), inputs))
     query, value = inputs[0], inputs[1]
-    key = inputs[2] if has_key else value
-    user = inputs[-1] if has_mask else None
+    key = named.get("key", value)
     (out,) = lower_fused(layer, builder, inputs, zero_empty_rows=True)
     params = dict(zip(layer.param_names, builder.params(layer)))
     heads, dk = layer.num_heads, layer.key_dim
@@ -157,7 +164,7 @@ def lower_with_scores(layer: Any, builder: Any, inputs: list[int]) -> tuple[int,
                   dtype=dtype)
     scores = _node(builder, layer, "matmul", [_node(builder, layer, "multiply", [q, scale]), k])
     keep = merged_mask(builder, layer, query, value, key if has_key and key != value else None,
-                       user, causal)
+                       named.get("attention_mask"), causal, explicit=named)
     if keep is None:
         return out, _node(builder, layer, "softmax", [scores], axis=-1)
     keep4 = _node(builder, layer, "expand_dims", [keep], axis=1)

@@ -143,23 +143,46 @@ class _RNN(_MultiOutput):
 
     def _emit(self, builder: Any, inputs: Sequence[int], which: str, origin: Any = None,
               **extra: Any) -> int:
-        """The node computing ``which`` (``"sequence"``, ``"h"``, ``"c"``) of this call."""
+        """The node computing ``which`` (``"sequence"``, ``"h"``, ``"c"``) of this call.
+
+        With ``return_state`` every value is a slice of one ``output="all"`` node, so the
+        recurrence runs once per call however many of its outputs the model reads."""
         memo = call_memo(builder, self, list(inputs) + sorted(extra.items()))
-        if which == "h" and not self.return_sequences:
-            which = "sequence"  # the last output is the final h
         if which not in memo:
-            mask = mask_node(builder, inputs[0])
-            attrs = {**self.op_attrs(), **extra, "output": which, "masked": mask is not None}
-            if self.zero_output_for_mask:
-                attrs["zero_output_for_mask"] = True
-            operands = list(inputs) + ([mask] if mask is not None else []) + \
-                builder.params(self)
-            node = add_node(builder.graph, self.op, operands, attrs=attrs,
-                            origin=origin or builder.origin(self))
-            if self._declared_input is not None and origin is None:
-                builder.graph.nodes[node]["expects"] = self._declared_input
-            memo[which] = node
+            if self.return_state:
+                if "all" not in memo:
+                    memo["all"] = self._recurrent_node(builder, inputs, "all", origin, extra)
+                memo[which] = self._unpack(builder, memo["all"], which, origin)
+            elif which == "h" and not self.return_sequences:
+                memo[which] = self._emit(builder, inputs, "sequence", origin, **extra)
+            else:
+                memo[which] = self._recurrent_node(builder, inputs, which, origin, extra)
         return memo[which]
+
+    def _recurrent_node(self, builder: Any, inputs: Sequence[int], which: str, origin: Any,
+                        extra: dict) -> int:
+        mask = mask_node(builder, inputs[0])
+        attrs = {**self.op_attrs(), **extra, "output": which, "masked": mask is not None}
+        if self.zero_output_for_mask:
+            attrs["zero_output_for_mask"] = True
+        operands = list(inputs) + ([mask] if mask is not None else []) + builder.params(self)
+        node = add_node(builder.graph, self.op, operands, attrs=attrs,
+                        origin=origin or builder.origin(self))
+        if self._declared_input is not None and origin is None:
+            builder.graph.nodes[node]["expects"] = self._declared_input
+        return node
+
+    def _unpack(self, builder: Any, packed: int, which: str, origin: Any) -> int:
+        """``which`` out of the ``(N, S + T, units)`` packed output (``compiler/ops/recurrent``)."""
+        origin = origin or builder.origin(self)
+        states = STATES[self.op]
+        first = {"h": 0, "c": 1}.get(which, states)
+        whole = which == "sequence" and self.return_sequences
+        part = add_node(builder.graph, "slice", [packed], origin=origin,
+                        attrs={"start": (0, first, 0), "shape": (-1, -1 if whole else 1, -1)})
+        if whole:
+            return part
+        return add_node(builder.graph, "squeeze", [part], attrs={"axis": 1}, origin=origin)
 
     def lower(self, builder: Any, inputs: list[int]) -> list[int]:
         return [self._emit(builder, inputs, "sequence")]

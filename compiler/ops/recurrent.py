@@ -8,9 +8,12 @@ Operands: ``x (N, T, F)``, then the initial states (none, or one ``(N, units)`` 
 
 Attrs besides the Keras ones: ``output`` picks the value a node returns — ``"sequence"`` (the
 whole sequence with ``return_sequences``, else the last output), ``"h"`` or ``"c"`` (the final
-states, for ``return_state``); ``reverse_output`` writes a ``go_backwards`` sequence back in
-input order (Bidirectional); ``zero_output_for_mask`` outputs zeros at masked steps instead of
-carrying the previous output (Keras sets it in Bidirectional with ``return_sequences``).
+states), or ``"all"``: everything from one run, packed along axis 1 as ``(N, S + T, units)``
+(``T`` = 1 without ``return_sequences``) — the ``S`` final states (h, then c), then the output
+(``return_state`` reads it through slices, so the recurrence runs once); ``reverse_output``
+writes a ``go_backwards`` sequence back in input order (Bidirectional);
+``zero_output_for_mask`` outputs zeros at masked steps instead of carrying the previous output
+(Keras sets it in Bidirectional with ``return_sequences``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ShapeError
-from ..symbolic import format_shape
+from ..symbolic import add, format_shape
 from ..types import TensorType
 from .activations import apply_activation
 from .registry import REDUCTION, OpDef, register, require_rank
@@ -73,7 +76,11 @@ def recurrent_shape_rule(op: str):
         if mask is not None and mask.shape is not None and x.shape is not None:
             unify.shapes((n, t), mask.shape, "mask")
         n = unify.resolve(n)
-        if attrs.get("output", "sequence") == "sequence" and attrs.get("return_sequences"):
+        which = attrs.get("output", "sequence")
+        if which == "all":
+            t = unify.resolve(t) if attrs.get("return_sequences") else 1
+            return x.with_shape((n, None if t is None else add(t, STATES[op]), u))
+        if which == "sequence" and attrs.get("return_sequences"):
             return x.with_shape((n, unify.resolve(t), u))
         return x.with_shape((n, u))
     return rule
@@ -146,9 +153,13 @@ def recurrent_reference(op: str):
             return c.astype(dtype)
         if which == "h":
             return h.astype(dtype)
-        if attrs.get("return_sequences"):
-            return seq.astype(dtype)
-        return prev.astype(dtype) if mask is not None and t else h.astype(dtype)
+        out = seq if attrs.get("return_sequences") else \
+            (prev if mask is not None and t else h)
+        if which == "all":
+            states = [h, c][:STATES[op]]
+            out = out if out.ndim == 3 else out[:, None]
+            return np.concatenate([s[:, None] for s in states] + [out], axis=1).astype(dtype)
+        return out.astype(dtype)
     return reference
 
 

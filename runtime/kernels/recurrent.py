@@ -29,7 +29,8 @@ from .registry import Kernel, register_kernel
 SIMPLE, LSTM, GRU = 0, 1, 2
 _CELLS = {"simple_rnn": SIMPLE, "lstm": LSTM, "gru": GRU}
 _GATES = (1, 4, 3)
-_OUTPUTS = {"sequence": 0, "h": 1, "c": 2}
+_OUTPUTS = {"sequence": 0, "h": 1, "c": 2, "all": 3}
+ALL = _OUTPUTS["all"]
 _INLINE = {k: v for k, v in JIT.items() if k != "cache"}
 #: rows per thread from which the parallel variant splits the batch (a smaller block wastes
 #: most of each step's product on BLAS call overhead)
@@ -66,16 +67,7 @@ def _activate(buf, lo, hi, code, alpha, fast):
 
 
 @njit(inline="always", **_INLINE)
-def _add_rows(buf, bias, lo, hi, nb):
-    """``buf[j*nb:(j+1)*nb] += bias[j]`` for gate rows ``lo:hi`` of a flat ``(G, nb)`` block."""
-    for j in range(lo, hi):
-        b = bias[j]
-        for i in range(j * nb, (j + 1) * nb):
-            buf[i] += b
-
-
-@njit(inline="always", **_INLINE)
-def _columns(i0, i1, xt, wt, ut, ibias, rbias, h, c, mask, has_mask, seq, ret_seq, backwards,
+def _columns(i0, i1, xt, wt, ut, h, c, mask, has_mask, seq, ret_seq, backwards,
              reverse, zero_out, cell, act, ract, alpha, reset_after, fast, prev):
     """The whole recurrence of batch rows ``i0:i1``, in transposed form.
 
@@ -91,7 +83,12 @@ def _columns(i0, i1, xt, wt, ut, ibias, rbias, h, c, mask, has_mask, seq, ret_se
     dtype = h.dtype
     gx = np.empty((gates, nb), dtype)
     gh = np.empty((gates, nb), dtype)
-    hb = np.empty((u, nb), dtype)
+    # h with a row of ones under it: a recurrent kernel with one more column (GRU's recurrent
+    # bias, see ``_run``) adds that bias inside the product
+    hx = np.empty((u + 1, nb), dtype)
+    hx[u, :] = 1.0
+    hb = hx[:u]
+    hr = hx if ut.shape[1] > u else hb
     cb = np.empty((u, nb), dtype)
     ob = np.empty((u, nb), dtype)  # the last output (differs from h only under a mask)
     old_h = np.empty((u, nb), dtype)
@@ -114,13 +111,11 @@ def _columns(i0, i1, xt, wt, ut, ibias, rbias, h, c, mask, has_mask, seq, ret_se
         gemm(wt, xt[t, :, i0:i1], gx, False)
         if cell == GRU:
             if reset_after:
-                gemm(ut, hb, gh, False)
-                _add_rows(gr, rbias, 0, gates, nb)
+                gemm(ut, hr, gh, False)
                 for k in range(2 * un):
                     g[k] += gr[k]
             else:
                 gemm(ut[:2 * u], hb, gx[:2 * u], True)
-            _add_rows(g, ibias, 0, gates, nb)
             _activate(g, 0, 2 * un, ract, alpha, fast)
             if reset_after:
                 for k in range(un):
@@ -134,7 +129,6 @@ def _columns(i0, i1, xt, wt, ut, ibias, rbias, h, c, mask, has_mask, seq, ret_se
                 hf[k] = g[k] * hf[k] + (1.0 - g[k]) * g[2 * un + k]
         else:
             gemm(ut, hb, gx, True)
-            _add_rows(g, ibias, 0, gates, nb)
             if cell == LSTM:
                 _activate(g, 0, 2 * un, ract, alpha, fast)
                 _activate(g, 2 * un, 3 * un, act, alpha, fast)
@@ -174,22 +168,22 @@ def _columns(i0, i1, xt, wt, ut, ibias, rbias, h, c, mask, has_mask, seq, ret_se
 
 
 @njit(**JIT)
-def _recur_serial(xt, wt, ut, ibias, rbias, h, c, mask, has_mask, seq, ret_seq, backwards,
+def _recur_serial(xt, wt, ut, h, c, mask, has_mask, seq, ret_seq, backwards,
                   reverse, zero_out, cell, act, ract, alpha, reset_after, fast, prev, cols):
     n = h.shape[0]
     for i0 in range(0, n, cols):
-        _columns(i0, min(n, i0 + cols), xt, wt, ut, ibias, rbias, h, c, mask, has_mask, seq,
+        _columns(i0, min(n, i0 + cols), xt, wt, ut, h, c, mask, has_mask, seq,
                  ret_seq, backwards, reverse, zero_out, cell, act, ract, alpha, reset_after,
                  fast, prev)
 
 
 @njit(parallel=True, **JIT)
-def _recur_parallel(xt, wt, ut, ibias, rbias, h, c, mask, has_mask, seq, ret_seq, backwards,
+def _recur_parallel(xt, wt, ut, h, c, mask, has_mask, seq, ret_seq, backwards,
                     reverse, zero_out, cell, act, ract, alpha, reset_after, fast, prev, cols):
     n = h.shape[0]
     for b in prange((n + cols - 1) // cols):
         i0 = b * cols
-        _columns(i0, min(n, i0 + cols), xt, wt, ut, ibias, rbias, h, c, mask, has_mask, seq,
+        _columns(i0, min(n, i0 + cols), xt, wt, ut, h, c, mask, has_mask, seq,
                  ret_seq, backwards, reverse, zero_out, cell, act, ract, alpha, reset_after,
                  fast, prev)
 
@@ -207,30 +201,44 @@ def _run(args, parallel: bool) -> None:
     n, steps, features = x.shape
     u = units
     gates = _GATES[cell] * u
-    # (T, F, N): step t's inputs as the right operand of W^T x_t, batch columns contiguous
-    xt = np.ascontiguousarray(np.asarray(x, dtype).transpose(1, 2, 0))
-    wt = np.ascontiguousarray(np.asarray(kernel, dtype).T)
-    ut = np.ascontiguousarray(np.asarray(rk, dtype).T)
-    ibias = np.zeros(gates, dtype)
-    rbias = np.zeros(gates, dtype)
-    if bias.size:
-        if bias.ndim == 2:  # GRU reset_after: input and recurrent biases
-            ibias[:], rbias[:] = bias[0], bias[1]
-        else:
-            ibias[:] = bias
+    # (T, F, N): step t's inputs as the right operand of W^T x_t, batch columns contiguous.
+    # The biases ride in the products: W^T gets the input bias as one more column against a
+    # row of ones under x_t, U^T (GRU reset_after) the recurrent bias against one under h —
+    # cheaper than a broadcast add over every (gate, row) per step.
+    has_bias = bias.size > 0
+    xt = np.empty((steps, features + has_bias, n), dtype)
+    xt[:, :features] = np.asarray(x, dtype).transpose(1, 2, 0)
+    wt = np.empty((gates, features + has_bias), dtype)
+    wt[:, :features] = np.asarray(kernel, dtype).T
+    recurrent_bias = has_bias and bias.ndim == 2  # GRU reset_after: input, recurrent biases
+    ut = np.empty((gates, u + recurrent_bias), dtype)
+    ut[:, :u] = np.asarray(rk, dtype).T
+    if has_bias:
+        xt[:, features] = 1.0
+        wt[:, features] = bias[0] if recurrent_bias else bias
+        if recurrent_bias:
+            ut[:, u] = bias[1]
     h = np.array(states[0], dtype, order="C") if n_states else np.zeros((n, u), dtype)
     c = np.array(states[1], dtype, order="C") if n_states > 1 else np.zeros((n, u), dtype)
     m = np.ascontiguousarray(mask) if mask is not None else np.zeros((1, 1), dtype)
-    seq_out = ret_seq and which == 0
-    seq = out if seq_out else np.zeros((1, 1, 1), dtype)
+    seq_out = ret_seq and which in (0, ALL)
+    if not seq_out:
+        seq = np.zeros((1, 1, 1), dtype)
+    elif which == ALL:  # the sequence part of the packed output, written contiguously
+        seq = np.empty((n, steps, u), dtype)
+    else:
+        seq = out
     prev = np.zeros((n, u), dtype)
     fast = dtype == np.float32  # float64 models keep libm's precision
     threads = min(_BLOCKS, n // PARALLEL_MIN_ROWS)
     use_threads = parallel and threads > 1 and n * u * steps >= PARALLEL_MIN_WORK
     cols = min(MAX_COLUMNS, -(-n // threads) if use_threads else n) if n else 1
     run = _recur_parallel if use_threads else _recur_serial
-    run(xt, wt, ut, ibias, rbias, h, c, m, mask is not None, seq, seq_out, backwards, reverse,
+    run(xt, wt, ut, h, c, m, mask is not None, seq, seq_out, backwards, reverse,
         zero_out, cell, act, ract, LEAKY_RELU_DEFAULT_SLOPE, reset_after, fast, prev, cols)
+    if which == ALL:
+        _pack(out, h, c, seq if seq_out else (h if mask is None or steps == 0 else prev), cell)
+        return
     if seq_out:
         return
     if which == 2:
@@ -239,6 +247,15 @@ def _run(args, parallel: bool) -> None:
         out[...] = h
     else:
         out[...] = prev
+
+
+def _pack(out: np.ndarray, h: np.ndarray, c: np.ndarray, result: np.ndarray,
+          cell: int) -> None:
+    """``output="all"``: the final states along axis 1, then the sequence or last output."""
+    states = (h, c) if cell == LSTM else (h,)
+    for k, state in enumerate(states):
+        out[:, k] = state
+    out[:, len(states):] = result if result.ndim == 3 else result[:, None]
 
 
 def recurrent(*args) -> None:

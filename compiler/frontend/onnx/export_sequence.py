@@ -24,7 +24,7 @@ from ...errors import CompilerError
 from ...ir import data_operands
 from ...ops.attention import MASKED_SCORE, input_roles
 from ...ops.conv import same_padding
-from ...ops.recurrent import split_operands
+from ...ops.recurrent import STATES, split_operands
 from ...ops.sequence1d import conv1d_geometry, non_negative_pair, pool1d_geometry
 from .export import _EMITTERS, _emits, _epilogue
 
@@ -277,6 +277,16 @@ def _rnn_bias(op: str, attrs, units: int):
 
 def _emit_recurrent(em, node, ins, params, attrs, hint, dtype):
     op = em.g.nodes[node]["op"]
+    if attrs.get("output") == "all":  # the packed (N, S + T, u): one ONNX node per part
+        parts = []
+        for which in ("h", "c")[:STATES[op]] + ("sequence",):
+            y = _emit_recurrent(em, node, ins, params, {**attrs, "output": which},
+                                f"{hint}/{which}", dtype)
+            if which != "sequence" or not attrs.get("return_sequences"):
+                y = em.add("Unsqueeze", [y, em.ints([1], f"{hint}/{which}_axis")],
+                           f"{hint}/{which}_3d", dtype)
+            parts.append(y)
+        return em.add("Concat", parts, hint, dtype, axis=1)
     x, states, mask = split_operands(op, ins, attrs)
     units = int(attrs["units"])
     w = em.weight(params["kernel"], lambda k: _gate_blocks(k, op).T[None], "onnx_W")
