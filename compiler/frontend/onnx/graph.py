@@ -72,7 +72,7 @@ class Importer:
     """Emits IR nodes for ONNX nodes into ``graph``; see the module docstring."""
 
     def __init__(self, graph: Any, dtype: np.dtype, opset: int, weights: dict | None,
-                 initializers: dict[str, np.ndarray]):
+                 initializers: dict[str, np.ndarray], key_of: Any = None):
         self.graph = graph
         self.dtype = np.dtype(dtype)
         self.opset = opset
@@ -81,6 +81,9 @@ class Importer:
         #: another shape) becomes a constant
         self.weights = weights
         self.initializers = initializers
+        #: a weight's name -> the key its param node carries (the model's store key: the name
+        #: itself at top level, ``"outer/onnx_weights/name"`` when nested in another model)
+        self.key_of = key_of or (lambda name: name)
         self.values: dict[str, Any] = dict(initializers)
         self.unify = Unifier()
         #: weights the conversion asked for: key -> array in our layout (read after a dry run)
@@ -120,7 +123,7 @@ class Importer:
         if (key, role) not in self._params:
             t = TensorType(tuple(array.shape), self.dtype)
             self._params[(key, role)] = add_node(
-                self.graph, "param", origin=self.origin, param=role, key=key,
+                self.graph, "param", origin=self.origin, param=role, key=self.key_of(key),
                 init=ParamInit(StoredValue(key), self.dtype), type=t)
         return self._params[(key, role)], TensorType(tuple(array.shape), self.dtype)
 
