@@ -192,7 +192,9 @@ class OnnxModel(Model):
             imp.origin = Origin(prefix + (node.name or f"{node.op_type}_{i}"), node.op_type)
             attrs = _attrs(node)
             outs = fold(imp, node, attrs)
-            if outs is None:
+            if outs is not None:
+                imp.note_folded(node, outs)
+            else:
                 if node.op_type not in CONVERTERS:
                     raise CompilerError(f"ONNX node '{imp.origin.name}' ({node.op_type}): "
                                         f"deferc computes it only when its inputs are known at "
