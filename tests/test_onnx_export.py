@@ -362,3 +362,46 @@ def test_int_max_pooling1d_exports_through_float64_and_matches_onnx_runtime():
     model = Model(x, [layers.MaxPooling1D(2)(x), layers.MaxPooling1D(3, 2, padding="same")(x),
                       layers.GlobalMaxPooling1D()(x)])
     _int32_same_as_onnx_runtime(model, (2, 5, 2))
+
+
+# -- fold_pad in the export pipeline ---------------------------------------------------------
+def _padded_cnn():
+    """Conv (stride 2, symmetric pads) -> Relu -> MaxPool (pads): forms TF's 'same' lacks."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(RNG.standard_normal((4, 3, 3, 3)).astype(np.float32), "W")
+    nodes = [helper.make_node("Conv", ["x", "W"], ["c"], name="conv", strides=[2, 2],
+                              pads=[1, 1, 1, 1], kernel_shape=[3, 3]),
+             helper.make_node("Relu", ["c"], ["r"], name="relu"),
+             helper.make_node("MaxPool", ["r"], ["y"], name="pool", kernel_shape=[3, 3],
+                              strides=[2, 2], pads=[1, 1, 1, 1])]
+    graph = helper.make_graph(
+        nodes, "padded", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 9, 9])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, 3, 3])], [w])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_explicit_pads_fold_into_the_exported_conv_and_max_pool():
+    """An imported model's pad ops (ONNX pads TF's 'same' cannot express) fold back into the
+    ONNX Conv/MaxPool pads, as they fold in a compiled plan; ``optimize=False`` keeps them."""
+    source = _padded_cnn()
+    loaded = conx.load(source)
+    proto = conx.export(loaded, None)
+    assert "Pad" not in op_types(proto), op_types(proto)
+    pads = {n.op_type: [list(a.ints) for a in n.attribute if a.name == "pads"]
+            for n in proto.graph.node if n.op_type in ("Conv", "MaxPool")}
+    assert pads == {"Conv": [[1, 1, 1, 1]], "MaxPool": [[1, 1, 1, 1]]}, pads
+    assert "Pad" in op_types(conx.export(loaded, None, optimize=False))
+    for batch in (1, 3):
+        x = RNG.standard_normal((batch, 3, 9, 9)).astype(np.float32)
+        close(run_ort(proto, x), run_ort(source, x))
+        close(run_ort(proto, x), np.asarray(loaded(x)))
+
+
+def test_zero_padding_before_a_valid_conv_exports_as_conv_pads():
+    model = Sequential([Input((7, 7, 2)), layers.ZeroPadding2D(((1, 2), (0, 1))),
+                        layers.Conv2D(3, 3, strides=2, activation="relu")])
+    proto = check_round_trip(model, TensorSpec((None, 7, 7, 2)))
+    assert "Pad" not in op_types(proto)
+    conv = next(n for n in proto.graph.node if n.op_type == "Conv")
+    assert [list(a.ints) for a in conv.attribute if a.name == "pads"] == [[1, 0, 2, 1]]

@@ -1,5 +1,7 @@
 """ONNX export of the sequence ops: each model exported, run by ONNX Runtime and compared with
-our plan at two batch sizes and two lengths, then loaded back with ``compiler.onnx.load``."""
+our plan at two batch sizes and two lengths, then loaded back with ``compiler.onnx.load`` (which
+reads the run-time-length forms: RNN ``sequence_lens``, reversed slices, ``Range``, reshapes and
+slices sized by ``Shape(x)``)."""
 
 from __future__ import annotations
 
@@ -96,27 +98,27 @@ def test_grouped_conv1d_pools_and_resizing_layers():
         layers.MaxPooling1D(2, padding="same"), layers.UpSampling1D(3),
         layers.AveragePooling1D(3, strides=2), layers.Cropping1D((1, 1)),
         layers.GlobalAveragePooling1D()])
-    # our importer refuses Cropping1D's Slice (a negative end on a run-time length)
-    round_trip(model, TensorSpec((None, None, 4)), lambda b, t: floats(b, t + 8, 4), load=False)
+    round_trip(model, TensorSpec((None, None, 4)), lambda b, t: floats(b, t + 8, 4))
 
 
 def test_time_distributed_and_position_embedding():
     x = Input((None, 5))
     h = layers.TimeDistributed(layers.Dense(4))(x)
     h = layers.Add()([h, layers.PositionEmbedding(16)(h)])
-    # our importer cannot read these back yet (a symbolic Slice end, a reshape to (N, T, ...))
-    round_trip(Model(x, h), TensorSpec((None, None, 5)), lambda b, t: floats(b, t, 5),
-               load=False)
+    round_trip(Model(x, h), TensorSpec((None, None, 5)), lambda b, t: floats(b, t, 5))
 
 
-def test_loading_a_form_we_cannot_import_is_a_clear_error():
-    """The exported PositionEmbedding slices its table up to the run-time length; loading that
-    back is refused by node name (it used to crash with a TypeError in symbolic folding)."""
-    x = Input((None, 5))
-    h = layers.Dense(4)(x)
-    proto = conx.export(Model(x, layers.Add()([h, layers.PositionEmbedding(16)(h)])), None,
-                        TensorSpec((None, None, 5)))
-    with pytest.raises(CompilerError, match=r"position_embedding/.*Slice.*dynamic dim"):
+def test_a_run_time_slice_we_cannot_import_is_a_clear_error():
+    """A Slice with a negative start on a run-time length is refused by node name."""
+    helper, tp = onnx.helper, onnx.TensorProto
+    ints = [helper.make_tensor(n, tp.INT64, [1], [v]) for n, v in
+            (("starts", -2), ("ends", 2 ** 62), ("axes", 1))]
+    graph = helper.make_graph(
+        [helper.make_node("Slice", ["x", "starts", "ends", "axes"], ["y"], name="tail")], "g",
+        [helper.make_tensor_value_info("x", tp.FLOAT, ["N", "T"])],
+        [helper.make_tensor_value_info("y", tp.FLOAT, ["N", None])], ints)
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    with pytest.raises(CompilerError, match=r"'tail'.*start -2.*axis 1.*run time"):
         conx.load(proto)
 
 
@@ -133,10 +135,7 @@ def test_recurrent_layers_match_onnx_rnn_ops(kind, kwargs):
     # non-trivial biases (Keras initializes them to zeros; LSTM's forget gate to ones)
     model.set_weights([w + 0.1 * RNG.standard_normal(w.shape).astype(np.float32)
                        for w in model.get_weights()])
-    # go_backwards' step-order output is a Slice with step -1 over the run-time length, which
-    # our importer cannot read back yet
-    proto = round_trip(model, TensorSpec((None, None, 3)), lambda b, t: floats(b, t, 3),
-                       load=not kwargs.get("go_backwards"))
+    proto = round_trip(model, TensorSpec((None, None, 3)), lambda b, t: floats(b, t, 3))
     assert {"LSTM": "LSTM", "GRU": "GRU", "SimpleRNN": "RNN"}[kind] in op_types(proto)
 
 
@@ -149,8 +148,10 @@ def test_masked_lstm_and_bidirectional_text_classifier(return_sequences):
         h = layers.Bidirectional(layers.GRU(3, return_sequences=True), merge_mode="sum")(h)
         h = layers.Bidirectional(layers.LSTM(3))(h)
     model = Model(ids, layers.Dense(2)(h))
-    # the masks reach the ONNX RNNs as sequence_lens, which our importer refuses
-    round_trip(model, TensorSpec((None, None), "int32"), padded_ids, load=False)
+    # the masks reach the ONNX RNNs as sequence_lens, imported back as our step masks
+    proto = round_trip(model, TensorSpec((None, None), "int32"), padded_ids)
+    assert any(len(n.input) > 4 and n.input[4] for n in proto.graph.node
+               if n.op_type in ("LSTM", "GRU"))
 
 
 def test_return_state_and_initial_state():
@@ -190,9 +191,8 @@ def test_multi_head_attention(form):
         return
     y = layers.MultiHeadAttention(2, 3)(q_in, q_in, use_causal_mask=form == "causal")
     model = Model(q_in, y)
-    # the causal triangle comes from Range over the lengths, which our importer cannot fold
-    proto = round_trip(model, TensorSpec((None, None, 6)), lambda b, t: floats(b, t, 6),
-                       load=form != "causal")
+    # the causal triangle comes from Range over the run-time lengths
+    proto = round_trip(model, TensorSpec((None, None, 6)), lambda b, t: floats(b, t, 6))
     assert {"MatMul", "Softmax"} <= op_types(proto)
 
 
@@ -203,4 +203,4 @@ def test_transformer_block_with_padding_masks():
     a = layers.MultiHeadAttention(2, 4)(h, h)
     h = layers.LayerNormalization()(layers.Add()([h, a]))
     model = Model(ids, layers.Dense(3)(layers.GlobalAveragePooling1D()(h)))
-    round_trip(model, TensorSpec((None, None), "int32"), padded_ids, load=False)
+    round_trip(model, TensorSpec((None, None), "int32"), padded_ids)

@@ -72,7 +72,7 @@ def _same_layout(imp: Importer, names: list[str]) -> tuple[list[Tensor], bool]:
             out.append(imp.tensor(name, nhwc if v.type.rank == 4 else None))
         elif nhwc and np.ndim(v) > 1:
             c = np.asarray(v).reshape((1,) * (4 - np.ndim(v)) + np.shape(v))
-            out.append(imp.constant(c.transpose(TO_NHWC)))
+            out.append(imp.constant(c.transpose(TO_NHWC), name))  # a weight stays one
         else:
             out.append(imp.tensor(name))
     return out, nhwc

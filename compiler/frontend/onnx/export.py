@@ -28,7 +28,7 @@ import numpy as np
 from ...errors import CompilerError
 from ...ir import data_operands, format_node, layer_name, param_operands, topo_nodes
 from ...ops.activations import LEAKY_RELU_DEFAULT_SLOPE
-from ...ops.conv import pair, same_padding
+from ...ops.conv import explicit_pads, pair, same_padding
 from ...ops.merge import normalize_axis
 from ...ops.normalization import DEFAULT_EPSILON
 from ...ops.pooling import pool_geometry, zero_padding_amounts
@@ -54,12 +54,14 @@ def export_pipeline(optimize: bool = True) -> list:
     from ...passes import (
         BUILD_PIPELINE,
         fold_batch_norm,
+        fold_pad,
         fuse,
         fuse_add_norm,
         remove_identities,
         sink_transposes,
     )
-    tail = [fold_batch_norm, fuse, fuse_add_norm] if optimize else []
+    # as compile's pipeline up to fusion: fold_pad's explicit cells are ONNX Conv/MaxPool pads
+    tail = [fold_pad, fold_batch_norm, fuse, fuse_add_norm] if optimize else []
     return [*BUILD_PIPELINE, remove_identities, sink_transposes, *tail]
 
 
@@ -315,10 +317,19 @@ def _emit_dense(em, node, ins, params, attrs, hint, dtype):
 
 
 def _window_attrs(attrs, kernel: tuple, layer: str) -> dict:
-    geo = {"kernel_shape": list(kernel),
-           "strides": list(pair(attrs.get("strides", (1, 1)), "strides", layer)),
-           "auto_pad": "SAME_UPPER" if attrs.get("padding", "valid") == "same" else "VALID"}
-    return geo
+    return {"kernel_shape": list(kernel),
+            "strides": list(pair(attrs.get("strides", (1, 1)), "strides", layer)),
+            **_padding_attrs(attrs.get("padding", "valid"), layer)}
+
+
+def _padding_attrs(padding, layer: str) -> dict:
+    """ONNX ``auto_pad``, or explicit ``pads`` for the cells ``fold_pad`` wrote (zeros for a
+    conv, never counted by MaxPool: ONNX's own meaning of ``pads``)."""
+    explicit = explicit_pads(padding, layer)
+    if explicit is not None:
+        (top, bottom), (left, right) = explicit
+        return {"pads": [top, left, bottom, right]}
+    return {"auto_pad": "SAME_UPPER" if padding == "same" else "VALID"}
 
 
 def _same_pads(x_shape, k, strides, dilation, hint: str) -> list[int]:
@@ -371,7 +382,7 @@ def _emit_conv(em, node, ins, params, attrs, hint, dtype):
         inputs.append(em.weight(params["bias"]))
     geo = _window_attrs(attrs, (kh, kw), layer)
     dilation = pair(attrs.get("dilation", (1, 1)), "dilation", layer)
-    if geo["auto_pad"] == "SAME_UPPER" and dilation != (1, 1):
+    if geo.get("auto_pad") == "SAME_UPPER" and dilation != (1, 1):
         # ONNX Runtime refuses auto_pad SAME with dilations: spell the pads out
         x_shape = em.g.nodes[data_operands(em.g, node)[0]]["type"].shape
         geo["pads"] = _same_pads(x_shape, (kh, kw), geo["strides"], dilation, hint)
@@ -399,7 +410,7 @@ def _emit_pool(em, node, ins, params, attrs, hint, dtype):
     layer = "MaxPooling2D" if op == "max_pool2d" else "AveragePooling2D"
     geo = pool_geometry(attrs, layer)
     onnx_attrs = {"kernel_shape": list(geo["pool_size"]), "strides": list(geo["strides"]),
-                  "auto_pad": "SAME_UPPER" if geo["padding"] == "same" else "VALID"}
+                  **_padding_attrs(geo["padding"], layer)}
     if op == "avg_pool2d":  # TF: padded cells never count
         onnx_attrs["count_include_pad"] = 0
     if np.dtype(dtype).kind in "iu":  # ONNX MaxPool has no int32/int64: pool in float64

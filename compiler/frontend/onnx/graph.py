@@ -22,6 +22,9 @@ from ...ops import Unifier, get_op
 from ...types import TensorType
 from ...weights import ParamInit
 
+#: ops whose folded output holds its first input's values in the same order
+VALUE_PRESERVING = frozenset({"Identity", "Cast", "Reshape", "Squeeze", "Unsqueeze", "Flatten"})
+
 TO_NHWC = (0, 2, 3, 1)
 TO_NCHW = (0, 3, 1, 2)
 
@@ -72,7 +75,7 @@ class Importer:
     """Emits IR nodes for ONNX nodes into ``graph``; see the module docstring."""
 
     def __init__(self, graph: Any, dtype: np.dtype, opset: int, weights: dict | None,
-                 initializers: dict[str, np.ndarray]):
+                 initializers: dict[str, np.ndarray], key_of: Any = None):
         self.graph = graph
         self.dtype = np.dtype(dtype)
         self.opset = opset
@@ -81,7 +84,14 @@ class Importer:
         #: another shape) becomes a constant
         self.weights = weights
         self.initializers = initializers
+        #: a weight's name -> the key its param node carries (the model's store key: the name
+        #: itself at top level, ``"outer/onnx_weights/name"`` when nested in another model)
+        self.key_of = key_of or (lambda name: name)
         self.values: dict[str, Any] = dict(initializers)
+        #: folded values that are a float initializer under another name or shape (Identity,
+        #: Cast, Reshape, (Un)Squeeze, Flatten of it): value name -> initializer name, so the
+        #: op reading them still reads a weight ``set_weights`` reaches
+        self.aliases: dict[str, str] = {}
         self.unify = Unifier()
         #: weights the conversion asked for: key -> array in our layout (read after a dry run)
         self.used_weights: dict[str, np.ndarray] = {}
@@ -120,15 +130,16 @@ class Importer:
         if (key, role) not in self._params:
             t = TensorType(tuple(array.shape), self.dtype)
             self._params[(key, role)] = add_node(
-                self.graph, "param", origin=self.origin, param=role, key=key,
+                self.graph, "param", origin=self.origin, param=role, key=self.key_of(key),
                 init=ParamInit(StoredValue(key), self.dtype), type=t)
         return self._params[(key, role)], TensorType(tuple(array.shape), self.dtype)
 
     def weight_param(self, name: str, role: str, array: np.ndarray) -> tuple[int, TensorType]:
         """A param for a kernel's weight: the initializer's name when ``name`` is one, else a
         constant-valued param keyed after the ONNX node."""
-        if name in self.initializers and self.initializers[name].dtype.kind == "f":
-            got = self.param(name, role, array.astype(self.dtype))
+        source = self.weight_name(name)
+        if source is not None:
+            got = self.param(source, role, array.astype(self.dtype))
             if got is not None:
                 return got
         key = f"{self.origin.name}/{role}"
@@ -147,11 +158,12 @@ class Importer:
             raise CompilerError(f"ONNX node '{self.origin.name}' ({self.origin.kind}): value "
                                 f"'{name}' is a shape that depends on a dynamic dim, and is "
                                 f"used as run-time data; deferc needs it as a constant")
-        if name in self.initializers and value.dtype.kind == "f" and value.ndim:
-            got = self.param(name, "value", value.astype(self.dtype))
+        source = self.weight_name(name)
+        if source is not None and value.dtype.kind == "f" and value.ndim:
+            got = self.param(source, "value", value.astype(self.dtype))
             if got is not None:
                 node = add_node(self.graph, "variable", [got[0]],
-                                attrs={"weight": name, "shape": tuple(value.shape)},
+                                attrs={"weight": source, "shape": tuple(value.shape)},
                                 origin=self.origin)
                 return Tensor(node, got[1])
         # floats compute in the model dtype; integers and booleans keep an integer/bool dtype
@@ -164,6 +176,22 @@ class Importer:
         node = add_node(self.graph, "constant", attrs={"value": value, "dtype": dtype.name},
                         origin=self.origin, type=TensorType(tuple(value.shape), dtype))
         return Tensor(node, TensorType(tuple(value.shape), dtype))
+
+    def weight_name(self, name: str | None) -> str | None:
+        """The float initializer ``name`` is (itself, or folded from it without changing a
+        value), or ``None``."""
+        name = self.aliases.get(name, name)
+        if name in self.initializers and self.initializers[name].dtype.kind == "f":
+            return name
+        return None
+
+    def note_folded(self, node: Any, outs: list) -> None:
+        """Record a folded ``node``'s output as an alias of the weight it only re-shapes."""
+        source = self.weight_name(node.input[0]) if node.input else None
+        if source is None or node.op_type not in VALUE_PRESERVING or len(outs) != 1:
+            return
+        if np.asarray(outs[0]).dtype.kind == "f" and node.output[0]:
+            self.aliases[node.output[0]] = source
 
     # -- values -----------------------------------------------------------------------------
     def known(self, name: str) -> Any:

@@ -135,6 +135,12 @@ class OnnxModel(Model):
             if layout == "NHWC" and len(declared) == 4:
                 declared = (declared[0], declared[2], declared[3], declared[1])
             specs.append(TensorSpec(declared, name=v.name))
+        # what a pickle rebuilds the model from (``__reduce__``): the graph without its
+        # initializers (their arrays are in ``_initializers``), and the load options
+        self._header = (proto.ir_version, [(o.domain, o.version) for o in proto.opset_import],
+                        list(graph.input), list(graph.output), graph.name)
+        self._load_options = {"input_shapes": dict(input_shapes or {}), "layout": layout,
+                              "name": name}
         self._input_infos = [v.name for v in inputs]
         self._output_names = [o.name for o in graph.output]
         dtype = _model_dtype(inputs)
@@ -170,20 +176,25 @@ class OnnxModel(Model):
                                 f"Supported ops: {', '.join(supported_ops())}")
 
     # -- what lowering calls ----------------------------------------------------------------
-    def _import(self, builder: Any, input_nodes: list[int], weights: dict | None) -> Importer:
+    def _import(self, builder: Any, input_nodes: list[int], weights: dict | None,
+                key_of: Any = None) -> Importer:
         from ..tracing import input_types
 
         types = input_types(builder, input_nodes)
-        imp = Importer(builder.graph, builder.dtype, self._opset, weights, self._initializers)
+        imp = Importer(builder.graph, builder.dtype, self._opset, weights, self._initializers,
+                       key_of)
+        prefix = builder.prefix  # nested in another model: "outer/..." origins
         for name, node, t in zip(self._input_infos, input_nodes, types):
             imp.values[name] = Tensor(node, t, nhwc=self._layout == "NHWC" and t.rank == 4)
         # values something reads: a converter skips the optional outputs nobody uses
         imp.consumed = {i for n in self._nodes for i in n.input} | set(self._output_names)
         for i, node in enumerate(self._nodes):
-            imp.origin = Origin(node.name or f"{node.op_type}_{i}", node.op_type)
+            imp.origin = Origin(prefix + (node.name or f"{node.op_type}_{i}"), node.op_type)
             attrs = _attrs(node)
             outs = fold(imp, node, attrs)
-            if outs is None:
+            if outs is not None:
+                imp.note_folded(node, outs)
+            else:
                 if node.op_type not in CONVERTERS:
                     raise CompilerError(f"ONNX node '{imp.origin.name}' ({node.op_type}): "
                                         f"deferc computes it only when its inputs are known at "
@@ -200,9 +211,16 @@ class OnnxModel(Model):
         return imp
 
     def _lower_body(self, builder: Any, input_nodes: list[int]) -> list[int]:
+        from ...lowering import weight_key
+
         store = self._layers[0]
         weights = {k: store.variable(k).value for k in store.param_names}
-        return self._import(builder, input_nodes, weights).outputs
+
+        def key_of(name: str) -> str:
+            """The weight's key in the model being lowered (nested: under this model's name)."""
+            return builder.keys.get(id(store.variable(name))) or weight_key(store, name,
+                                                                           builder.prefix)
+        return self._import(builder, input_nodes, weights, key_of).outputs
 
     def _weight_entries(self) -> list:
         holder = self._layers[0]
@@ -212,8 +230,26 @@ class OnnxModel(Model):
     def layers(self) -> list[Layer]:
         return list(self._layers)
 
-    def lower(self, builder: Any, inputs: list[int]) -> list[int]:
-        raise CompilerError(f"ONNX model '{self.name}' cannot be nested in another model yet")
+    # -- pickling ---------------------------------------------------------------------------
+    def __reduce__(self) -> tuple:
+        """Pickled as ONNX bytes plus the current weights: unpickling imports the graph again
+        (no compiled plan travels; a plan pickles on its own) and restores the weights."""
+        store = self._layers[0]
+        weights = {k: np.array(store.variable(k).value) for k in store.param_names}
+        return _unpickle, (self._file_bytes(), {**self._load_options, "name": self.name}, weights)
+
+    def _file_bytes(self) -> bytes:
+        """The ONNX file this model was loaded from (external data inlined)."""
+        onnx = require_onnx()
+        ir_version, opsets, inputs, outputs, name = self._header
+        graph = onnx.helper.make_graph(
+            self._nodes, name, inputs, outputs,
+            [onnx.numpy_helper.from_array(np.asarray(a), k)
+             for k, a in self._initializers.items()])
+        proto = onnx.helper.make_model(
+            graph, opset_imports=[onnx.helper.make_opsetid(d, v) for d, v in opsets])
+        proto.ir_version = ir_version
+        return proto.SerializeToString()
 
     @property
     def opset(self) -> int:
@@ -255,6 +291,15 @@ def _model_dtype(inputs: list) -> np.dtype:
         if elem in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16):
             return as_model_dtype(np.float32)
     return as_model_dtype(np.float32)
+
+
+def _unpickle(data: bytes, options: dict, weights: dict) -> OnnxModel:
+    proto, folder = read_model(data)
+    model = OnnxModel(proto, folder, **options)
+    store = model._layers[0]
+    for key, value in weights.items():
+        store.variable(key).value = value
+    return model
 
 
 def load(source: Any, input_shapes: dict | None = None, layout: str = "NCHW",

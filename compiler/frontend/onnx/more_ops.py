@@ -1,6 +1,6 @@
 """ONNX ops built from our primitives: ConvTranspose, InstanceNormalization, LRN, ArgMax/ArgMin,
-Tile on run-time values, and clear refusals for Range/ConstantOfShape whose size is only known at
-run time.
+Tile on run-time values, Range up to a run-time length, and a clear refusal for ConstantOfShape
+whose size is only known at run time.
 
 Compositions cost nothing extra here: InstanceNormalization is two means over the spatial axes of
 a channels-last value, LRN a matmul with a banded (C, C) constant over the channel axis, ArgMax
@@ -16,6 +16,7 @@ import numpy as np
 from ...symbolic import is_concrete
 from .converters import _ew, _fail, _input, converter
 from .graph import TO_NCHW, Importer, Tensor
+from .run_time_dims import positions
 
 
 def _str(attrs: dict, key: str, default: str) -> str:
@@ -196,10 +197,36 @@ def _tile(imp: Importer, node: Any, attrs: dict) -> list:
     return [x]
 
 
-@converter("Range", "ConstantOfShape")
+@converter("Range")
+def _range(imp: Importer, node: Any, attrs: dict) -> list:
+    """``Range(s, T, 1)`` up to a run-time length ``T`` (causal masks, position ids)."""
+    start, limit, delta = (imp.known(n) for n in node.input[:3])
+    if start is not None and delta is not None and limit is not None and \
+            np.asarray(limit).dtype == object and np.ndim(limit) == 0 and \
+            is_concrete(_item(start)) and _item(delta) == 1 and _item(start) >= 0:
+        out = positions(imp, np.asarray(limit).item())
+        if out is not None:
+            s = int(_item(start))
+            if s:
+                out = imp.emit("slice", [out], {"start": (s,), "shape": (-1,)})
+            dtype = np.asarray(start).dtype
+            if dtype != np.int64:
+                out = imp.emit("cast", [out], {"dtype": dtype.name})
+            return [out]
+    return _sized_at_run_time(imp, node, attrs)
+
+
+def _item(value: Any) -> Any:
+    item = np.asarray(value).reshape(-1)[0] if np.size(value) == 1 else None
+    return int(item) if isinstance(item, (np.integer, int)) or (
+        isinstance(item, (np.floating, float)) and float(item).is_integer()) else item
+
+
+@converter("ConstantOfShape")
 def _sized_at_run_time(imp: Importer, node: Any, attrs: dict) -> list:
     what = {"Range": "start, limit and delta", "ConstantOfShape": "the shape"}[node.op_type]
     shown = [imp.known(n) for n in node.input]
     shown = ["run-time tensor" if v is None else np.asarray(v).tolist() for v in shown]
     raise _fail(imp, f"its output size depends on {what} ({shown}), which are known only at "
-                     f"run time; deferc needs output sizes it can name at import")
+                     f"run time; deferc needs output sizes it can name at import (Range: a start "
+                     f">= 0 and delta 1 up to a length some input carries)")

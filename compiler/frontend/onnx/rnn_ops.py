@@ -4,8 +4,9 @@ The inverse of ``export_sequence.py``: weights known at import are re-laid out o
 ``(gates*units, in)`` transposed; LSTM gates i, o, f, c -> Keras' i, f, c, o; the input and
 recurrent biases summed, except GRU with ``linear_before_reset`` which keeps both as Keras'
 ``reset_after`` bias ``(2, 3u)``); ``X`` is time-major, so it is transposed to ``(N, T, F)``.
-Supported: ``direction`` forward/reverse, ``layout`` 0, no ``sequence_lens``, peepholes, ``clip``
-or ``input_forget``; activations tanh/sigmoid/relu. Anything else is refused naming the node.
+Supported: ``direction`` forward/reverse, ``layout`` 0, ``sequence_lens`` (as our step mask with
+zero outputs past each row's length, as ONNX defines them); no peepholes, ``clip`` or
+``input_forget``; activations tanh/sigmoid/relu. Anything else is refused naming the node.
 """
 
 from __future__ import annotations
@@ -14,8 +15,10 @@ from typing import Any
 
 import numpy as np
 
+from ...symbolic import is_concrete
 from .converters import _fail, _input, converter
-from .graph import Importer
+from .graph import Importer, Tensor
+from .run_time_dims import positions
 
 _GATES = {"RNN": 1, "LSTM": 4, "GRU": 3}
 _OP = {"RNN": "simple_rnn", "LSTM": "lstm", "GRU": "gru"}
@@ -59,8 +62,8 @@ def _recurrent(imp: Importer, node: Any, attrs: dict) -> list:
             raise _fail(imp, f"attribute {name} is not supported")
     if int(attrs.get("layout", 0)) != 0:
         raise _fail(imp, "layout=1 (batch-major) is not supported")
-    if _input(imp, node, 4) or (kind == "LSTM" and _input(imp, node, 7)):
-        raise _fail(imp, "sequence_lens and peepholes are not supported")
+    if kind == "LSTM" and _input(imp, node, 7):
+        raise _fail(imp, "peepholes are not supported")
     units = int(attrs["hidden_size"])
     g = _GATES[kind]
     w = imp.require_known(node.input[1], "W")
@@ -91,8 +94,13 @@ def _recurrent(imp: Importer, node: Any, attrs: dict) -> list:
             states.append(imp.emit("squeeze", [imp.tensor(name)], {"axis": 0}))
     if states and len(states) != (2 if kind == "LSTM" else 1):
         raise _fail(imp, "LSTM needs both initial_h and initial_c, or neither")
+    lens = _input(imp, node, 4)
+    if lens:
+        states.append(_step_mask(imp, node.input[0], lens))
     base = {"units": units, **_activations(imp, kind, attrs), "use_bias": "bias" in params,
             "go_backwards": direction == "reverse", "reverse_output": direction == "reverse"}
+    if lens:  # ONNX: steps past a row's length output zeros and leave the state as it was
+        base.update(masked=True, zero_output_for_mask=True)
     if kind == "GRU":
         base["reset_after"] = reset_after
     outs = []
@@ -110,3 +118,21 @@ def _recurrent(imp: Importer, node: Any, attrs: dict) -> list:
             y = imp.emit("expand_dims", [y], {"axis": 0})
         outs.append(y)
     return outs
+
+
+def _step_mask(imp: Importer, x_name: str, lens_name: str) -> Tensor:
+    """``sequence_lens (N,)`` as our ``(N, T)`` step mask: ``t < lens[n]`` (post-padded rows,
+    ONNX's only form; the model dtype, as Keras masks reach the kernels)."""
+    steps = imp.shape(x_name)[0]
+    if is_concrete(steps):
+        pos = imp.constant(np.arange(int(steps), dtype=np.int64))
+    else:
+        pos = positions(imp, steps)
+        if pos is None:
+            raise _fail(imp, f"sequence_lens needs the run-time length {steps} of X")
+    lens = imp.tensor(lens_name)
+    if lens.type.dtype != np.int64:
+        lens = imp.emit("cast", [lens], {"dtype": "int64"})
+    keep = imp.emit("less", [imp.emit("expand_dims", [pos], {"axis": 0}),
+                             imp.emit("expand_dims", [lens], {"axis": 1})])
+    return imp.emit("cast", [keep], {"dtype": imp.dtype.name})

@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from ...symbolic import Dim, definitely_equal, is_concrete
-from .converters import INT_MAX, _broadcast, _fail, _input, _same_layout, converter
+from .converters import _broadcast, _fail, _input, _same_layout, converter
 from .graph import TO_NCHW, TO_NHWC, Importer, Tensor
+from .run_time_dims import carrier_of_shape, positions
 
 
 def _norm_axis(imp: Importer, axis: int, rank: int) -> int:
@@ -89,11 +90,26 @@ def _reshape(imp: Importer, node: Any, attrs: dict) -> list:
         else:
             unknown.append(d)
             target.append(-1)
-    if target.count(-1) > 1:
-        raise _fail(imp, f"reshape target {tuple(str(d) for d in raw)} has more than one size "
-                         f"that is neither known at import nor the input's size on that axis")
     x = imp.tensor(node.input[0])
+    if target.count(-1) > 1:
+        return [_unfold_leading(imp, x, [_dim(d) for d in raw], target)]
     return [imp.emit("reshape_dims", [x], {"shape": tuple(target)})]
+
+
+def _unfold_leading(imp: Importer, x: Tensor, dims: list, target: list) -> Tensor:
+    """A reshape to ``(A, B, c...)`` with two run-time sizes ``A, B`` in front (TimeDistributed's
+    ``(N*T, c) -> (N, T, c)``): ``(-1, c...)``, then ``unfold_time`` against a run-time tensor
+    that starts with ``(A, B)``."""
+    ref = None
+    if len(dims) >= 2 and target[:2] == [-1, -1] and -1 not in target[2:]:
+        ref = carrier_of_shape(imp, tuple(dims[:2]), prefix=True)
+    if ref is None:
+        raise _fail(imp, f"reshape target {tuple(str(d) for d in dims)} has more than one size "
+                         f"that is neither known at import nor the input's size on that axis "
+                         f"(supported: two leading run-time sizes that another tensor starts "
+                         f"with)")
+    x = imp.emit("reshape_dims", [x], {"shape": (-1, *target[2:])})
+    return imp.emit("unfold_time", [x, ref])
 
 
 @converter("Concat")
@@ -192,14 +208,27 @@ def _gather(imp: Importer, node: Any, attrs: dict) -> list:
     return [imp.emit("take", [x, indices], {"axis": axis})]
 
 
+#: a Slice end at least this large runs to the end of the axis (exporters write INT32/64 max)
+_TO_THE_END = 2 ** 31 - 1
+
+
+def _entries(imp: Importer, node: Any, i: int, what: str) -> list | None:
+    """A Slice operand's entries: ints, or symbolic dims (a length known at run time)."""
+    name = _input(imp, node, i)
+    if not name:
+        return None
+    value = imp.require_known(name, what)
+    return [_dim(v) for v in np.asarray(value).reshape(-1)]
+
+
 @converter("Slice")
 def _slice(imp: Importer, node: Any, attrs: dict) -> list:
     if imp.opset < 10:
         starts, ends = list(attrs["starts"]), list(attrs["ends"])
         axes, steps = attrs.get("axes"), None
     else:
-        starts = imp.ints(node.input[1], "starts")
-        ends = imp.ints(node.input[2], "ends")
+        starts = _entries(imp, node, 1, "starts")
+        ends = _entries(imp, node, 2, "ends")
         axes = imp.ints(node.input[3], "axes") if _input(imp, node, 3) else None
         steps = imp.ints(node.input[4], "steps") if _input(imp, node, 4) else None
     value = imp.tensor(node.input[0], None)
@@ -210,27 +239,28 @@ def _slice(imp: Importer, node: Any, attrs: dict) -> list:
     if not len(starts) == len(ends) == len(axes) == len(steps):
         raise _fail(imp, "starts, ends, axes and steps must have one entry per sliced axis")
     begin, size = [0] * rank, [-1] * rank
-    strided = []
+    gathers = []  # (axis, indices): picks the slice op cannot express
     for s, e, a, st in zip(starts, ends, axes, steps):
         a = _norm_axis(imp, a, rank)
         d = shape[a]
         if st == 0:
             raise _fail(imp, f"step 0 on axis {a}")
-        if st != 1:
-            if not is_concrete(d):
-                raise _fail(imp, f"a step of {st} on axis {a} needs its size known at import")
-            strided.append((a, np.arange(*slice(s, e, st).indices(int(d)))))
-            continue
-        if is_concrete(d):
-            lo, hi, _ = slice(s, e).indices(int(d))
-            begin[a], size[a] = lo, max(hi - lo, 0)
-        elif s >= 0 and (e >= INT_MAX // 4 or e >= 2 ** 31 - 1):
+        if not is_concrete(s):
+            raise _fail(imp, f"start {s} on axis {a} is known only at run time")
+        if is_concrete(d) and is_concrete(e):
+            if st != 1:
+                gathers.append((a, imp.constant(np.arange(*slice(s, e, st).indices(int(d))))))
+            else:
+                lo, hi, _ = slice(s, e).indices(int(d))
+                begin[a], size[a] = lo, max(hi - lo, 0)
+        elif st == 1 and s >= 0 and is_concrete(e) and e >= _TO_THE_END:
             begin[a] = s
-        elif s >= 0 and e >= 0:
+        elif st == 1 and s >= 0 and is_concrete(e) and e >= 0:
             begin[a], size[a] = s, max(e - s, 0)
+        elif st == 1 and s >= 0 and definitely_equal(e, d) is True:
+            begin[a] = s
         else:
-            raise _fail(imp, f"negative start/end ({s}, {e}) on axis {a}, whose size is known "
-                             f"only at run time")
+            gathers.append((a, _run_time_pick(imp, a, d, s, e, st)))
     nhwc = value.nhwc
     if nhwc:
         begin = [begin[TO_NHWC[j]] for j in range(4)]
@@ -238,10 +268,33 @@ def _slice(imp: Importer, node: Any, attrs: dict) -> list:
     x = value
     if any(b for b in begin) or any(n != -1 for n in size):
         x = imp.emit("slice", [x], {"start": tuple(begin), "shape": tuple(size)}, nhwc=nhwc)
-    for a, idx in strided:
-        x = imp.emit("take", [x, imp.constant(idx)], {"axis": TO_NCHW[a] if nhwc else a},
-                     nhwc=nhwc)
+    for a, idx in gathers:
+        x = imp.emit("take", [x, idx], {"axis": TO_NCHW[a] if nhwc else a}, nhwc=nhwc)
     return [x]
+
+
+def _run_time_pick(imp: Importer, axis: int, d: Any, s: int, e: Any, step: int) -> Tensor:
+    """Indices of ``s:e:step`` on an axis of run-time size ``d`` (or ending at a run-time
+    ``e``): the whole axis reversed, a prefix up to ``e``, or ``s`` to ``d - r`` (``e = -r``)."""
+    def need(found: Tensor | None, dim: Any) -> Tensor:
+        if found is None:
+            raise _fail(imp, f"slicing axis {axis} needs the run-time size {dim}, which no "
+                             f"tensor in the graph carries")
+        return found
+
+    if step == -1 and (s == -1 or s >= _TO_THE_END) and is_concrete(e) and e <= -_TO_THE_END:
+        return need(positions(imp, d, reverse=True), d)
+    if step == 1 and s >= 0 and not is_concrete(e):
+        idx = need(positions(imp, e), e)  # ONNX would clamp e to d; take refuses e > d
+        return idx if not s else imp.emit("slice", [idx], {"start": (s,), "shape": (-1,)})
+    elif step == 1 and s >= 0 and is_concrete(e) and e < 0:
+        idx = need(positions(imp, d), d)
+        idx = imp.emit("reshape_dims", [idx], {"shape": (1, -1, 1)})
+        idx = imp.emit("cropping1d", [idx], {"cropping": (s, -e)})
+        return imp.emit("reshape_dims", [idx], {"shape": (-1,)})
+    raise _fail(imp, f"start {s}, end {e}, step {step} on axis {axis}, whose size is known "
+                     f"only at run time (supported there: a start >= 0 up to the end, to a "
+                     f"length some tensor carries, or to -r; the whole axis reversed)")
 
 
 @converter("Split")
@@ -331,10 +384,26 @@ def _pad_by_index(imp: Importer, x: Tensor, widths: list, mode: str) -> Tensor:
 
 @converter("Expand")
 def _expand(imp: Importer, node: Any, attrs: dict) -> list:
+    known = np.asarray(imp.require_known(node.input[1], "shape")).reshape(-1)
+    if known.dtype == object:
+        return [_expand_like(imp, node, tuple(_dim(d) for d in known))]
     target = imp.ints(node.input[1], "shape")
     zeros = np.zeros(target, dtype=imp.dtype)
     imp.values[node.input[1] + "#zeros"] = zeros
     return [_broadcast(imp, "add", [node.input[0], node.input[1] + "#zeros"])]
+
+
+def _expand_like(imp: Importer, node: Any, dims: tuple) -> Tensor:
+    """Expand to a shape with run-time sizes: add the zeros of a tensor of that shape."""
+    ref = carrier_of_shape(imp, dims)
+    if ref is None:
+        raise _fail(imp, f"the target shape {tuple(str(d) for d in dims)} holds sizes known "
+                         f"only at run time, and no tensor in the graph has that shape")
+    x = imp.tensor(node.input[0])
+    zeros = imp.emit("zeros_like", [ref])
+    if zeros.type.dtype != x.type.dtype:
+        zeros = imp.emit("cast", [zeros], {"dtype": x.type.dtype.name})
+    return imp.emit("add", [x, zeros])
 
 
 @converter("Softmax", "LogSoftmax")
