@@ -5,10 +5,10 @@ with scipy's OpenBLAS, and it is inefficient for narrow outputs (the seed MLP's 
 loops have no fixed cost: LLVM vectorizes them, and the weight they read was prepared once per
 weights version at plan build (``compiler/passes/prepare_dense.py``):
 
-- *rows* (short inputs, ``in`` < 32): each output row starts as the bias and gains
+- *rows* (``NARROW_UNITS`` outputs or more): each output row starts as the bias and gains
   ``x[i, k] * kernel[k]`` for every ``k``, two rows and four ``k`` per pass (the kernel as it
   is, nothing prepared);
-- *dots* (otherwise): each output is a dot product of an input row with a row of the
+- *dots* (narrow layers): each output is a dot product of an input row with a row of the
   transposed kernel ``packed`` (``(units, in)``, contiguous), in 2x2 blocks.
 
 The bias and activation stay fused (applied while the row is in cache). Above
