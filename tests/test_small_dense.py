@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from compiler import Sequential, TensorSpec, compile, layers
 from compiler.ops import get_op
 from compiler.ops.activations import ACTIVATIONS
-from compiler.passes.prepare_dense import ROWS_MAX_IN, SMALL_KERNEL, SMALL_MAX_WEIGHTS
+from compiler.passes.prepare_dense import NARROW_UNITS as PACKED_BELOW_UNITS
+from compiler.passes.prepare_dense import SMALL_KERNEL, SMALL_MAX_WEIGHTS
 from runtime.kernels.registry import empty_param, get_kernel
 from runtime.kernels.small_dense import NARROW_MAX_MACS, NARROW_UNITS, WIDE_MAX_MACS
 
@@ -83,7 +84,7 @@ def _kernels(plan):
     return [s.kernel for s in plan._steps if not s.alias]
 
 
-def test_pass_picks_small_kernel_by_weight_size_and_form_by_input_width():
+def test_pass_picks_small_kernel_by_weight_size_and_form_by_output_width():
     big = SMALL_MAX_WEIGHTS // 10 + 1  # reads 10 inputs: just over the limit
     net = _mlp([256, 10, big])
     net.build((None, 20))
@@ -91,8 +92,8 @@ def test_pass_picks_small_kernel_by_weight_size_and_form_by_input_width():
     assert _kernels(plan) == [SMALL_KERNEL, SMALL_KERNEL, "dense"]
     g = plan.graph
     packed = {d["key"]: d for _, d in g.nodes(data=True) if d.get("prepared")}
-    # 20 inputs < ROWS_MAX_IN: row updates, nothing prepared; 256 inputs: the transposed kernel
-    assert 20 < ROWS_MAX_IN <= 256
+    # 256 outputs: row updates, nothing prepared; 10 outputs: the transposed kernel
+    assert 10 < PACKED_BELOW_UNITS == NARROW_UNITS <= 256
     assert list(packed) == ["dense_1/kernel+packed"]
     kernel = net.layers[1].get_weights()[0]
     np.testing.assert_array_equal(packed["dense_1/kernel+packed"]["value"],

@@ -3,10 +3,12 @@
 A BLAS call has a fixed cost of a few microseconds, more than a whole 20→256 layer at batch 2.
 Every size of a dense node but the batch is known here, so the choice is made once: a layer whose
 kernel is small (``SMALL_MAX_WEIGHTS``) runs the runtime's ``dense_small`` kernel (plain jitted
-loops, which hands large batches back to BLAS at run time). That kernel computes dot products on
-the *transposed* kernel unless the input is short (``ROWS_MAX_IN``, row updates on the kernel as
-it is). The transposed copy is a derived weight (``weights.Derived``, kind
-``"transpose_kernel"``), so a plan computes it once per weights version, never per call.
+loops, which hands large batches back to BLAS at run time). For a narrow layer (fewer than
+``NARROW_UNITS`` outputs, where BLAS is inefficient) it computes dot products on the *transposed*
+kernel; a wider layer runs row updates on the kernel as it is, and only while a call is tiny
+(BLAS takes over at ~1k multiply-adds), so it gets no transposed copy. That copy is a derived
+weight (``weights.Derived``, kind ``"transpose_kernel"``), so a plan computes it once per weights
+version, never per call.
 
 The node keeps its op (``dense``: same shape rule, same reference); only its ``kernel`` node
 attribute, read by ``schedule``, and one extra ``packed`` param change. Running it twice changes
@@ -25,8 +27,9 @@ from ..weights import Derived, register_derivation
 SMALL_KERNEL = "dense_small"
 #: Largest ``in * units`` handled by the small kernel (256 KiB of float32: stays in L2).
 SMALL_MAX_WEIGHTS = 1 << 16
-#: Below this input width, row updates beat dot products (too short to vectorize well).
-ROWS_MAX_IN = 32
+#: Layers with fewer outputs get the transposed kernel (``NARROW_UNITS`` in
+#: ``runtime/kernels/small_dense.py``: the same number, seen from the kernel's side).
+NARROW_UNITS = 16
 _DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -62,7 +65,7 @@ def prepare_dense(g: nx.DiGraph, ctx) -> nx.DiGraph:
         data = g.nodes[node]
         data["kernel"] = SMALL_KERNEL
         depth, units = g.nodes[params["kernel"]]["type"].shape
-        if depth < ROWS_MAX_IN and units >= 16:
+        if units >= NARROW_UNITS:
             continue  # row updates read the kernel as it is
         if params["kernel"] in packed_of:
             packed = packed_of[params["kernel"]]

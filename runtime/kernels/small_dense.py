@@ -1,13 +1,14 @@
 """Small dense products without BLAS: ``act(x @ kernel + bias)`` as plain jitted loops.
 
-A BLAS call costs a few microseconds of fixed overhead (argument checks, packing, its own
-dispatch), more than the whole product of a tiny layer (the seed MLP's 20→256→10 at batch 2).
-These loops have none: LLVM vectorizes them, and the weight they read was prepared once per
+A BLAS call from jitted code has a fixed cost (argument checks, packing) of ~0.2 µs on Zen 4
+with scipy's OpenBLAS, and it is inefficient for narrow outputs (the seed MLP's 256→10). These
+loops have no fixed cost: LLVM vectorizes them, and the weight they read was prepared once per
 weights version at plan build (``compiler/passes/prepare_dense.py``):
 
-- *rows* (short inputs, ``in`` < 32): each output row starts as the bias and gains
-  ``x[i, k] * kernel[k]`` for every ``k`` (the kernel as it is, nothing prepared);
-- *dots* (otherwise): each output is a dot product of an input row with a row of the
+- *rows* (``NARROW_UNITS`` outputs or more): each output row starts as the bias and gains
+  ``x[i, k] * kernel[k]`` for every ``k``, two rows and four ``k`` per pass (the kernel as it
+  is, nothing prepared);
+- *dots* (narrow layers): each output is a dot product of an input row with a row of the
   transposed kernel ``packed`` (``(units, in)``, contiguous), in 2x2 blocks.
 
 The bias and activation stay fused (applied while the row is in cache). Above
@@ -25,10 +26,12 @@ from .dense import _rows, dense_parallel
 from .flags import JIT
 from .registry import Kernel, register_kernel
 
-#: Above this many multiply-adds per call, BLAS' blocked microkernels win over our loops
-#: (measured on Zen 3 / AVX2, CPU time: at 32x64x64 BLAS is already ahead; with fewer than
-#: ``NARROW_UNITS`` outputs BLAS is inefficient and the dot-product form stays ahead far longer).
-WIDE_MAX_MACS = 1 << 16
+#: Above this many multiply-adds per call, BLAS wins over our loops. Measured (Zen 4, scipy's
+#: OpenBLAS 0.3, calls from jitted code, so no dispatch cost): a BLAS call costs ~0.2 µs, not
+#: microseconds, so with ``NARROW_UNITS`` outputs or more it is ahead from ~1k multiply-adds on
+#: (2x20x256: 0.32 µs vs 0.55 µs for row updates); with fewer outputs BLAS is inefficient and
+#: the dot-product form stays ahead far longer (2x256x10: 0.23 µs vs 0.35 µs).
+WIDE_MAX_MACS = 1 << 10
 NARROW_MAX_MACS = 1 << 20
 NARROW_UNITS = 16
 
@@ -39,23 +42,49 @@ def _use_blas(rows, depth, units):
 
 
 @njit(**JIT)
+def _start_rows(bias, out, r0, r1):
+    """Rows ``r0:r1`` of ``out`` start as the bias (or zero)."""
+    if bias.shape[0] > 0:
+        for i in range(r0, r1):
+            for j in range(out.shape[1]):
+                out[i, j] = bias[j]
+    else:
+        out[r0:r1] = 0
+
+
+@njit(**JIT)
 def _rows_update(x, kernel, bias, out):
-    """``out = x @ kernel + bias`` by row updates (the inner loop runs along an output row)."""
+    """``out = x @ kernel + bias`` by row updates, two output rows at a time, four kernel rows
+    per pass: one load of a kernel element feeds both rows, one load and store of an output
+    element covers four multiply-adds. Everything is indexed on the 2-D arrays themselves: row
+    views (``out[i]``) look like separate pointers to LLVM, and past a few of them it gives up
+    vectorizing the loop (measured: 5x slower)."""
     rows, depth = x.shape
     units = out.shape[1]
-    has_bias = bias.shape[0] > 0
-    for i in range(rows):
-        o = out[i]
-        if has_bias:
+    _start_rows(bias, out, 0, rows)
+    for i in range(0, rows - 1, 2):
+        k = 0
+        while k + 4 <= depth:
+            a0, a1, a2, a3 = x[i, k], x[i, k + 1], x[i, k + 2], x[i, k + 3]
+            c0, c1, c2, c3 = x[i + 1, k], x[i + 1, k + 1], x[i + 1, k + 2], x[i + 1, k + 3]
             for j in range(units):
-                o[j] = bias[j]
-        else:
-            o[:] = 0
+                w0, w1 = kernel[k, j], kernel[k + 1, j]
+                w2, w3 = kernel[k + 2, j], kernel[k + 3, j]
+                out[i, j] += a0 * w0 + a1 * w1 + a2 * w2 + a3 * w3
+                out[i + 1, j] += c0 * w0 + c1 * w1 + c2 * w2 + c3 * w3
+            k += 4
+        while k < depth:
+            a0, c0 = x[i, k], x[i + 1, k]
+            for j in range(units):
+                out[i, j] += a0 * kernel[k, j]
+                out[i + 1, j] += c0 * kernel[k, j]
+            k += 1
+    if rows % 2:
+        i = rows - 1
         for k in range(depth):
-            w = kernel[k]
-            a = x[i, k]
+            a0 = x[i, k]
             for j in range(units):
-                o[j] += a * w[j]
+                out[i, j] += a0 * kernel[k, j]
 
 
 @njit(**JIT)
