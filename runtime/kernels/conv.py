@@ -21,6 +21,7 @@ from numba import njit, prange
 
 from compiler.ops.conv import pair, window_pads
 
+from ..threads import machine_busy
 from .activations import (
     LINEAR,
     RELU,
@@ -416,7 +417,7 @@ def conv2d_nhwc(x, kernel, bias, residual, out, sh, sw, pt, pl, dh, dw, groups, 
     alpha = float(alpha)  # float64, as generated code passes it: one specialization of the epilogue
     # threads pay off by work (multiply-adds), not by output size: a 7x7x512 output is small
     # but each of its pixels costs 4608 multiply-adds
-    parallel = out.size * kh * kw * cg >= PARALLEL_MIN_MACS
+    parallel = out.size * kh * kw * cg >= PARALLEL_MIN_MACS and not machine_busy()
     winograd = conv_algorithm(kernel.shape, out.shape, (sh, sw), (dh, dw), groups) == "winograd"
     if winograd and prepared is not None and prepared.size:
         u = prepared.reshape(16, cg, o_n)

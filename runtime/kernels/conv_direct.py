@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from ..threads import machine_busy
 from .activations import SOFTMAX
 from .conv import _act, conv2d_nhwc
 from .dense import _BLOCKS as _THREADS
@@ -201,7 +202,7 @@ def conv2d_direct_nhwc(x, kernel, bias, residual, prepared, out, sh, sw, pt, pl,
     prepared = prepared.reshape(o_n, cg * kh * kw)
     res = residual if residual.size else np.zeros((0, 0, 0, 0), dtype=out.dtype)
     n = out.shape[0]
-    if out.size * kh * kw * cg >= PARALLEL_MIN_MACS:
+    if out.size * kh * kw * cg >= PARALLEL_MIN_MACS and not machine_busy():
         # images spread over threads; too few images and the filters are split as well
         blocks = 1 if n >= 2 * _THREADS else min(-(-o_n // 2), -(-2 * _THREADS // n))
         _direct_parallel(x, prepared, bias, res, out, blocks, kh, kw, sh, sw, pt, pl, dh, dw,
