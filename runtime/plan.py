@@ -42,6 +42,7 @@ from .cache import compile_lock
 from .kernels.flags import PARALLEL_MIN_ELEMENTS
 from .kernels.registry import empty_param, get_kernel
 from .progress import reporting
+from .threads import machine_busy
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,14 @@ class Layout:
     @property
     def naive_elements(self) -> int:
         return self.naive_bytes // self.itemsize
+
+
+def _serial(layout: Layout) -> Layout:
+    """The same layout run without threads (``threads.machine_busy``), made once per layout."""
+    serial = layout.__dict__.get("_serial")
+    if serial is None:
+        serial = layout.__dict__["_serial"] = replace(layout, parallel=False)
+    return serial
 
 
 class Plan:
@@ -419,6 +428,8 @@ class Plan:
                     not x.flags.c_contiguous:
                 x = as_input_array(x, self._input_dtype, self.signature.names[0])
             layout = self._layouts.get(x.shape) or self._layout_for([x])
+            if layout.parallel and machine_busy():
+                layout = _serial(layout)
             if self._stale:
                 self._sync_weights()
             forward = self._forward_parallel or self._parallel_forward() if layout.parallel \
@@ -435,6 +446,8 @@ class Plan:
                   for x, name, dtype in zip(inputs, self.signature.names, self._input_dtypes)]
         key = arrays[0].shape if len(arrays) == 1 else tuple(a.shape for a in arrays)
         layout = self._layouts.get(key) or self._layout_for(arrays)
+        if layout.parallel and machine_busy():
+            layout = _serial(layout)
         if self._stale:
             self._sync_weights()
         if self._forward is not None:
@@ -464,6 +477,8 @@ class Plan:
         arrays = [as_input_array(x, dtype, name)
                   for x, name, dtype in zip(inputs, self.signature.names, self._input_dtypes)]
         layout = self._layout_for(arrays)
+        if layout.parallel and machine_busy():
+            layout = _serial(layout)
         if self._stale:
             self._sync_weights()
         return arrays, layout

@@ -21,6 +21,7 @@ from numba import njit, prange
 
 from compiler.ops.conv import pair, window_pads
 
+from ..threads import machine_busy
 from .activations import (
     LINEAR,
     RELU,
@@ -402,19 +403,30 @@ def conv_algorithm(kernel_shape, out_shape, strides, dilation, groups) -> str:
     return "gemm"
 
 
-def conv2d_nhwc(x, kernel, bias, residual, out, sh, sw, pt, pl, dh, dw, groups, code, alpha):
-    """``out = act(conv(x, kernel) + bias + residual)``; ``residual`` may be empty."""
+def conv2d_nhwc(x, kernel, bias, residual, out, sh, sw, pt, pl, dh, dw, groups, code, alpha,
+                prepared=None):
+    """``out = act(conv(x, kernel) + bias + residual)``; ``residual`` may be empty.
+
+    ``prepared``: the Winograd-transformed filter ``(16, C, O)`` the compiler prepared once per
+    weights version (``prepare_conv``; NaN in ``[0, 0, 0]`` marks a non-finite filter), or
+    empty/None to transform it here.
+    """
     if out.size == 0:
         return
     kh, kw, cg, o_n = kernel.shape
     alpha = float(alpha)  # float64, as generated code passes it: one specialization of the epilogue
     # threads pay off by work (multiply-adds), not by output size: a 7x7x512 output is small
     # but each of its pixels costs 4608 multiply-adds
-    parallel = out.size * kh * kw * cg >= PARALLEL_MIN_MACS
-    if conv_algorithm(kernel.shape, out.shape, (sh, sw), (dh, dw), groups) == "winograd" \
-            and np.isfinite(kernel).all():
+    parallel = out.size * kh * kw * cg >= PARALLEL_MIN_MACS and not machine_busy()
+    winograd = conv_algorithm(kernel.shape, out.shape, (sh, sw), (dh, dw), groups) == "winograd"
+    if winograd and prepared is not None and prepared.size:
+        u = prepared.reshape(16, cg, o_n)
+        winograd = not math.isnan(u[0, 0, 0])
+    elif winograd:
+        winograd = bool(np.isfinite(kernel).all())
+        u = _winograd_weights(kernel) if winograd else None
+    if winograd:
         res4 = residual if residual.size else _empty(out.dtype, 4)
-        u = _winograd_weights(kernel)
         run = _conv_winograd_parallel if parallel else _conv_winograd_serial
         run(x, kernel, u, bias, res4, out, _WINOGRAD_TILES, pt, pl, code, alpha)
         return
@@ -441,14 +453,14 @@ _N_CONV_SCALARS = 9
 
 
 def conv2d(*args):
-    """Kernel-convention launcher: ``(x, [residual], kernel, bias, out, *scalars)``."""
+    """Kernel-convention launcher: ``(x, [residual], kernel, bias, prepared, out, *scalars)``."""
     arrays, scalars = args[:-_N_CONV_SCALARS], args[-_N_CONV_SCALARS:]
-    if len(arrays) == 5:
-        x, residual, kernel, bias, out = arrays
+    if len(arrays) == 6:
+        x, residual, kernel, bias, prepared, out = arrays
     else:
-        x, kernel, bias, out = arrays
+        x, kernel, bias, prepared, out = arrays
         residual = _empty(out.dtype, 4)
-    conv2d_nhwc(x, kernel, bias, residual, out, *scalars)
+    conv2d_nhwc(x, kernel, bias, residual, out, *scalars, prepared=prepared)
 
 
 def window_scalars(attrs, x_shape, out_shape, k, what: str = "conv2d") -> tuple:
@@ -467,5 +479,6 @@ def _conv_scalars(attrs, input_shapes, out_shape):
     return geometry + (int(attrs.get("groups", 1)), *epilogue_scalars(attrs))
 
 
-register_kernel(Kernel("conv2d", conv2d, _conv_scalars, param_names=("kernel", "bias"),
-                       optional_params=frozenset({"bias"})))
+register_kernel(Kernel("conv2d", conv2d, _conv_scalars,
+                       param_names=("kernel", "bias", "prepared"),
+                       optional_params=frozenset({"bias", "prepared"})))

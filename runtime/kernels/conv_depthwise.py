@@ -16,6 +16,7 @@ from numba import njit, prange
 
 from compiler.ops.conv import pair
 
+from ..threads import machine_busy
 from .activations import LINEAR, RELU, epilogue_scalars, scalar_activation
 from .conv import window_scalars
 from .flags import JIT, PARALLEL_MIN_ELEMENTS
@@ -130,7 +131,8 @@ def depthwise_conv2d(x, kernel, bias, out, sh, sw, pt, pl, dh, dw, code, alpha):
     kflat = np.ascontiguousarray(kernel).reshape(kh * kw, c_n * mult)
     if bias.size == 0:  # a zero bias keeps one specialization and no branch per channel
         bias = np.zeros(c_n * mult, dtype=out.dtype)
-    run = _depthwise_parallel if out.size >= PARALLEL_MIN_ELEMENTS else _depthwise_serial
+    parallel = out.size >= PARALLEL_MIN_ELEMENTS and not machine_busy()
+    run = _depthwise_parallel if parallel else _depthwise_serial
     run(x, kflat, bias, out, kh, kw, sh, sw, pt, pl, dh, dw, code, float(alpha))
 
 

@@ -1,0 +1,237 @@
+"""Direct 2-D convolution in NHWC for few input channels, with fused bias, residual, activation.
+
+With few channels per group (LeNet's 1->6 and 6->16, an RGB stem) an im2col GEMM has a short
+reduction axis, so filling the patch matrix costs more than the arithmetic. Here each image is
+first copied once into zero-padded, channel-major *phase planes* (one per channel and stride
+phase), laid out so that every tap of the filter is a contiguous window of them. One output
+channel's plane is then ``sum over taps of weight * shifted window``: the inner loop runs over
+contiguous output positions (a "wide" row that includes a few discarded columns), two output
+channels and four taps at a time, which LLVM vectorises with four loads per eight multiply-adds.
+
+The prepared weight ``(filters, taps)`` (taps ordered channel, ky, kx) is prepared by the compiler
+once per weights version (``compiler/passes/prepare_conv.py``). Work items are (image, block of
+output channels); each item builds its image's planes, so batches spread over threads and a
+single image over its filters.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ..threads import machine_busy
+from .activations import SOFTMAX
+from .conv import _act, conv2d_nhwc
+from .dense import _BLOCKS as _THREADS
+from .dense import PARALLEL_MIN_MACS
+from .flags import JIT
+from .registry import Kernel, register_kernel
+
+_INLINE = {k: v for k, v in JIT.items() if k != "cache"}
+#: Wide output positions per pass: two accumulators and four tap windows of this many floats fit
+#: in L1 together.
+_CHUNK = 768
+
+
+@njit(inline="always", **_INLINE)
+def _wide_geometry(oh_n, ow_n, kh, kw, sh, sw, dh, dw):
+    """``(rows, width, plane)`` of one phase plane; output ``(oh, ow)`` is wide index
+    ``oh * width + ow`` and tap ``(ky, kx)`` reads it shifted by ``(ky*dh//sh, kx*dw//sw)``."""
+    width = ow_n + ((kw - 1) * dw) // sw
+    rows = oh_n + ((kh - 1) * dh) // sh
+    # the last wide row's discarded columns read up to (kw-1)*dw//sw past the plane's end
+    return rows, width, rows * width + ((kw - 1) * dw) // sw + 1
+
+
+@njit(inline="always", **_INLINE)
+def _fill_planes(x, n, xp, rows, width, plane, sh, sw, pt, pl):
+    """Image ``n`` into ``xp`` (zeroed): padded pixel ``(r, q)`` of channel ``c`` goes to phase
+    ``(r % sh, q % sw)`` at ``(r // sh, q // sw)``."""
+    h, w, c_n = x.shape[1], x.shape[2], x.shape[3]
+    for ih in range(h):
+        r = ih + pt
+        i, a = r // sh, r % sh
+        if i >= rows:
+            break
+        for iw in range(w):
+            q = iw + pl
+            j, b = q // sw, q % sw
+            if j >= width:
+                break
+            src = x[n, ih, iw]
+            base = i * width + j
+            for c in range(c_n):
+                xp[((c * sh + a) * sw + b) * plane + base] = src[c]
+
+
+@njit(inline="always", **_INLINE)
+def _tap_offsets(offs, c_n, kh, kw, sh, sw, dh, dw, width, plane):
+    """Start of tap ``(c, ky, kx)`` (index ``(c*kh + ky)*kw + kx``) in the flattened planes."""
+    for c in range(c_n):
+        for ky in range(kh):
+            a, i = (ky * dh) % sh, (ky * dh) // sh
+            for kx in range(kw):
+                b, j = (kx * dw) % sw, (kx * dw) // sw
+                offs[(c * kh + ky) * kw + kx] = ((c * sh + a) * sw + b) * plane + i * width + j
+
+
+@njit(inline="always", **_INLINE)
+def _accumulate_pair(xp, offs, t0, p0, w, o0, o1, acc0, acc1):
+    """``acc0 += w[o0] . taps``, ``acc1 += w[o1] . taps`` (``w``: the packed filter) over taps
+    ``t0..t0+T`` for wide positions ``p0..p0 + len(acc0)``."""
+    taps = w.shape[1]
+    m = acc0.shape[0]
+    t = 0
+    while t + 4 <= taps:
+        f0, f1, f2, f3 = (offs[t0 + t] + p0, offs[t0 + t + 1] + p0, offs[t0 + t + 2] + p0,
+                          offs[t0 + t + 3] + p0)
+        x0, x1, x2, x3 = xp[f0:f0 + m], xp[f1:f1 + m], xp[f2:f2 + m], xp[f3:f3 + m]
+        a0, a1, a2, a3 = w[o0, t], w[o0, t + 1], w[o0, t + 2], w[o0, t + 3]
+        b0, b1, b2, b3 = w[o1, t], w[o1, t + 1], w[o1, t + 2], w[o1, t + 3]
+        for p in range(m):
+            v0, v1, v2, v3 = x0[p], x1[p], x2[p], x3[p]
+            acc0[p] += a0 * v0 + a1 * v1 + a2 * v2 + a3 * v3
+            acc1[p] += b0 * v0 + b1 * v1 + b2 * v2 + b3 * v3
+        t += 4
+    while t < taps:
+        f0 = offs[t0 + t] + p0
+        x0 = xp[f0:f0 + m]
+        a0, b0 = w[o0, t], w[o1, t]
+        for p in range(m):
+            v0 = x0[p]
+            acc0[p] += a0 * v0
+            acc1[p] += b0 * v0
+        t += 1
+
+
+@njit(inline="always", **_INLINE)
+def _store(acc, p0, o, width, out, res, n, bias, code, alpha):
+    """``out[n, :, :, o] = act(acc + bias + residual)`` for wide positions ``p0..`` (the
+    discarded columns skipped)."""
+    ow_n = out.shape[2]
+    b = bias[o] if bias.shape[0] > 0 else 0.0
+    has_res = res.shape[0] > 0
+    oh, ow = p0 // width, p0 % width
+    for i in range(acc.shape[0]):
+        if ow < ow_n:
+            v = acc[i] + b
+            if has_res:
+                v += res[n, oh, ow, o]
+            out[n, oh, ow, o] = _act(v, code, alpha)
+        ow += 1
+        if ow == width:
+            ow = 0
+            oh += 1
+
+
+# Called, not inlined, by both drivers (numba's parfor passes then only see a call).
+@njit(**_INLINE)
+def _direct_item(x, prepared, bias, res, out, n, o_lo, o_hi, kh, kw, sh, sw, pt, pl, dh, dw,
+                 groups, code, alpha):
+    """Output channels ``o_lo..o_hi`` of image ``n``."""
+    c_n = x.shape[3]
+    oh_n, ow_n, o_n = out.shape[1], out.shape[2], out.shape[3]
+    rows, width, plane = _wide_geometry(oh_n, ow_n, kh, kw, sh, sw, dh, dw)
+    xp = np.zeros(c_n * sh * sw * plane, dtype=x.dtype)
+    _fill_planes(x, n, xp, rows, width, plane, sh, sw, pt, pl)
+    offs = np.empty(c_n * kh * kw, dtype=np.int64)
+    _tap_offsets(offs, c_n, kh, kw, sh, sw, dh, dw, width, plane)
+    m = oh_n * width
+    buf0 = np.empty(min(m, _CHUNK), dtype=x.dtype)
+    buf1 = np.empty(min(m, _CHUNK), dtype=x.dtype)
+    og = o_n // groups
+    taps = prepared.shape[1]
+    for p0 in range(0, m, _CHUNK):  # a chunk's accumulators and windows stay in L1
+        acc0, acc1 = buf0[:min(_CHUNK, m - p0)], buf1[:min(_CHUNK, m - p0)]
+        o0 = o_lo
+        while o0 < o_hi:
+            # pairs stay inside a group; an unpaired channel is paired with itself (computed
+            # twice into two accumulators, stored once)
+            g = o0 // og
+            o1 = o0 + 1 if (o0 + 1 < o_hi and (o0 + 1) // og == g) else o0
+            acc0[:] = 0
+            acc1[:] = 0
+            _accumulate_pair(xp, offs, g * taps, p0, prepared, o0, o1, acc0, acc1)
+            _store(acc0, p0, o0, width, out, res, n, bias, code, alpha)
+            if o1 != o0:
+                _store(acc1, p0, o1, width, out, res, n, bias, code, alpha)
+            o0 = o1 + 1
+
+
+@njit(parallel=True, **JIT)
+def _direct_parallel(x, prepared, bias, res, out, blocks, kh, kw, sh, sw, pt, pl, dh, dw, groups,
+                     code, alpha):
+    o_n = out.shape[3]
+    per = -(-o_n // blocks)
+    per += per % 2  # whole pairs per block
+    for item in prange(out.shape[0] * blocks):
+        n, b = item // blocks, item % blocks
+        lo = b * per
+        if lo < o_n:
+            _direct_item(x, prepared, bias, res, out, n, lo, min(o_n, lo + per), kh, kw, sh, sw,
+                         pt, pl, dh, dw, groups, code, alpha)
+
+
+@njit(**JIT)
+def _direct_serial(x, prepared, bias, res, out, blocks, kh, kw, sh, sw, pt, pl, dh, dw, groups,
+                   code, alpha):
+    for n in range(out.shape[0]):
+        _direct_item(x, prepared, bias, res, out, n, 0, out.shape[3], kh, kw, sh, sw, pt, pl, dh,
+                     dw, groups, code, alpha)
+
+
+def pack_direct(kernel: np.ndarray) -> np.ndarray:
+    """``(kh, kw, cg, filters)`` -> ``(filters, cg*kh*kw)``, taps ordered channel, ky, kx (the
+    compiler prepares the same array once per weights version: ``prepare_conv``)."""
+    kh, kw, cg, o_n = kernel.shape
+    return np.ascontiguousarray(kernel.transpose(3, 2, 0, 1).reshape(o_n, cg * kh * kw))
+
+
+def conv2d_direct_nhwc(x, kernel, bias, residual, prepared, out, sh, sw, pt, pl, dh, dw, groups,
+                       code, alpha):
+    """``out = act(conv(x, kernel) + bias + residual)``; ``residual`` and ``prepared`` may be
+    empty (``prepared`` is then computed here)."""
+    if out.size == 0:
+        return
+    if code == SOFTMAX:  # needs whole pixels (all channels) at once: the im2col path has them
+        conv2d_nhwc(x, kernel, bias, residual, out, sh, sw, pt, pl, dh, dw, groups, code, alpha)
+        return
+    kh, kw, cg, o_n = kernel.shape
+    if prepared.size == 0:
+        prepared = pack_direct(kernel)
+    prepared = prepared.reshape(o_n, cg * kh * kw)
+    res = residual if residual.size else np.zeros((0, 0, 0, 0), dtype=out.dtype)
+    n = out.shape[0]
+    if out.size * kh * kw * cg >= PARALLEL_MIN_MACS and not machine_busy():
+        # images spread over threads; too few images and the filters are split as well
+        blocks = 1 if n >= 2 * _THREADS else min(-(-o_n // 2), -(-2 * _THREADS // n))
+        _direct_parallel(x, prepared, bias, res, out, blocks, kh, kw, sh, sw, pt, pl, dh, dw,
+                         groups, code, float(alpha))
+    else:
+        _direct_serial(x, prepared, bias, res, out, 1, kh, kw, sh, sw, pt, pl, dh, dw, groups,
+                       code, float(alpha))
+
+
+_N_SCALARS = 9
+
+
+def conv2d_direct(*args):
+    """Kernel-convention launcher: ``(x, [residual], kernel, bias, prepared, out, *scalars)``."""
+    arrays, scalars = args[:-_N_SCALARS], args[-_N_SCALARS:]
+    if len(arrays) == 6:
+        x, residual, kernel, bias, prepared, out = arrays
+    else:
+        x, kernel, bias, prepared, out = arrays
+        residual = np.zeros((0, 0, 0, 0), dtype=out.dtype)
+    conv2d_direct_nhwc(x, kernel, bias, residual, prepared, out, *scalars)
+
+
+def _scalars(attrs, input_shapes, out_shape):
+    from .conv import _conv_scalars
+
+    return _conv_scalars(attrs, input_shapes, out_shape)
+
+
+register_kernel(Kernel("conv2d_direct", conv2d_direct, _scalars,
+                       param_names=("kernel", "bias", "prepared"),
+                       optional_params=frozenset({"bias", "prepared"})))
