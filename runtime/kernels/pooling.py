@@ -60,8 +60,9 @@ def _pool_row(x, out, n, oh, kh, kw, sh, sw, pt, pl, is_max, acc):
                 dst[c] = acc[c] * inv
 
 
-# One compiled body for every pooling kernel: ``is_max`` is a typed flag (``np.bool_``), not a
-# literal, which numba would compile once per value; global pooling is a window over the image.
+# One compiled body for every pooling kernel: ``is_max`` is a typed int (``np.int64(1)``), not a
+# literal (numba folds ``np.bool_(True)`` to one), which numba would compile once per value;
+# global pooling is a window over the image.
 @njit(parallel=True, **JIT)
 def _pool_parallel(x, out, kh, kw, sh, sw, pt, pl, is_max):
     oh_n = out.shape[1]
@@ -82,28 +83,28 @@ def _pool_serial(x, out, kh, kw, sh, sw, pt, pl, is_max):
 # serial variant never starts threads; the threaded one still keeps small outputs serial.
 @njit(**JIT)
 def max_pool2d(x, out, kh, kw, sh, sw, pt, pl):
-    _pool_serial(x, out, kh, kw, sh, sw, pt, pl, np.bool_(True))
+    _pool_serial(x, out, kh, kw, sh, sw, pt, pl, np.int64(1))
 
 
 @njit(**JIT)
 def avg_pool2d(x, out, kh, kw, sh, sw, pt, pl):
-    _pool_serial(x, out, kh, kw, sh, sw, pt, pl, np.bool_(False))
+    _pool_serial(x, out, kh, kw, sh, sw, pt, pl, np.int64(0))
 
 
 @njit(**JIT)
 def max_pool2d_parallel(x, out, kh, kw, sh, sw, pt, pl):
     if out.size >= PARALLEL_MIN_ELEMENTS:
-        _pool_parallel(x, out, kh, kw, sh, sw, pt, pl, np.bool_(True))
+        _pool_parallel(x, out, kh, kw, sh, sw, pt, pl, np.int64(1))
     else:
-        _pool_serial(x, out, kh, kw, sh, sw, pt, pl, np.bool_(True))
+        _pool_serial(x, out, kh, kw, sh, sw, pt, pl, np.int64(1))
 
 
 @njit(**JIT)
 def avg_pool2d_parallel(x, out, kh, kw, sh, sw, pt, pl):
     if out.size >= PARALLEL_MIN_ELEMENTS:
-        _pool_parallel(x, out, kh, kw, sh, sw, pt, pl, np.bool_(False))
+        _pool_parallel(x, out, kh, kw, sh, sw, pt, pl, np.int64(0))
     else:
-        _pool_serial(x, out, kh, kw, sh, sw, pt, pl, np.bool_(False))
+        _pool_serial(x, out, kh, kw, sh, sw, pt, pl, np.int64(0))
 
 
 def _pool_scalars(attrs, input_shapes, out_shape):
@@ -123,36 +124,41 @@ register_kernel(Kernel("avg_pool2d", avg_pool2d, _pool_scalars,
 # A window over the whole image (``out`` viewed as N x 1 x 1 x C): the same compiled bodies as
 # windowed pooling; threads split the batch, so a single image stays serial.
 @njit(inline="always", **_INLINE)
-def _as_pixels(x, out):
-    return out.reshape((x.shape[0], 1, 1, x.shape[3]))
+def _whole_image(x, out):
+    """``out`` as N x 1 x 1 x C and the window arguments covering the image: sizes, strides
+    and pads typed int64 (numba compiles a callee once per *literal* value it is passed)."""
+    one, zero = np.int64(1), np.int64(0)
+    return out.reshape((x.shape[0], 1, 1, x.shape[3])), x.shape[1], x.shape[2], one, zero
 
 
 @njit(**JIT)
 def global_max_pool2d(x, out):
-    _pool_serial(x, _as_pixels(x, out), x.shape[1], x.shape[2], 1, 1, 0, 0, np.bool_(True))
+    pixels, kh, kw, one, zero = _whole_image(x, out)
+    _pool_serial(x, pixels, kh, kw, one, one, zero, zero, np.int64(1))
 
 
 @njit(**JIT)
 def global_avg_pool2d(x, out):
-    _pool_serial(x, _as_pixels(x, out), x.shape[1], x.shape[2], 1, 1, 0, 0, np.bool_(False))
+    pixels, kh, kw, one, zero = _whole_image(x, out)
+    _pool_serial(x, pixels, kh, kw, one, one, zero, zero, np.int64(0))
 
 
 @njit(**JIT)
 def global_max_pool2d_parallel(x, out):
-    pixels = _as_pixels(x, out)
+    pixels, kh, kw, one, zero = _whole_image(x, out)
     if x.size >= PARALLEL_MIN_ELEMENTS and x.shape[0] > 1:
-        _pool_parallel(x, pixels, x.shape[1], x.shape[2], 1, 1, 0, 0, np.bool_(True))
+        _pool_parallel(x, pixels, kh, kw, one, one, zero, zero, np.int64(1))
     else:
-        _pool_serial(x, pixels, x.shape[1], x.shape[2], 1, 1, 0, 0, np.bool_(True))
+        _pool_serial(x, pixels, kh, kw, one, one, zero, zero, np.int64(1))
 
 
 @njit(**JIT)
 def global_avg_pool2d_parallel(x, out):
-    pixels = _as_pixels(x, out)
+    pixels, kh, kw, one, zero = _whole_image(x, out)
     if x.size >= PARALLEL_MIN_ELEMENTS and x.shape[0] > 1:
-        _pool_parallel(x, pixels, x.shape[1], x.shape[2], 1, 1, 0, 0, np.bool_(False))
+        _pool_parallel(x, pixels, kh, kw, one, one, zero, zero, np.int64(0))
     else:
-        _pool_serial(x, pixels, x.shape[1], x.shape[2], 1, 1, 0, 0, np.bool_(False))
+        _pool_serial(x, pixels, kh, kw, one, one, zero, zero, np.int64(0))
 
 
 def _no_scalars(attrs, input_shapes, out_shape):
