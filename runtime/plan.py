@@ -161,11 +161,12 @@ class Plan:
         """Build the jitted executor now (``tier="jit"``, or a warm cache), else in the
         background while calls run on the lower tier."""
         self._tiers = self._tiered = None
-        if self.tier == "auto" and not tiers.likely_cached(self, codegen_wanted):
+        cached = tiers.likely_cached(self, codegen_wanted) if self.tier == "auto" else None
+        if self.tier == "auto" and cached is None:
             self._tiers = self._tiered = tiers.TieredCalls(self, build=codegen_wanted)
-        elif codegen_wanted:
+        elif codegen_wanted:  # a warm cache loads the variant it holds (the other on demand)
             with reporting(f"model '{self.model_name}'"):
-                self._build_codegen()
+                self._build_codegen(parallel=bool(cached))
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until calls run the jitted code (``tier="auto"``); ``False`` on timeout."""

@@ -323,36 +323,53 @@ def _sample_inputs(plan: Any) -> list | None:
     return [np.zeros(s, dt) for s, dt in zip(shapes, dtypes)]
 
 
-def likely_cached(plan: Any, codegen_wanted: bool) -> bool:
+def likely_cached(plan: Any, codegen_wanted: bool) -> bool | None:
     """Does the on-disk cache already hold this plan's generated code? Then loading it is
-    quicker than one call on the lower tier, and the plan loads it at once.
+    quicker than one call on the lower tier, and the plan loads it at once. Returns the cached
+    variant (``True``: threaded kernels, ``False``: serial), or ``None``.
 
     A heuristic: it looks for numba's index files of the generated modules (a warm-up, or an
     earlier process that ran the plan, leaves them together with the kernels that run between
-    them). Plans without generated code always start tiered.
+    them). The variant a batch-1 call would run is looked for first: a tiered process compiles
+    only that one, so a cache it warmed holds no other. Plans without generated code always
+    start tiered.
     """
-    from . import codegen
     from .cache import cache_dir
 
     if not codegen_wanted:
-        return False
-    gens = [codegen.generate(plan._steps, plan._input_nodes, plan._output_nodes,
-                             set(plan._output_roots), plan._param_shapes)]
-    if gens[0] is None:
-        if len(plan._steps) > codegen.MAX_CODEGEN_STEPS:
-            return False
-        gens, base = [], 0
-        for seg in codegen.segments(plan._steps, plan._input_nodes, plan._output_nodes):
-            if isinstance(seg, codegen.Segment):
-                gens.append(codegen.generate(plan._steps, plan._input_nodes, plan._output_nodes,
-                                             set(plan._output_roots), plan._param_shapes, False,
-                                             seg, base))
-                base = gens[-1].weight_elements
+        return None
     root = Path(numba.config.CACHE_DIR or cache_dir())
-    if not gens or not root.is_dir():
-        return False
+    if not root.is_dir():
+        return None
     indexed = {p.name.split(".", 1)[0] for p in root.rglob("plan_*.nbi")}
-    return all(f"plan_{g.key}" in indexed for g in gens)
+    sample = _sample_inputs(plan)
+    first = sample is not None and plan._layout_for(sample).parallel
+    for parallel in (first, not first):
+        keys = _generated_keys(plan, parallel)
+        if keys and all(f"plan_{key}" in indexed for key in keys):
+            return parallel
+    return None
+
+
+def _generated_keys(plan: Any, parallel: bool) -> list[str]:
+    """The module keys of the plan's generated code (one function, or one per segment)."""
+    from . import codegen
+
+    fresh = set(plan._output_roots)
+    whole = codegen.generate(plan._steps, plan._input_nodes, plan._output_nodes, fresh,
+                             plan._param_shapes, parallel)
+    if whole is not None:
+        return [whole.key]
+    if len(plan._steps) > codegen.MAX_CODEGEN_STEPS:
+        return []
+    keys, base = [], 0
+    for seg in codegen.segments(plan._steps, plan._input_nodes, plan._output_nodes):
+        if isinstance(seg, codegen.Segment):
+            gen = codegen.generate(plan._steps, plan._input_nodes, plan._output_nodes, fresh,
+                                   plan._param_shapes, parallel, seg, base)
+            keys.append(gen.key)
+            base = gen.weight_elements
+    return keys
 
 
 def describe(plan: Any) -> str:

@@ -146,7 +146,7 @@ def _im2col_block(x, kmats, bias, res2d, out2d, r0, r1, j0, j1, oh_n, ow_n, sh, 
             if groups == 1:
                 gemm(patches, kmats[0][:, j0:j1], out2d[r0:r1, j0:j1], False)
             else:
-                gemm(patches, kmats[g], out2d[r0:r1, g * og:(g + 1) * og], False)
+                gemm(patches, kmats[g][:, :], out2d[r0:r1, g * og:(g + 1) * og], False)
     _finish_block(out2d, bias, res2d, r0, r1, j0, j1, code, alpha)
 
 
@@ -345,8 +345,8 @@ def _winograd_block(x, kernel, u, bias, res, out, row0, row1, tiles_h, tiles_w, 
         probe = _winograd_input_row(x2, edge, t, v, (r - row0) * tiles_w, r // tiles_h,
                                     r % tiles_h, h, w, c_n, tiles_w, pt, pl)
         bad[r - row0] = math.isnan(probe)
-    for e in range(16):
-        gemm(v[e], u[e], m[e], False)
+    for e in range(16):  # [:, :] views: the one gemm specialization (C, A, A) im2col uses
+        gemm(v[e], u[e][:, :], m[e][:, :], False)
     oh_n, ow_n = out.shape[1], out.shape[2]
     for r in range(row0, row1):
         n, th = r // tiles_h, r % tiles_h

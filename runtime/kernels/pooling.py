@@ -20,81 +20,91 @@ _INLINE = {k: v for k, v in JIT.items() if k != "cache"}
 
 
 @njit(inline="always", **_INLINE)
-def _pool_row(x, out, n, oh, kh, kw, sh, sw, pt, pl, is_max):
+def _pool_row(x, out, n, oh, kh, kw, sh, sw, pt, pl, is_max, acc):
+    """One output row; ``acc`` is float64 scratch of one pixel's channels (averages sum in
+    float64: a 224x224 mean in float32 loses ~3 digits)."""
     h, w, c_n = x.shape[1], x.shape[2], x.shape[3]
     y0 = oh * sh - pt
     ys, ye = max(y0, 0), min(y0 + kh, h)
     for ow in range(out.shape[2]):
         x0 = ow * sw - pl
         xs, xe = max(x0, 0), min(x0 + kw, w)
-        acc = out[n, oh, ow]
-        if not is_max:
-            acc[:] = 0.0
-        elif ye > ys and xe > xs:
-            acc[:] = x[n, ys, xs]  # the first real cell, not -inf: ints stay exact
-        else:
-            acc[:] = -np.inf
-        for iy in range(ys, ye):
-            for ix in range(xs, xe):
-                src = x[n, iy, ix]
-                if is_max:
+        dst = out[n, oh, ow]
+        if is_max:
+            if ye > ys and xe > xs:
+                first = x[n, ys, xs]  # the first real cell, not -inf: ints stay exact
+                for c in range(c_n):
+                    dst[c] = first[c]
+            else:
+                for c in range(c_n):
+                    dst[c] = -np.inf
+            for iy in range(ys, ye):
+                for ix in range(xs, xe):
+                    src = x[n, iy, ix]
                     for c in range(c_n):
                         v = src[c]
                         # NaN wins and then sticks (v > NaN is False), as in np.max
-                        if v > acc[c] or math.isnan(v):
-                            acc[c] = v
-                else:
+                        if v > dst[c] or math.isnan(v):
+                            dst[c] = v
+        else:
+            for c in range(c_n):
+                acc[c] = 0.0
+            for iy in range(ys, ye):
+                for ix in range(xs, xe):
+                    src = x[n, iy, ix]
                     for c in range(c_n):
                         acc[c] += src[c]
-        if not is_max:
             count = (ye - ys) * (xe - xs)
             inv = 1.0 / count if count > 0 else np.nan
             for c in range(c_n):
-                acc[c] = acc[c] * inv
+                dst[c] = acc[c] * inv
 
 
+# One compiled body for every pooling kernel: ``is_max`` is a typed int (``np.int64(1)``), not a
+# literal (numba folds ``np.bool_(True)`` to one), which numba would compile once per value;
+# global pooling is a window over the image.
 @njit(parallel=True, **JIT)
 def _pool_parallel(x, out, kh, kw, sh, sw, pt, pl, is_max):
     oh_n = out.shape[1]
     for r in prange(out.shape[0] * oh_n):
-        _pool_row(x, out, r // oh_n, r % oh_n, kh, kw, sh, sw, pt, pl, is_max)
+        acc = np.empty(x.shape[3], np.float64)
+        _pool_row(x, out, r // oh_n, r % oh_n, kh, kw, sh, sw, pt, pl, is_max, acc)
 
 
 @njit(**JIT)
 def _pool_serial(x, out, kh, kw, sh, sw, pt, pl, is_max):
     oh_n = out.shape[1]
+    acc = np.empty(x.shape[3], np.float64)
     for r in range(out.shape[0] * oh_n):
-        _pool_row(x, out, r // oh_n, r % oh_n, kh, kw, sh, sw, pt, pl, is_max)
+        _pool_row(x, out, r // oh_n, r % oh_n, kh, kw, sh, sw, pt, pl, is_max, acc)
 
 
 # Kernels are numba functions, so generated code calls them directly (no Python launcher): the
 # serial variant never starts threads; the threaded one still keeps small outputs serial.
 @njit(**JIT)
 def max_pool2d(x, out, kh, kw, sh, sw, pt, pl):
-    _pool_serial(x, out, kh, kw, sh, sw, pt, pl, True)
+    _pool_serial(x, out, kh, kw, sh, sw, pt, pl, np.int64(1))
 
 
 @njit(**JIT)
 def avg_pool2d(x, out, kh, kw, sh, sw, pt, pl):
-    _pool_serial(x, out, kh, kw, sh, sw, pt, pl, False)
-
-
-@njit(**JIT)
-def _pool_threaded(x, out, kh, kw, sh, sw, pt, pl, is_max):
-    if out.size >= PARALLEL_MIN_ELEMENTS:
-        _pool_parallel(x, out, kh, kw, sh, sw, pt, pl, is_max)
-    else:
-        _pool_serial(x, out, kh, kw, sh, sw, pt, pl, is_max)
+    _pool_serial(x, out, kh, kw, sh, sw, pt, pl, np.int64(0))
 
 
 @njit(**JIT)
 def max_pool2d_parallel(x, out, kh, kw, sh, sw, pt, pl):
-    _pool_threaded(x, out, kh, kw, sh, sw, pt, pl, True)
+    if out.size >= PARALLEL_MIN_ELEMENTS:
+        _pool_parallel(x, out, kh, kw, sh, sw, pt, pl, np.int64(1))
+    else:
+        _pool_serial(x, out, kh, kw, sh, sw, pt, pl, np.int64(1))
 
 
 @njit(**JIT)
 def avg_pool2d_parallel(x, out, kh, kw, sh, sw, pt, pl):
-    _pool_threaded(x, out, kh, kw, sh, sw, pt, pl, False)
+    if out.size >= PARALLEL_MIN_ELEMENTS:
+        _pool_parallel(x, out, kh, kw, sh, sw, pt, pl, np.int64(0))
+    else:
+        _pool_serial(x, out, kh, kw, sh, sw, pt, pl, np.int64(0))
 
 
 def _pool_scalars(attrs, input_shapes, out_shape):
@@ -111,75 +121,44 @@ register_kernel(Kernel("avg_pool2d", avg_pool2d, _pool_scalars,
 
 
 # -- global pooling ------------------------------------------------------------------------------
+# A window over the whole image (``out`` viewed as N x 1 x 1 x C): the same compiled bodies as
+# windowed pooling; threads split the batch, so a single image stays serial.
 @njit(inline="always", **_INLINE)
-def _global_image(x, out2d, n, is_max):
-    acc = out2d[n]
-    c_n = x.shape[3]
-    if is_max:
-        if x.shape[1] * x.shape[2] > 0:
-            acc[:] = x[n, 0, 0]
-        else:
-            acc[:] = -np.inf
-        for iy in range(x.shape[1]):
-            for ix in range(x.shape[2]):
-                src = x[n, iy, ix]
-                for c in range(c_n):
-                    v = src[c]
-                    if v > acc[c] or math.isnan(v):
-                        acc[c] = v
-    else:
-        # accumulate in float64: a 224x224 mean in float32 loses ~3 digits
-        s = np.zeros(c_n, dtype=np.float64)
-        for iy in range(x.shape[1]):
-            for ix in range(x.shape[2]):
-                src = x[n, iy, ix]
-                for c in range(c_n):
-                    s[c] += src[c]
-        count = x.shape[1] * x.shape[2]
-        inv = 1.0 / count if count > 0 else np.nan
-        for c in range(c_n):
-            acc[c] = s[c] * inv
-
-
-@njit(parallel=True, **JIT)
-def _global_parallel(x, out2d, is_max):
-    for n in prange(x.shape[0]):
-        _global_image(x, out2d, n, is_max)
-
-
-@njit(**JIT)
-def _global_serial(x, out2d, is_max):
-    for n in range(x.shape[0]):
-        _global_image(x, out2d, n, is_max)
+def _whole_image(x, out):
+    """``out`` as N x 1 x 1 x C and the window arguments covering the image: sizes, strides
+    and pads typed int64 (numba compiles a callee once per *literal* value it is passed)."""
+    one, zero = np.int64(1), np.int64(0)
+    return out.reshape((x.shape[0], 1, 1, x.shape[3])), x.shape[1], x.shape[2], one, zero
 
 
 @njit(**JIT)
 def global_max_pool2d(x, out):
-    _global_serial(x, out.reshape((x.shape[0], x.shape[3])), True)
+    pixels, kh, kw, one, zero = _whole_image(x, out)
+    _pool_serial(x, pixels, kh, kw, one, one, zero, zero, np.int64(1))
 
 
 @njit(**JIT)
 def global_avg_pool2d(x, out):
-    _global_serial(x, out.reshape((x.shape[0], x.shape[3])), False)
-
-
-@njit(**JIT)
-def _global_threaded(x, out, is_max):
-    out2d = out.reshape((x.shape[0], x.shape[3]))
-    if x.size >= PARALLEL_MIN_ELEMENTS and x.shape[0] > 1:
-        _global_parallel(x, out2d, is_max)
-    else:
-        _global_serial(x, out2d, is_max)
+    pixels, kh, kw, one, zero = _whole_image(x, out)
+    _pool_serial(x, pixels, kh, kw, one, one, zero, zero, np.int64(0))
 
 
 @njit(**JIT)
 def global_max_pool2d_parallel(x, out):
-    _global_threaded(x, out, True)
+    pixels, kh, kw, one, zero = _whole_image(x, out)
+    if x.size >= PARALLEL_MIN_ELEMENTS and x.shape[0] > 1:
+        _pool_parallel(x, pixels, kh, kw, one, one, zero, zero, np.int64(1))
+    else:
+        _pool_serial(x, pixels, kh, kw, one, one, zero, zero, np.int64(1))
 
 
 @njit(**JIT)
 def global_avg_pool2d_parallel(x, out):
-    _global_threaded(x, out, False)
+    pixels, kh, kw, one, zero = _whole_image(x, out)
+    if x.size >= PARALLEL_MIN_ELEMENTS and x.shape[0] > 1:
+        _pool_parallel(x, pixels, kh, kw, one, one, zero, zero, np.int64(0))
+    else:
+        _pool_serial(x, pixels, kh, kw, one, one, zero, zero, np.int64(0))
 
 
 def _no_scalars(attrs, input_shapes, out_shape):
@@ -203,7 +182,10 @@ def _pad_row(x, out, n, oy, top, left):
         return
     w = x.shape[2]
     row[:left, :] = 0.0
-    row[left:left + w, :] = x[n, iy]
+    src = x[n, iy]
+    for ix in range(w):  # element loops: an array-to-slice copy makes numba compile its
+        for c in range(src.shape[1]):  # string-formatting shape-mismatch error (~3 s)
+            row[left + ix, c] = src[ix, c]
     row[left + w:, :] = 0.0
 
 
