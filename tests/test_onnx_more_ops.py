@@ -286,14 +286,72 @@ def test_tile_on_runtime_values():
           initializers={"r": np.array([2, 1], np.int64)}, dims={"x": ("N", 3)})
 
 
-def test_range_and_constant_of_shape_sized_at_run_time_refused():
+def test_constant_of_shape_and_strided_range_sized_at_run_time_refused():
     refused([node("Shape", ["x"], ["s"]), node("ConstantOfShape", ["s"], ["y"])],
             {"x": rand(2, 3)}, "constantofshape_node.*run time", dims={"x": ("N", 3)})
     nodes = [node("Shape", ["x"], ["s"]), node("Gather", ["s", "i"], ["n"], axis=0),
-             node("Range", ["zero", "n", "one"], ["y"])]
+             node("Range", ["zero", "n", "two"], ["y"])]
     refused(nodes, {"x": rand(2, 3)}, "range_node.*run time", {
-        "i": np.array(0, np.int64), "zero": np.array(0, np.int64), "one": np.array(1, np.int64)},
+        "i": np.array(0, np.int64), "zero": np.array(0, np.int64), "two": np.array(2, np.int64)},
         dims={"x": ("N", 3)})
+
+
+# -- sizes known only at run time (compiler/frontend/onnx/run_time_dims.py) ----------------------
+INT64_MAX = np.iinfo(np.int64).max
+
+
+@pytest.mark.parametrize("start,dtype", [(0, np.int64), (1, np.int64), (0, np.int32)])
+def test_range_up_to_a_run_time_length(start, dtype):
+    nodes = [node("Shape", ["x"], ["s"]), node("Gather", ["s", "i"], ["n"], axis=0),
+             node("Cast", ["n"], ["m"], to=6 if dtype == np.int32 else 7),
+             node("Range", ["start", "m", "one"], ["y"])]
+    inits = {"i": np.array(1, np.int64), "start": np.array(start, dtype),
+             "one": np.array(1, dtype)}
+    for t in (5, 2):
+        check(nodes, {"x": rand(2, t, 3)}, initializers=inits, dims={"x": ("N", "T", 3)})
+
+
+@pytest.mark.parametrize("starts,ends,steps", [
+    ([-1], [-INT64_MAX], [-1]),  # the whole time axis reversed
+    ([1], [-2], [1]),            # cropped at both ends
+    ([2], [INT64_MAX], [1]),     # to the end
+])
+def test_slice_over_a_run_time_length(starts, ends, steps):
+    nodes = [node("Slice", ["x", "starts", "ends", "axes", "steps"], ["y"])]
+    inits = {"starts": np.array(starts, np.int64), "ends": np.array(ends, np.int64),
+             "axes": np.array([1], np.int64), "steps": np.array(steps, np.int64)}
+    for t in (6, 4):
+        check(nodes, {"x": rand(2, t, 3)}, initializers=inits, dims={"x": ("N", "T", 3)})
+
+
+def test_slice_up_to_a_length_then_expand_to_a_run_time_shape():
+    """PositionEmbedding's export: a table's first T rows, broadcast to x's shape."""
+    nodes = [node("Shape", ["x"], ["s"]),
+             node("Slice", ["s", "one", "two"], ["t"]),
+             node("Slice", ["table", "zero", "t", "zero"], ["rows"]),
+             node("Unsqueeze", ["rows", "zero"], ["rows3"]),
+             node("Expand", ["rows3", "s"], ["y"])]
+    inits = {"table": rand(10, 3, seed=4), "zero": np.array([0], np.int64),
+             "one": np.array([1], np.int64), "two": np.array([2], np.int64)}
+    for batch, t in ((1, 7), (3, 2)):
+        check(nodes, {"x": rand(batch, t, 3)}, initializers=inits, dims={"x": ("N", "T", 3)})
+
+
+def test_reshape_back_to_two_leading_run_time_sizes():
+    """TimeDistributed's export: (N, T, C) -> (N*T, C) -> op -> Shape(x)."""
+    nodes = [node("Reshape", ["x", "rows"], ["flat"]), node("Relu", ["flat"], ["r"]),
+             node("Shape", ["x"], ["s"]), node("Reshape", ["r", "s"], ["y"])]
+    inits = {"rows": np.array([-1, 3], np.int64)}
+    for batch, t in ((2, 5), (1, 3)):
+        check(nodes, {"x": rand(batch, t, 3)}, initializers=inits, dims={"x": ("N", "T", 3)})
+
+
+def test_a_run_time_slice_no_tensor_carries_is_refused():
+    nodes = [node("Slice", ["x", "starts", "ends", "axes"], ["y"])]
+    inits = {"starts": np.array([-3], np.int64), "ends": np.array([INT64_MAX], np.int64),
+             "axes": np.array([1], np.int64)}
+    refused(nodes, {"x": rand(2, 5)}, "slice_node.*start -3.*run time", inits,
+            dims={"x": ("N", "T")})
 
 
 def test_conv_transpose_and_reduce_prod_export_round_trip(tmp_path):
