@@ -12,7 +12,8 @@ Here the merge is a handful of primitive nodes feeding the fused attention op's
 ``return_attention_scores=True`` keeps the fused op for the output (plus a ``where`` giving
 empty rows the output bias) and builds the scores from primitives beside it (projections as
 matmuls on ``weight_value`` reads, softmax, the causal triangle from ``causal_mask``), since the
-fused kernel never stores them. Calls without masks or scores keep the single fused node. """
+fused kernel never stores them. Calls without masks or scores keep the single fused node.
+"""
 
 from __future__ import annotations
 
