@@ -44,3 +44,18 @@ def test_plot_has_one_panel_per_family(tmp_path):
     assert [r.workload for r in groups["MLPs"]] == ["W1", "W2"]
     path = write_plot(rows, tmp_path / "p.png", "test")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_profile_takes_sequence_and_onnx_ids_and_builds_what_the_run_times():
+    """``--profile`` accepts every W/C/S/R inference id; an S id builds its own plan and input."""
+    from dataclasses import replace
+
+    from benchmarks.__main__ import parse_args
+    from benchmarks.profiling import profile_workload
+    from benchmarks.workloads import WORKLOADS
+
+    for wid in ("W1", "C1", "S1", "S2", "S3", "S4", "R1", "R2", "R3"):
+        assert parse_args(["--profile", wid.lower()]).profile == wid
+    tiny = replace(WORKLOADS["S2"].spec, units=4, steps=3, features=2, batch=2)
+    table = profile_workload(tiny, repeat=1)
+    assert table.startswith("S2: GRU, batch 2, T=3, 2 inputs") and "gru" in table

@@ -8,11 +8,11 @@ inference path (``ops.dot_product_attention``), while its explicit path (taken w
 ``return_attention_scores``) zeros the masked probabilities, so that row's context is zero.
 
 Here the merge is a handful of primitive nodes feeding the fused attention op's
-``attention_mask`` operand (which keeps ``> 0.5``). ``return_attention_scores=True`` keeps the
-fused op for the output (plus a ``where`` giving empty rows the output bias) and builds the
-scores from primitives beside it (projections as matmuls on ``weight_value`` reads, softmax,
-the causal triangle from ``causal_mask``), since the fused kernel never stores them. Calls
-without masks or scores keep the single fused node.
+``attention_mask`` operand as bool (no float copy of the ``(N, Tq, Tv)`` mask).
+``return_attention_scores=True`` keeps the fused op for the output (plus a ``where`` giving
+empty rows the output bias) and builds the scores from primitives beside it (projections as
+matmuls on ``weight_value`` reads, softmax, the causal triangle from ``causal_mask``), since the
+fused kernel never stores them. Calls without masks or scores keep the single fused node.
 """
 
 from __future__ import annotations
@@ -113,9 +113,8 @@ def lower_fused(layer: Any, builder: Any, inputs: list[int], zero_empty_rows: bo
         out = builder.call(layer, inputs)
     else:
         params = dict(zip(layer.param_names, builder.params(layer)))
-        mask = _node(builder, layer, "cast", [keep], dtype=str(np.dtype(builder.dtype)))
         attrs = {**layer.op_attrs(), "has_mask": True}
-        operands = [query, value] + ([named["key"]] if has_key else []) + [mask]
+        operands = [query, value] + ([named["key"]] if has_key else []) + [keep]
         out = add_node(builder.graph, layer.op, operands + list(params.values()), attrs=attrs,
                        origin=builder.origin(layer))
         if zero_empty_rows:

@@ -6,7 +6,8 @@ Weights in Keras' layout: query/key/value kernels ``(dim, heads, key_dim)`` (val
 call); the sequence lengths ``Tq`` and ``Tv`` stay symbolic and may differ.
 
 Inputs, in order: ``query (N, Tq, Dq)``, ``value (N, Tv, Dv)``, then ``key (N, Tv, Dk)`` when
-attr ``has_key``, then ``attention_mask (N, Tq, Tv)`` when attr ``has_mask`` (kept where > 0.5).
+attr ``has_key``, then ``attention_mask (N, Tq, Tv)`` when attr ``has_mask`` (bool, as the
+frontend feeds it; another dtype is kept where > 0.5).
 Attr ``causal`` lets query ``i`` attend keys ``j <= i`` only (Keras' ``use_causal_mask``). Masked
 scores become ``-1e9`` before the softmax, as Keras' ``Softmax`` does, so a fully masked row
 averages every value.

@@ -157,7 +157,7 @@ def _attention_serial(q, kt, v, mask, ctx, scale, causal, has_mask, fast):
 def scaled_dot_product_attention(q, k, v, mask, ctx, scale: float, causal: bool) -> None:
     """``ctx = softmax(scale * q k^T [masked]) v`` per (batch, head); layouts ``(N, T, H, d)``.
 
-    ``mask`` is ``(N, Tq, Tv)`` (kept where > 0.5) or empty.
+    ``mask`` is ``(N, Tq, Tv)`` bool (or float, kept where > 0.5) or empty.
     """
     if ctx.size == 0:
         return

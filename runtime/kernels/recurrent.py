@@ -54,16 +54,21 @@ def _act(v, code, alpha):
 
 @njit(inline="always", **_INLINE)
 def _activate(buf, lo, hi, code, alpha, fast):
-    """``buf[lo:hi] = act(buf[lo:hi])`` in place; one loop per case so each vectorizes."""
+    """``buf[lo:hi] = act(buf[lo:hi])`` in place; one loop per case so each vectorizes.
+
+    The loops run over a slice from 0: an index from ``range(lo, hi)`` may be negative as far
+    as numba knows, and its wraparound select kept LLVM from vectorizing (measured ~8x slower).
+    """
+    v = buf[lo:hi]
     if fast and code == TANH:
-        for j in range(lo, hi):
-            buf[j] = tanh32(buf[j])
+        for j in range(v.shape[0]):
+            v[j] = tanh32(v[j])
     elif fast and code == SIGMOID:
-        for j in range(lo, hi):
-            buf[j] = sigmoid32(buf[j])
+        for j in range(v.shape[0]):
+            v[j] = sigmoid32(v[j])
     else:
-        for j in range(lo, hi):
-            buf[j] = _act(buf[j], code, alpha)
+        for j in range(v.shape[0]):
+            v[j] = _act(v[j], code, alpha)
 
 
 @njit(inline="always", **_INLINE)
@@ -117,28 +122,32 @@ def _columns(i0, i1, xt, wt, ut, h, c, mask, has_mask, seq, ret_seq, backwards,
             else:
                 gemm(ut[:2 * u], hb, gx[:2 * u], True)
             _activate(g, 0, 2 * un, ract, alpha, fast)
+            z, r, hh = g[:un], g[un:2 * un], g[2 * un:3 * un]
             if reset_after:
+                rh = gr[2 * un:3 * un]
                 for k in range(un):
-                    g[2 * un + k] += g[un + k] * gr[2 * un + k]
+                    hh[k] += r[k] * rh[k]
             else:
                 for k in range(un):
-                    tmp[k] = g[un + k] * hf[k]
+                    tmp[k] = r[k] * hf[k]
                 gemm(ut[2 * u:], tmp.reshape(u, nb), gx[2 * u:], True)
             _activate(g, 2 * un, 3 * un, act, alpha, fast)
             for k in range(un):
-                hf[k] = g[k] * hf[k] + (1.0 - g[k]) * g[2 * un + k]
+                hf[k] = z[k] * hf[k] + (1.0 - z[k]) * hh[k]
         else:
             gemm(ut, hb, gx, True)
             if cell == LSTM:
                 _activate(g, 0, 2 * un, ract, alpha, fast)
                 _activate(g, 2 * un, 3 * un, act, alpha, fast)
                 _activate(g, 3 * un, 4 * un, ract, alpha, fast)
+                gi, gf = g[:un], g[un:2 * un]
+                gc, go = g[2 * un:3 * un], g[3 * un:4 * un]
                 for k in range(un):
-                    cf[k] = g[un + k] * cf[k] + g[k] * g[2 * un + k]
+                    cf[k] = gf[k] * cf[k] + gi[k] * gc[k]
                     tmp[k] = cf[k]
                 _activate(tmp, 0, un, act, alpha, fast)
                 for k in range(un):
-                    hf[k] = g[3 * un + k] * tmp[k]
+                    hf[k] = go[k] * tmp[k]
             else:
                 _activate(g, 0, un, act, alpha, fast)
                 for k in range(un):
