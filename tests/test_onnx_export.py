@@ -405,3 +405,31 @@ def test_zero_padding_before_a_valid_conv_exports_as_conv_pads():
     assert "Pad" not in op_types(proto)
     conv = next(n for n in proto.graph.node if n.op_type == "Conv")
     assert [list(a.ints) for a in conv.attribute if a.name == "pads"] == [[1, 0, 2, 1]]
+
+
+@pytest.mark.parametrize("dtype", ["int32", "int64", "float32", "float64"])
+def test_floor_divide_and_mod_export_with_numpy_semantics(dtype):
+    """Negative operands, zero divisors (ints: 0; floats: inf/nan), ``// -1`` and a float
+    quotient just below an integer (``1 // 0.1 == 9``) agree with ONNX Runtime."""
+    a, b = Input((6,), dtype=dtype, name="a"), Input((6,), dtype=dtype, name="b")
+    model = Model([a, b], [ops.floor_divide(a, b), ops.mod(a, b), a // 3, a % -4])
+    proto = conx.export(model, None)
+    rng = np.random.default_rng(1)
+    if dtype.startswith("int"):
+        x = rng.integers(-50, 50, size=(4, 6)).astype(dtype)
+        y = rng.integers(-6, 7, size=(4, 6)).astype(dtype)
+        y[0, :3] = [0, -1, -1]
+        x[0, 2] = np.iinfo(dtype).min  # INT_MIN // -1 wraps, as NumPy
+    else:
+        x = (rng.standard_normal((4, 6)) * 10).astype(dtype)
+        y = (rng.standard_normal((4, 6)) * 3).astype(dtype)
+        x[0, :3], y[0, :3] = [1.0, -1.0, 7.5], [0.1, 0.0, 2.5]
+    sess = ort.InferenceSession(proto.SerializeToString())
+    theirs = sess.run(None, {"a": x, "b": y})
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        ours = [np.asarray(o) for o in model([x, y])]
+        numpy = [np.floor_divide(x, y), np.remainder(x, y), x // 3, x % -4]
+    for t, o, n in zip(theirs, ours, numpy):
+        assert t.dtype == o.dtype == np.dtype(dtype)
+        np.testing.assert_array_equal(o, n)
+        np.testing.assert_array_equal(t, o)

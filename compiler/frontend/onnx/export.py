@@ -520,6 +520,59 @@ def _emit_variadic(em, node, ins, params, attrs, hint, dtype):
                   hint, dtype)
 
 
+@_emits("floor_divide", "mod")
+def _emit_floor_divide_or_mod(em, node, ins, params, attrs, hint, dtype):
+    """NumPy's ``floor_divide``/``remainder`` (what our kernels compute) from ONNX ``Mod``/``Div``.
+
+    Floats follow NumPy's ``divmod``: ``fmod``, moved to the divisor's sign, a quotient rounded
+    to the nearest integer after the floor (``1 // 0.1 == 9``); a zero divisor gives ``a / 0``
+    and ``nan``. Ints: ONNX ``Mod(fmod=0)`` already takes the divisor's sign; a zero divisor gives
+    0 and ``// -1`` negates (wrapping like NumPy) — the divisor is swapped for 1 first, since a
+    hardware division by 0 or of ``INT_MIN`` by -1 traps.
+    """
+    is_mod = em.g.nodes[node]["op"] == "mod"
+    dtype = np.dtype(dtype)
+    a, b = _aligned(em, node, ins, attrs, hint, dtype)
+    const = lambda v: em.const(np.asarray(v, dtype), f"{hint}/c")  # noqa: E731
+    boolean = np.dtype(bool)
+
+    def add(op, inputs, tag, out_dtype=dtype, **kw):
+        return em.add(op, inputs, f"{hint}/{tag}", out_dtype, **kw)
+
+    if dtype.kind in "iu":
+        b_zero = add("Equal", [b, const(0)], "b_zero", boolean)
+        b_minus_one = add("Equal", [b, const(-1)], "b_minus_one", boolean)
+        safe = add("Where", [add("Or", [b_zero, b_minus_one], "trap", boolean), const(1), b],
+                   "safe_b")
+        m = add("Mod", [a, safe], "mod", fmod=0)
+        if is_mod:  # b == -1: m is already 0
+            return add("Where", [b_zero, const(0), m], "result")
+        # ONNX Div truncates: one less where the remainder is nonzero and the signs differ
+        # (``(a - m) / b`` would overflow at INT_MIN)
+        inexact = add("Not", [add("Equal", [m, const(0)], "m_zero", boolean)], "inexact", boolean)
+        signs = add("Xor", [add("Less", [a, const(0)], "a_neg", boolean),
+                            add("Less", [safe, const(0)], "b_neg", boolean)], "signs", boolean)
+        q = add("Div", [a, safe], "truncated")
+        q = add("Where", [add("And", [inexact, signs], "floor_below", boolean),
+                          add("Sub", [q, const(1)], "minus_one"), q], "quotient")
+        q = add("Where", [b_minus_one, add("Neg", [a], "negated"), q], "minus_one")
+        return add("Where", [b_zero, const(0), q], "result")
+    m = add("Mod", [a, b], "fmod", fmod=1)
+    nonzero = add("Not", [add("Equal", [m, const(0)], "m_zero", boolean)], "m_nonzero", boolean)
+    signs_differ = add("Xor", [add("Less", [b, const(0)], "b_neg", boolean),
+                               add("Less", [m, const(0)], "m_neg", boolean)], "signs", boolean)
+    adjust = add("And", [nonzero, signs_differ], "adjust", boolean)
+    if is_mod:
+        return add("Where", [adjust, add("Add", [m, b], "m_plus_b"), m], "result")
+    div = add("Div", [add("Sub", [a, m], "a_minus_fmod"), b], "div")
+    div = add("Where", [adjust, add("Sub", [div, const(1)], "div_minus_one"), div], "div_adj")
+    floor = add("Floor", [div], "floor")
+    up = add("Greater", [add("Sub", [div, floor], "frac"), const(0.5)], "round_up", boolean)
+    floor = add("Where", [up, add("Add", [floor, const(1)], "floor_plus_one"), floor], "rounded")
+    b_zero = add("Equal", [b, const(0)], "b_zero", boolean)
+    return add("Where", [b_zero, add("Div", [a, b], "a_over_b"), floor], "result")
+
+
 _UNARY = {"negative": "Neg", "abs": "Abs", "exp": "Exp", "log": "Log", "sqrt": "Sqrt",
           "erf": "Erf"}
 
