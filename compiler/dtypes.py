@@ -76,7 +76,7 @@ def value_dtype(requested: Any, model_dtype: np.dtype, what: str = "input") -> n
         return np.dtype(model_dtype)
     try:
         dt = np.dtype(requested)
-    except TypeError:
+    except (TypeError, ValueError, SyntaxError):  # numpy parses odd strings ("0:")
         raise DTypeError(f"{what}: unknown dtype {requested!r}; use one of "
                          f"{[str(d) for d in VALUE_DTYPES]}") from None
     if dt.kind == "f":

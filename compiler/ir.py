@@ -132,7 +132,10 @@ def format_node(g: nx.DiGraph, node: int) -> str:
     op = data["op"] + (f"[{attrs}]" if attrs else "")
     if data["op"] == "param":
         op += f" {data.get('key', data['param'])}"
-    args = ", ".join(f"%{n}" for n in operands(g, node))
+    # slot by slot, a missing one as ``%?``: verify formats nodes whose slots are broken
+    slots = {pos: src for src, d in g._pred[node].items() for pos in d["positions"]}
+    args = ", ".join(f"%{slots[i]}" if i in slots else "%?"
+                     for i in range(max(slots, default=-1) + 1))
     t = data.get("type")
     ty = f" : {format_shape(t.shape)} {t.dtype}" if t is not None else ""
     where = f"  # {layer_name(g, node)}" if data.get("origin") is not None else ""

@@ -18,7 +18,7 @@ def as_model_dtype(dtype: Any) -> np.dtype:
     """Validate a model compute dtype (float32 or float64)."""
     try:
         dt = np.dtype(dtype if dtype is not None else np.float32)
-    except TypeError:
+    except (TypeError, ValueError, SyntaxError):  # numpy parses odd strings ("0:")
         raise DTypeError(f"unknown dtype {dtype!r}; use 'float32' or 'float64'") from None
     if dt not in SUPPORTED_DTYPES:
         raise DTypeError(f"deferc computes in float32 or float64, received dtype {dt}")

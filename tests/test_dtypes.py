@@ -241,3 +241,12 @@ def test_int_image_through_conv_computes_in_floats_and_max_pooling_keeps_ints():
     assert (c.dtype, p.dtype, f.dtype) == (np.float32, np.int32, np.int32)
     np.testing.assert_array_equal(p, data.reshape(2, 3, 2, 3, 2, 1).max(axis=(2, 4)))
     np.testing.assert_array_equal(f, data.reshape(2, -1))
+
+
+@pytest.mark.parametrize("bad", ["0:", "01"])
+def test_dtype_strings_numpy_cannot_parse_are_a_dtype_error(bad):
+    """Found by the long fuzz profile: NumPy raises ValueError/SyntaxError for these."""
+    with pytest.raises(DTypeError, match="unknown dtype"):
+        layers.Flatten(dtype=bad)
+    with pytest.raises(DTypeError, match="unknown dtype"):
+        Input((3,), dtype=bad)

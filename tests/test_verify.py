@@ -40,6 +40,15 @@ def test_wrong_arity_names_the_node_and_the_counts():
         verify(g)
 
 
+def test_a_missing_operand_slot_is_reported_not_crashed_on():
+    g = dense_graph()
+    first = node_of(g, "dense")
+    g.remove_edge(g.graph["inputs"][0], first)  # slot 0 gone: slots 1, 2 left
+    with pytest.raises(AssertionError, match=r"= dense.*\(%\?, %\d+, %\d+\).*operand slots "
+                                             r"\[1, 2\]"):
+        verify(g)
+
+
 def test_dangling_op_is_refused():
     g = dense_graph()
     first = node_of(g, "dense")

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..dtypes import DEFAULT_FLOAT, computes_in_model_dtype, is_float
+from ..dtypes import DEFAULT_FLOAT, computes_in_model_dtype, is_float, value_dtype
 from ..errors import CompilerError, ShapeError
 from ..ops import Unifier, get_op
 from ..ops.registry import check_arity
@@ -54,6 +54,8 @@ def Input(shape: Sequence, dtype: Any = None, name: str | None = None,
             raise CompilerError(f"Input: axis {axis} must be a positive int or None, "
                                 f"received {d!r}")
     spec = TensorSpec((batch_size,) + tuple(shape), dtype, name)
+    if dtype is not None:
+        value_dtype(dtype, np.dtype(np.float32), "Input")  # a DTypeError for a dtype NumPy refuses
     # float16 has no kernels: it is computed in float32; int/bool inputs keep their dtype
     wide_float = dtype is not None and is_float(dtype) and np.dtype(dtype).itemsize >= 4
     model_dtype = as_model_dtype(dtype if wide_float else None)
