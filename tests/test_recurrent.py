@@ -152,10 +152,7 @@ def test_masking_matches_keras(kind, seqs):
         e = lib.layers.Embedding(12, 4, mask_zero=True)(inp)
         return lib.Model(inp, getattr(lib.layers, kind)(6, return_sequences=seqs)(e))
 
-    import compiler
-    ours, theirs = build(compiler), build(keras)
-    _randomize(ours, 7)
-    theirs.set_weights(ours.get_weights())
+    ours, theirs = _ours_and_keras(build, 7)
     x = np.random.default_rng(8).integers(1, 12, (4, 7))
     x[0, 3:] = 0  # post-padding
     x[1, :2] = 0  # pre-padding
@@ -175,14 +172,27 @@ def test_bidirectional_masked_matches_keras(merge_mode, seqs):
             y = lib.layers.GlobalAveragePooling1D()(y)
         return lib.Model(inp, y)
 
-    import compiler
-    ours, theirs = build(compiler), build(keras)
-    _randomize(ours, 9)
-    theirs.set_weights(ours.get_weights())
+    ours, theirs = _ours_and_keras(build, 9)
     x = np.random.default_rng(10).integers(1, 12, (3, 6))
     x[0, 2:] = 0
     x[2, 5] = 0
     np.testing.assert_allclose(ours(x), _keras_out(theirs, x), rtol=1e-4, atol=1e-5)
+
+
+def _ours_and_keras(build, seed: int):
+    """``build(lib)`` for deferc and Keras, ours randomized and Keras given the same weights."""
+    import compiler
+
+    ours, theirs = build(compiler), build(keras)
+    _randomize(ours, seed)
+    theirs.set_weights(ours.get_weights())
+    return ours, theirs
+
+
+def _assert_outputs_close(got, want, count: int) -> None:
+    assert len(got) == len(want) == count
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("states", [False, True])
@@ -195,16 +205,11 @@ def test_bidirectional_merge_none_matches_keras(states):
                                         merge_mode=None)(e)
         return lib.Model(inp, list(outs))
 
-    import compiler
-    ours, theirs = build(compiler), build(keras)
-    _randomize(ours, 25)
-    theirs.set_weights(ours.get_weights())
+    ours, theirs = _ours_and_keras(build, 25)
     x = np.random.default_rng(26).integers(1, 12, (3, 6))
     x[0, 2:] = 0
     got, want = ours(x), _keras_out(theirs, x)
-    assert len(got) == len(want) == (6 if states else 2)
-    for a, b in zip(got, want):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    _assert_outputs_close(got, want, (6 if states else 2))
 
 
 def test_masking_layer_matches_keras():
@@ -214,10 +219,7 @@ def test_masking_layer_matches_keras():
         y = lib.layers.GRU(4, return_sequences=True)(y)
         return lib.Model(inp, lib.layers.GlobalAveragePooling1D()(y))
 
-    import compiler
-    ours, theirs = build(compiler), build(keras)
-    _randomize(ours, 11)
-    theirs.set_weights(ours.get_weights())
+    ours, theirs = _ours_and_keras(build, 11)
     x = np.random.default_rng(12).normal(size=(3, 5, 3)).astype(np.float32)
     x[0, 3:] = -1.0
     x[1, 0] = -1.0
@@ -235,17 +237,12 @@ def test_initial_and_returned_states_match_keras(kind):
             inp, initial_state=states)
         return lib.Model([inp] + states, outs)
 
-    import compiler
-    ours, theirs = build(compiler), build(keras)
-    _randomize(ours, 13)
-    theirs.set_weights(ours.get_weights())
+    ours, theirs = _ours_and_keras(build, 13)
     rng = np.random.default_rng(14)
     args = [rng.normal(size=(2, 5, 3)).astype(np.float32)] + \
         [rng.normal(size=(2, 4)).astype(np.float32) for _ in range(k)]
     got, want = ours(*args), _keras_out(theirs, args)
-    assert len(got) == len(want) == 1 + k
-    for a, b in zip(got, want):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    _assert_outputs_close(got, want, 1 + k)
 
 
 @pytest.mark.parametrize("kind", sorted(RNNS))
@@ -259,17 +256,12 @@ def test_masked_return_state_matches_keras_from_one_recurrence(kind, seqs, backw
                                          go_backwards=backwards)(e)
         return lib.Model(inp, list(outs))
 
-    import compiler
-    ours, theirs = build(compiler), build(keras)
-    _randomize(ours, 31)
-    theirs.set_weights(ours.get_weights())
+    ours, theirs = _ours_and_keras(build, 31)
     x = np.random.default_rng(32).integers(1, 12, (3, 6))
     x[0, 3:] = 0
     x[2, 1] = 0
     got, want = ours(x), _keras_out(theirs, x)
-    assert len(got) == len(want) == 1 + (2 if kind == "LSTM" else 1)
-    for a, b in zip(got, want):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    _assert_outputs_close(got, want, 1 + (2 if kind == "LSTM" else 1))
     plan = compile(ours, TensorSpec((None, None), "int32"))
     ops = [plan.graph.nodes[n]["op"] for n in plan.graph]
     assert ops.count(RNNS[kind].op) == 1, ops

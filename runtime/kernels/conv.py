@@ -452,14 +452,22 @@ def _res2d(residual: np.ndarray, channels: int) -> np.ndarray:
 _N_CONV_SCALARS = 9
 
 
-def conv2d(*args):
-    """Kernel-convention launcher: ``(x, [residual], kernel, bias, prepared, out, *scalars)``."""
+def conv_operands(args: tuple) -> tuple:
+    """A conv kernel call ``(x, [residual], kernel, bias, prepared, out, *scalars)`` as
+    ``(x, residual, kernel, bias, prepared, out, scalars)``, an empty residual when none is fused
+    (one place for the convention every conv launcher reads)."""
     arrays, scalars = args[:-_N_CONV_SCALARS], args[-_N_CONV_SCALARS:]
     if len(arrays) == 6:
         x, residual, kernel, bias, prepared, out = arrays
     else:
         x, kernel, bias, prepared, out = arrays
         residual = _empty(out.dtype, 4)
+    return x, residual, kernel, bias, prepared, out, scalars
+
+
+def conv2d(*args):
+    """Kernel-convention launcher: ``(x, [residual], kernel, bias, prepared, out, *scalars)``."""
+    x, residual, kernel, bias, prepared, out, scalars = conv_operands(args)
     conv2d_nhwc(x, kernel, bias, residual, out, *scalars, prepared=prepared)
 
 

@@ -21,7 +21,7 @@ from numba import njit, prange
 
 from ..threads import machine_busy
 from .activations import SOFTMAX
-from .conv import _act, conv2d_nhwc
+from .conv import _act, conv2d_nhwc, conv_operands
 from .dense import _BLOCKS as _THREADS
 from .dense import PARALLEL_MIN_MACS
 from .flags import JIT
@@ -212,17 +212,9 @@ def conv2d_direct_nhwc(x, kernel, bias, residual, prepared, out, sh, sw, pt, pl,
                        code, float(alpha))
 
 
-_N_SCALARS = 9
-
-
 def conv2d_direct(*args):
     """Kernel-convention launcher: ``(x, [residual], kernel, bias, prepared, out, *scalars)``."""
-    arrays, scalars = args[:-_N_SCALARS], args[-_N_SCALARS:]
-    if len(arrays) == 6:
-        x, residual, kernel, bias, prepared, out = arrays
-    else:
-        x, kernel, bias, prepared, out = arrays
-        residual = np.zeros((0, 0, 0, 0), dtype=out.dtype)
+    x, residual, kernel, bias, prepared, out, scalars = conv_operands(args)
     conv2d_direct_nhwc(x, kernel, bias, residual, prepared, out, *scalars)
 
 
