@@ -15,7 +15,6 @@ ourselves makes every cached entry safe to load, whatever numba recorded in it.
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 import time
@@ -48,9 +47,12 @@ class _LoadWatch:
     A parallel region ends only when every thread has run its share; on cores that other
     processes keep busy, a worker may wait a whole scheduler slice to run (measured on a loaded
     2-core machine: ~23 ms per region, LeNet-5 at batch 64 took 95 ms instead of 9 ms serially).
-    So we estimate the others' load: the 1-minute load average minus our own contribution,
-    which is our CPU use averaged the way the kernel averages the load (decay over a minute).
-    Checked at most every ``interval`` seconds; races between threads only cost a stale answer.
+    So we measure, over the last window (at least ``interval`` seconds), the cores we could have
+    had: the idle time of the CPUs we may run on (``/proc/stat``) plus our own CPU time. We do
+    not use the load average: it lags by a minute, so a process that just ended (or the previous
+    benchmark) made a quiet machine look busy and ran everything serially. Where ``/proc/stat``
+    is missing (not Linux) we never call the machine busy. Races between threads only cost a
+    stale answer.
     """
 
     interval = 0.5
@@ -58,30 +60,47 @@ class _LoadWatch:
     def __init__(self) -> None:
         self.next = 0.0
         self.busy = False
-        self.wall = time.monotonic()
-        self.cpu = time.process_time()
-        self.own = 0.0
         self.lock = threading.Lock()
         try:
-            self.cpus = len(os.sched_getaffinity(0))
+            self.cpus = sorted(os.sched_getaffinity(0))
         except (AttributeError, OSError):
-            self.cpus = os.cpu_count() or 1
+            self.cpus = list(range(os.cpu_count() or 1))
+        self.tick = float(os.sysconf("SC_CLK_TCK")) if hasattr(os, "sysconf") else 100.0
+        self.wall, self.idle, self.own = time.monotonic(), self.idle_seconds(), time.process_time()
+
+    def idle_seconds(self) -> float | None:
+        """Idle (and I/O-wait) seconds of the CPUs we may run on, since boot; None off Linux."""
+        try:
+            with open("/proc/stat", "rb") as f:
+                text = f.read().decode("ascii", "replace")
+        except OSError:
+            return None
+        wanted = set(self.cpus)
+        ticks = 0
+        for line in text.splitlines():
+            if not line.startswith("cpu") or line.startswith("cpu "):
+                continue
+            name, *fields = line.split()
+            if name[3:].isdigit() and int(name[3:]) in wanted and len(fields) >= 5:
+                ticks += int(fields[3]) + int(fields[4])
+        return ticks / self.tick
+
+    def free_cores(self, dt: float, idle: float, own: float) -> float:
+        """Cores idle or running us over the last ``dt`` seconds."""
+        return ((idle - self.idle) + (own - self.own)) / dt
 
     def __call__(self) -> bool:
         now = time.monotonic()
-        if now < self.next or not self.lock.acquire(blocking=False):
+        if now < self.next or self.idle is None or not self.lock.acquire(blocking=False):
             return self.busy
         try:
-            cpu, dt = time.process_time(), now - self.wall
-            decay = math.exp(-dt / 60.0)
-            self.own = self.own * decay + (cpu - self.cpu) / max(dt, 1e-9) * (1.0 - decay)
-            self.wall, self.cpu, self.next = now, cpu, now + self.interval
-            try:
-                others = os.getloadavg()[0] - self.own
-            except (AttributeError, OSError):
-                others = 0.0
+            idle, own, dt = self.idle_seconds(), time.process_time(), now - self.wall
+            self.next = now + self.interval
+            if idle is None or dt < self.interval:
+                return self.busy
             threads = numba.get_num_threads()
-            self.busy = threads > 1 and self.cpus - others < threads - 0.5
+            self.busy = threads > 1 and self.free_cores(dt, idle, own) < threads - 0.5
+            self.wall, self.idle, self.own = now, idle, own
             return self.busy
         finally:
             self.lock.release()

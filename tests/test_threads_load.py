@@ -1,7 +1,8 @@
 """``runtime.threads.machine_busy``: serial kernels when other processes hold the cores.
 
-The watch reads the 1-minute load average; we stand in for the kernel's reading so the test
-decides what "busy" is, then check the decision and that a plan gives the same numbers either way.
+The watch reads the idle time of our CPUs from ``/proc/stat``; we stand in for the kernel's
+reading so the test decides how many cores were free, then check the decision and that a plan gives
+the same numbers either way.
 """
 
 from __future__ import annotations
@@ -14,15 +15,15 @@ from runtime import threads
 
 @pytest.fixture
 def load(monkeypatch):
-    """Set the load average other processes appear to put on the machine."""
+    """Set how many cores stood idle over the watch's last window (one second)."""
     watch = threads._load_watch
-    monkeypatch.setattr(watch, "own", 0.0)
-    monkeypatch.setattr(watch, "cpus", 2)
 
-    def set_load(value: float) -> None:
-        monkeypatch.setattr(threads.os, "getloadavg", lambda: (value, value, value))
+    def set_load(idle_cores: float, own_cores: float = 0.0) -> None:
+        monkeypatch.setattr(watch, "idle_seconds", lambda: idle_cores)
+        watch.wall = threads.time.monotonic() - 1.0
+        watch.idle = 0.0
+        watch.own = threads.time.process_time() - own_cores
         watch.next = 0.0  # re-read at the next call, not half a second later
-        monkeypatch.setattr(watch, "own", 0.0)
 
     yield set_load
     watch.next = 0.0
@@ -41,9 +42,9 @@ def two_threads():
 
 def test_busy_when_others_hold_the_cores(load, two_threads, monkeypatch):
     monkeypatch.setattr(threads, "_DYNAMIC", True)
-    load(3.0)
+    load(idle_cores=0.3)
     assert threads.machine_busy()
-    load(0.2)
+    load(idle_cores=1.9)
     assert not threads.machine_busy()
 
 
@@ -52,7 +53,7 @@ def test_one_thread_is_never_busy(load, monkeypatch):
     before = threads.get_num_threads()
     threads.set_num_threads(1)
     try:
-        load(8.0)
+        load(idle_cores=0.0)
         assert not threads.machine_busy()
     finally:
         threads.set_num_threads(before)
@@ -60,18 +61,27 @@ def test_one_thread_is_never_busy(load, monkeypatch):
 
 def test_switch_off_keeps_threads(load, two_threads, monkeypatch):
     monkeypatch.setattr(threads, "_DYNAMIC", False)
-    load(8.0)
+    load(idle_cores=0.0)
     assert not threads.machine_busy()
 
 
 def test_our_own_use_is_not_counted_as_others(load, two_threads, monkeypatch):
-    """A load of 2 that is all ours (two threads running our kernels) is not "busy"."""
+    """No idle core, but both were running us (our threads, our BLAS): not "busy"."""
     monkeypatch.setattr(threads, "_DYNAMIC", True)
-    load(2.0)
-    threads._load_watch.own = 2.0
-    threads._load_watch.wall -= 1e-3  # the decay keeps ``own`` near its value
-    threads._load_watch.cpu = threads.time.process_time() - 2e-3
+    load(idle_cores=0.0, own_cores=2.0)
     assert not threads.machine_busy()
+
+
+def test_real_reading_of_a_quiet_moment_is_sane():
+    """The real ``/proc/stat`` reading: free cores between 0 and the CPUs we may use."""
+    watch = threads._LoadWatch()
+    if watch.idle is None:
+        pytest.skip("no /proc/stat here")
+    start = threads.time.monotonic()
+    threads.time.sleep(0.5)
+    dt = threads.time.monotonic() - start
+    free = watch.free_cores(dt, watch.idle_seconds(), threads.time.process_time())
+    assert -0.25 <= free <= len(watch.cpus) + 0.25  # /proc/stat counts in 10 ms ticks
 
 
 def test_plan_gives_the_same_numbers_busy_or_not(load, two_threads, monkeypatch):
@@ -82,9 +92,9 @@ def test_plan_gives_the_same_numbers_busy_or_not(load, two_threads, monkeypatch)
                         layers.Flatten(), layers.Dense(64, activation="relu"), layers.Dense(5)])
     plan = compile(model, TensorSpec((None, 20, 20, 3)))
     x = np.random.default_rng(0).standard_normal((64, 20, 20, 3)).astype(np.float32)
-    load(0.0)
+    load(idle_cores=2.0)
     quiet = plan(x)
-    load(6.0)
+    load(idle_cores=0.0)
     assert threads.machine_busy()
     busy = plan(x)
     np.testing.assert_allclose(busy, quiet, rtol=1e-5, atol=1e-5)
