@@ -40,6 +40,21 @@ class Variable:
         self._watchers: weakref.WeakSet = weakref.WeakSet()
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict:
+        """The value and names; the owner travels as a plain reference (it is pickled with us),
+        watchers (plans of this process) and the lock stay behind."""
+        state = self.__dict__.copy()
+        state["_owner"] = None if self._owner is None else self._owner()
+        del state["_watchers"], state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        owner = state.pop("_owner")
+        self.__dict__.update(state)
+        self._owner = None if owner is None else weakref.ref(owner)
+        self._watchers = weakref.WeakSet()
+        self._lock = threading.Lock()
+
     @property
     def name(self) -> str:
         if self._path is not None:

@@ -150,3 +150,13 @@ def test_plan_of_a_model_nesting_an_onnx_model_pickles(tmp_path):
     plan = compile(net)
     x = images(2)
     np.testing.assert_array_equal(in_fresh_process(tmp_path, plan, x), np.asarray(plan(x)))
+
+
+def test_a_model_holding_an_onnx_model_pickles_to_a_fresh_process(tmp_path):
+    net = Sequential([conx.load(small_cnn(), name="cnn"), layers.Dense(2)], name="outer")
+    x = images(3)
+    ours = np.asarray(net(x))
+    np.testing.assert_array_equal(in_fresh_process(tmp_path, net, x), ours)
+    copy = pickle.loads(pickle.dumps(net))
+    assert [v.name for v in copy.weights] == [v.name for v in net.weights]
+    np.testing.assert_array_equal(np.asarray(copy(x)), ours)

@@ -102,6 +102,20 @@ class Layer:
         self._variables: dict[str, Variable] = {}
         self._lock = threading.RLock()
 
+    # -- pickling (Keras 3 models pickle; Dask and multiprocessing ship models this way) -----
+    def __getstate__(self) -> dict:
+        """Everything the user defined, weights included; locks and compiled plans are rebuilt
+        on the other side (a plan is cheap to recompile and the kernels come from the cache)."""
+        state = self.__dict__.copy()
+        state.pop("_lock", None)
+        if "_plans" in state:
+            state["_plans"] = {}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)  # not setattr: a subclassed model would re-scan its layers
+        self.__dict__["_lock"] = threading.RLock()
+
     # -- identity ---------------------------------------------------------------------------
     @property
     def _kind(self) -> str:
