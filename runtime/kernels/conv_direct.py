@@ -46,22 +46,31 @@ def _wide_geometry(oh_n, ow_n, kh, kw, sh, sw, dh, dw):
 @njit(inline="always", **_INLINE)
 def _fill_planes(x, n, xp, rows, width, plane, sh, sw, pt, pl):
     """Image ``n`` into ``xp`` (zeroed): padded pixel ``(r, q)`` of channel ``c`` goes to phase
-    ``(r % sh, q % sw)`` at ``(r // sh, q // sw)``."""
+    ``(r % sh, q % sw)`` at ``(r // sh, q // sw)``. Phases are stepped, not divided: a division
+    per pixel cost more than LeNet's whole first conv."""
     h, w, c_n = x.shape[1], x.shape[2], x.shape[3]
+    i, a = pt // sh, pt % sh
+    j0, b0 = pl // sw, pl % sw
     for ih in range(h):
-        r = ih + pt
-        i, a = r // sh, r % sh
         if i >= rows:
             break
+        j, b = j0, b0
+        row = (a * sw) * plane + i * width
         for iw in range(w):
-            q = iw + pl
-            j, b = q // sw, q % sw
             if j >= width:
                 break
             src = x[n, ih, iw]
-            base = i * width + j
+            base = row + b * plane + j
             for c in range(c_n):
-                xp[((c * sh + a) * sw + b) * plane + base] = src[c]
+                xp[c * sh * sw * plane + base] = src[c]
+            b += 1
+            if b == sw:
+                b = 0
+                j += 1
+        a += 1
+        if a == sh:
+            a = 0
+            i += 1
 
 
 @njit(inline="always", **_INLINE)
@@ -73,6 +82,43 @@ def _tap_offsets(offs, c_n, kh, kw, sh, sw, dh, dw, width, plane):
             for kx in range(kw):
                 b, j = (kx * dw) % sw, (kx * dw) // sw
                 offs[(c * kh + ky) * kw + kx] = ((c * sh + a) * sw + b) * plane + i * width + j
+
+
+@njit(inline="always", **_INLINE)
+def _accumulate_quad(xp, offs, t0, p0, w, o, acc, r):
+    """Rows ``r..r+3`` of ``acc`` += filters ``o..o+3`` of ``w`` (the packed filter) . taps
+    ``t0..`` for wide positions ``p0..p0 + acc.shape[1]``: sixteen multiply-adds per four window
+    loads and four accumulator stores (a pair managed eight)."""
+    taps = w.shape[1]
+    m = acc.shape[1]
+    r0, r1, r2, r3 = acc[r], acc[r + 1], acc[r + 2], acc[r + 3]
+    t = 0
+    while t + 4 <= taps:
+        f0, f1, f2, f3 = (offs[t0 + t] + p0, offs[t0 + t + 1] + p0, offs[t0 + t + 2] + p0,
+                          offs[t0 + t + 3] + p0)
+        x0, x1, x2, x3 = xp[f0:f0 + m], xp[f1:f1 + m], xp[f2:f2 + m], xp[f3:f3 + m]
+        a0, a1, a2, a3 = w[o, t], w[o, t + 1], w[o, t + 2], w[o, t + 3]
+        b0, b1, b2, b3 = w[o + 1, t], w[o + 1, t + 1], w[o + 1, t + 2], w[o + 1, t + 3]
+        c0, c1, c2, c3 = w[o + 2, t], w[o + 2, t + 1], w[o + 2, t + 2], w[o + 2, t + 3]
+        d0, d1, d2, d3 = w[o + 3, t], w[o + 3, t + 1], w[o + 3, t + 2], w[o + 3, t + 3]
+        for p in range(m):
+            v0, v1, v2, v3 = x0[p], x1[p], x2[p], x3[p]
+            r0[p] += a0 * v0 + a1 * v1 + a2 * v2 + a3 * v3
+            r1[p] += b0 * v0 + b1 * v1 + b2 * v2 + b3 * v3
+            r2[p] += c0 * v0 + c1 * v1 + c2 * v2 + c3 * v3
+            r3[p] += d0 * v0 + d1 * v1 + d2 * v2 + d3 * v3
+        t += 4
+    while t < taps:
+        f0 = offs[t0 + t] + p0
+        x0 = xp[f0:f0 + m]
+        a0, b0, c0, d0 = w[o, t], w[o + 1, t], w[o + 2, t], w[o + 3, t]
+        for p in range(m):
+            v0 = x0[p]
+            r0[p] += a0 * v0
+            r1[p] += b0 * v0
+            r2[p] += c0 * v0
+            r3[p] += d0 * v0
+        t += 1
 
 
 @njit(inline="always", **_INLINE)
@@ -105,23 +151,25 @@ def _accumulate_pair(xp, offs, t0, p0, w, o0, o1, acc0, acc1):
 
 
 @njit(inline="always", **_INLINE)
-def _store(acc, p0, o, width, out, res, n, bias, code, alpha):
-    """``out[n, :, :, o] = act(acc + bias + residual)`` for wide positions ``p0..`` (the
-    discarded columns skipped)."""
-    ow_n = out.shape[2]
-    b = bias[o] if bias.shape[0] > 0 else 0.0
+def _store_rows(acc, row0, o_lo, width, out, res, n, bias, code, alpha):
+    """``out[n, row0 + i, :, o_lo + r] = act(acc[r, i*width : i*width + ow] + bias +
+    residual)``: whole wide rows, the discarded columns skipped, channels innermost so each
+    pixel's channels are written together."""
+    o_k, ow_n = acc.shape[0], out.shape[2]
+    has_bias = bias.shape[0] > 0
     has_res = res.shape[0] > 0
-    oh, ow = p0 // width, p0 % width
-    for i in range(acc.shape[0]):
-        if ow < ow_n:
-            v = acc[i] + b
-            if has_res:
-                v += res[n, oh, ow, o]
-            out[n, oh, ow, o] = _act(v, code, alpha)
-        ow += 1
-        if ow == width:
-            ow = 0
-            oh += 1
+    for i in range(acc.shape[1] // width):
+        oh = row0 + i
+        for ow in range(ow_n):
+            p = i * width + ow
+            dst = out[n, oh, ow]
+            for r in range(o_k):
+                v = acc[r, p]
+                if has_bias:
+                    v += bias[o_lo + r]
+                if has_res:
+                    v += res[n, oh, ow, o_lo + r]
+                dst[o_lo + r] = _act(v, code, alpha)
 
 
 # Called, not inlined, by both drivers (numba's parfor passes then only see a call).
@@ -136,26 +184,33 @@ def _direct_item(x, prepared, bias, res, out, n, o_lo, o_hi, kh, kw, sh, sw, pt,
     _fill_planes(x, n, xp, rows, width, plane, sh, sw, pt, pl)
     offs = np.empty(c_n * kh * kw, dtype=np.int64)
     _tap_offsets(offs, c_n, kh, kw, sh, sw, dh, dw, width, plane)
-    m = oh_n * width
-    buf0 = np.empty(min(m, _CHUNK), dtype=x.dtype)
-    buf1 = np.empty(min(m, _CHUNK), dtype=x.dtype)
     og = o_n // groups
     taps = prepared.shape[1]
-    for p0 in range(0, m, _CHUNK):  # a chunk's accumulators and windows stay in L1
-        acc0, acc1 = buf0[:min(_CHUNK, m - p0)], buf1[:min(_CHUNK, m - p0)]
-        o0 = o_lo
-        while o0 < o_hi:
-            # pairs stay inside a group; an unpaired channel is paired with itself (computed
-            # twice into two accumulators, stored once)
-            g = o0 // og
-            o1 = o0 + 1 if (o0 + 1 < o_hi and (o0 + 1) // og == g) else o0
-            acc0[:] = 0
-            acc1[:] = 0
-            _accumulate_pair(xp, offs, g * taps, p0, prepared, o0, o1, acc0, acc1)
-            _store(acc0, p0, o0, width, out, res, n, bias, code, alpha)
-            if o1 != o0:
-                _store(acc1, p0, o1, width, out, res, n, bias, code, alpha)
-            o0 = o1 + 1
+    # whole output rows per pass: their accumulators and windows stay in L1
+    rows_per = max(1, _CHUNK // width)
+    buf = np.empty((o_hi - o_lo) * min(oh_n, rows_per) * width, dtype=x.dtype)
+    spare = np.zeros(min(oh_n, rows_per) * width, dtype=x.dtype)
+    for oh0 in range(0, oh_n, rows_per):
+        m = min(rows_per, oh_n - oh0) * width
+        p0 = oh0 * width
+        acc = buf[:(o_hi - o_lo) * m].reshape((o_hi - o_lo, m))
+        acc[:] = 0
+        o = o_lo
+        while o < o_hi:
+            # blocks stay inside a group; an unpaired channel gets a throwaway partner row
+            g = o // og
+            if o + 3 < o_hi and (o + 3) // og == g:
+                _accumulate_quad(xp, offs, g * taps, p0, prepared, o, acc, o - o_lo)
+                o += 4
+            elif o + 1 < o_hi and (o + 1) // og == g:
+                _accumulate_pair(xp, offs, g * taps, p0, prepared, o, o + 1, acc[o - o_lo],
+                                 acc[o + 1 - o_lo])
+                o += 2
+            else:
+                _accumulate_pair(xp, offs, g * taps, p0, prepared, o, o, acc[o - o_lo],
+                                 spare[:m])
+                o += 1
+        _store_rows(acc, oh0, o_lo, width, out, res, n, bias, code, alpha)
 
 
 @njit(parallel=True, **JIT)
