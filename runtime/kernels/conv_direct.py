@@ -20,7 +20,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..threads import machine_busy
-from .activations import SOFTMAX
+from .activations import LINEAR, RELU, SOFTMAX
 from .conv import _act, conv2d_nhwc, conv_operands
 from .dense import _BLOCKS as _THREADS
 from .dense import PARALLEL_MIN_MACS
@@ -151,25 +151,40 @@ def _accumulate_pair(xp, offs, t0, p0, w, o0, o1, acc0, acc1):
 
 
 @njit(inline="always", **_INLINE)
-def _store_rows(acc, row0, o_lo, width, out, res, n, bias, code, alpha):
-    """``out[n, row0 + i, :, o_lo + r] = act(acc[r, i*width : i*width + ow] + bias +
-    residual)``: whole wide rows, the discarded columns skipped, channels innermost so each
-    pixel's channels are written together."""
+def _store_rows(acc, row0, o_lo, width, out, res, n, code, alpha):
+    """``out[n, row0 + i, :, o_lo + r] = act(acc[r, i*width : i*width + ow] + residual)``
+    (the bias is already in ``acc``): whole wide rows, the discarded columns skipped.
+
+    Without a residual the activation runs along ``acc``'s contiguous rows first (a select
+    that vectorises, NaN kept), leaving a plain transposing copy; the store was most of the
+    kernel's time when it called the activation per element between branches."""
     o_k, ow_n = acc.shape[0], out.shape[2]
-    has_bias = bias.shape[0] > 0
-    has_res = res.shape[0] > 0
+    if res.shape[0] == 0:
+        if code == RELU:
+            for r in range(o_k):
+                row = acc[r]
+                for p in range(row.shape[0]):
+                    v = row[p]
+                    row[p] = 0.0 if v < 0 else v
+        elif code != LINEAR:
+            for r in range(o_k):
+                row = acc[r]
+                for p in range(row.shape[0]):
+                    row[p] = _act(row[p], code, alpha)
+        for i in range(acc.shape[1] // width):
+            dst = out[n, row0 + i]
+            for ow in range(ow_n):
+                p = i * width + ow
+                for r in range(o_k):
+                    dst[ow, o_lo + r] = acc[r, p]
+        return
     for i in range(acc.shape[1] // width):
         oh = row0 + i
         for ow in range(ow_n):
             p = i * width + ow
-            dst = out[n, oh, ow]
             for r in range(o_k):
-                v = acc[r, p]
-                if has_bias:
-                    v += bias[o_lo + r]
-                if has_res:
-                    v += res[n, oh, ow, o_lo + r]
-                dst[o_lo + r] = _act(v, code, alpha)
+                out[n, oh, ow, o_lo + r] = _act(acc[r, p] + res[n, oh, ow, o_lo + r], code,
+                                                alpha)
 
 
 # Called, not inlined, by both drivers (numba's parfor passes then only see a call).
@@ -194,7 +209,10 @@ def _direct_item(x, prepared, bias, res, out, n, o_lo, o_hi, kh, kw, sh, sw, pt,
         m = min(rows_per, oh_n - oh0) * width
         p0 = oh0 * width
         acc = buf[:(o_hi - o_lo) * m].reshape((o_hi - o_lo, m))
-        acc[:] = 0
+        for r in range(o_hi - o_lo):
+            b = bias[o_lo + r] if bias.shape[0] > 0 else 0.0
+            for p in range(m):
+                acc[r, p] = b
         o = o_lo
         while o < o_hi:
             # blocks stay inside a group; an unpaired channel gets a throwaway partner row
@@ -210,7 +228,7 @@ def _direct_item(x, prepared, bias, res, out, n, o_lo, o_hi, kh, kw, sh, sw, pt,
                 _accumulate_pair(xp, offs, g * taps, p0, prepared, o, o, acc[o - o_lo],
                                  spare[:m])
                 o += 1
-        _store_rows(acc, oh0, o_lo, width, out, res, n, bias, code, alpha)
+        _store_rows(acc, oh0, o_lo, width, out, res, n, code, alpha)
 
 
 @njit(parallel=True, **JIT)
