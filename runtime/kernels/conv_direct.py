@@ -5,8 +5,11 @@ reduction axis, so filling the patch matrix costs more than the arithmetic. Here
 first copied once into zero-padded, channel-major *phase planes* (one per channel and stride
 phase), laid out so that every tap of the filter is a contiguous window of them. One output
 channel's plane is then ``sum over taps of weight * shifted window``: the inner loop runs over
-contiguous output positions (a "wide" row that includes a few discarded columns), two output
-channels and four taps at a time, which LLVM vectorises with four loads per eight multiply-adds.
+contiguous output positions (a "wide" row that includes a few discarded columns), four output
+channels and four taps at a time, which LLVM vectorises with four window loads and four
+accumulator stores per sixteen multiply-adds (two channels at a time managed eight). The bias
+seeds the accumulators; ReLU runs along them; the store to NHWC is then a plain transposing copy
+(calling the activation per element between branches had cost more than the arithmetic).
 
 The prepared weight ``(filters, taps)`` (taps ordered channel, ky, kx) is prepared by the compiler
 once per weights version (``compiler/passes/prepare_conv.py``). Work items are (image, block of
@@ -28,9 +31,11 @@ from .flags import JIT
 from .registry import Kernel, register_kernel
 
 _INLINE = {k: v for k, v in JIT.items() if k != "cache"}
-#: Wide output positions per pass: two accumulators and four tap windows of this many floats fit
-#: in L1 together.
+#: Most wide output positions per pass: four tap windows of this many floats and the
+#: accumulators (``_ACC_FLOATS``) fit in L1 together.
 _CHUNK = 768
+#: Most accumulator floats per pass (all of an item's filters over a run of rows): 24 KiB.
+_ACC_FLOATS = 6144
 
 
 @njit(inline="always", **_INLINE)
@@ -202,7 +207,7 @@ def _direct_item(x, prepared, bias, res, out, n, o_lo, o_hi, kh, kw, sh, sw, pt,
     og = o_n // groups
     taps = prepared.shape[1]
     # whole output rows per pass: their accumulators and windows stay in L1
-    rows_per = max(1, _CHUNK // width)
+    rows_per = max(1, min(_CHUNK, _ACC_FLOATS // (o_hi - o_lo)) // width)
     buf = np.empty((o_hi - o_lo) * min(oh_n, rows_per) * width, dtype=x.dtype)
     spare = np.zeros(min(oh_n, rows_per) * width, dtype=x.dtype)
     for oh0 in range(0, oh_n, rows_per):
