@@ -34,8 +34,15 @@ _INLINE = {k: v for k, v in JIT.items() if k != "cache"}
 #: Most wide output positions per pass: four tap windows of this many floats and the
 #: accumulators (``_ACC_FLOATS``) fit in L1 together.
 _CHUNK = 768
+#: Float lanes of a vector (AVX2 as numba targets it); passes cover whole vectors.
+_LANES = 8
 #: Most accumulator floats per pass (all of an item's filters over a run of rows): 24 KiB.
 _ACC_FLOATS = 6144
+
+
+@njit(inline="always", **_INLINE)
+def _whole_vectors(m):
+    return -(-m // _LANES) * _LANES
 
 
 @njit(inline="always", **_INLINE)
@@ -156,9 +163,9 @@ def _accumulate_pair(xp, offs, t0, p0, w, o0, o1, acc0, acc1):
 
 
 @njit(inline="always", **_INLINE)
-def _store_rows(acc, row0, o_lo, width, out, res, n, code, alpha):
-    """``out[n, row0 + i, :, o_lo + r] = act(acc[r, i*width : i*width + ow] + residual)``
-    (the bias is already in ``acc``): whole wide rows, the discarded columns skipped.
+def _store_rows(acc, n_rows, row0, o_lo, width, out, res, n, code, alpha):
+    """``out[n, row0 + i, :, o_lo + r] = act(acc[r, i*width : i*width + ow] + residual)`` for
+    ``i < n_rows`` (the bias is already in ``acc``): the discarded columns skipped.
 
     Without a residual the activation runs along ``acc``'s contiguous rows first (a select
     that vectorises, NaN kept), leaving a plain transposing copy; the store was most of the
@@ -176,14 +183,14 @@ def _store_rows(acc, row0, o_lo, width, out, res, n, code, alpha):
                 row = acc[r]
                 for p in range(row.shape[0]):
                     row[p] = _act(row[p], code, alpha)
-        for i in range(acc.shape[1] // width):
+        for i in range(n_rows):
             dst = out[n, row0 + i]
             for ow in range(ow_n):
                 p = i * width + ow
                 for r in range(o_k):
                     dst[ow, o_lo + r] = acc[r, p]
         return
-    for i in range(acc.shape[1] // width):
+    for i in range(n_rows):
         oh = row0 + i
         for ow in range(ow_n):
             p = i * width + ow
@@ -200,7 +207,8 @@ def _direct_item(x, prepared, bias, res, out, n, o_lo, o_hi, kh, kw, sh, sw, pt,
     c_n = x.shape[3]
     oh_n, ow_n, o_n = out.shape[1], out.shape[2], out.shape[3]
     rows, width, plane = _wide_geometry(oh_n, ow_n, kh, kw, sh, sw, dh, dw)
-    xp = np.zeros(c_n * sh * sw * plane, dtype=x.dtype)
+    # _LANES - 1 floats of slack: a pass's last vector may run past its positions
+    xp = np.zeros(c_n * sh * sw * plane + _LANES - 1, dtype=x.dtype)
     _fill_planes(x, n, xp, rows, width, plane, sh, sw, pt, pl)
     offs = np.empty(c_n * kh * kw, dtype=np.int64)
     _tap_offsets(offs, c_n, kh, kw, sh, sw, dh, dw, width, plane)
@@ -208,10 +216,13 @@ def _direct_item(x, prepared, bias, res, out, n, o_lo, o_hi, kh, kw, sh, sw, pt,
     taps = prepared.shape[1]
     # whole output rows per pass: their accumulators and windows stay in L1
     rows_per = max(1, min(_CHUNK, _ACC_FLOATS // (o_hi - o_lo)) // width)
-    buf = np.empty((o_hi - o_lo) * min(oh_n, rows_per) * width, dtype=x.dtype)
-    spare = np.zeros(min(oh_n, rows_per) * width, dtype=x.dtype)
+    m_max = _whole_vectors(min(oh_n, rows_per) * width)
+    buf = np.empty((o_hi - o_lo) * m_max, dtype=x.dtype)
+    spare = np.zeros(m_max, dtype=x.dtype)
     for oh0 in range(0, oh_n, rows_per):
-        m = min(rows_per, oh_n - oh0) * width
+        n_rows = min(rows_per, oh_n - oh0)
+        # whole vectors: no scalar remainder loop (LeNet's second conv has 140 positions)
+        m = _whole_vectors(n_rows * width)
         p0 = oh0 * width
         acc = buf[:(o_hi - o_lo) * m].reshape((o_hi - o_lo, m))
         for r in range(o_hi - o_lo):
@@ -233,7 +244,7 @@ def _direct_item(x, prepared, bias, res, out, n, o_lo, o_hi, kh, kw, sh, sw, pt,
                 _accumulate_pair(xp, offs, g * taps, p0, prepared, o, o, acc[o - o_lo],
                                  spare[:m])
                 o += 1
-        _store_rows(acc, oh0, o_lo, width, out, res, n, code, alpha)
+        _store_rows(acc, n_rows, oh0, o_lo, width, out, res, n, code, alpha)
 
 
 @njit(parallel=True, **JIT)
