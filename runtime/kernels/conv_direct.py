@@ -5,8 +5,11 @@ reduction axis, so filling the patch matrix costs more than the arithmetic. Here
 first copied once into zero-padded, channel-major *phase planes* (one per channel and stride
 phase), laid out so that every tap of the filter is a contiguous window of them. One output
 channel's plane is then ``sum over taps of weight * shifted window``: the inner loop runs over
-contiguous output positions (a "wide" row that includes a few discarded columns), two output
-channels and four taps at a time, which LLVM vectorises with four loads per eight multiply-adds.
+contiguous output positions (a "wide" row that includes a few discarded columns), four output
+channels and four taps at a time, which LLVM vectorises with four window loads and four
+accumulator stores per sixteen multiply-adds (two channels at a time managed eight). The bias
+seeds the accumulators; ReLU runs along them; the store to NHWC is then a plain transposing copy
+(calling the activation per element between branches had cost more than the arithmetic).
 
 The prepared weight ``(filters, taps)`` (taps ordered channel, ky, kx) is prepared by the compiler
 once per weights version (``compiler/passes/prepare_conv.py``). Work items are (image, block of
@@ -20,7 +23,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..threads import machine_busy
-from .activations import SOFTMAX
+from .activations import LINEAR, RELU, SOFTMAX
 from .conv import _act, conv2d_nhwc, conv_operands
 from .dense import _BLOCKS as _THREADS
 from .dense import PARALLEL_MIN_MACS
@@ -28,9 +31,18 @@ from .flags import JIT
 from .registry import Kernel, register_kernel
 
 _INLINE = {k: v for k, v in JIT.items() if k != "cache"}
-#: Wide output positions per pass: two accumulators and four tap windows of this many floats fit
-#: in L1 together.
+#: Most wide output positions per pass: four tap windows of this many floats and the
+#: accumulators (``_ACC_FLOATS``) fit in L1 together.
 _CHUNK = 768
+#: Float lanes of a vector (AVX2 as numba targets it); passes cover whole vectors.
+_LANES = 8
+#: Most accumulator floats per pass (all of an item's filters over a run of rows): 24 KiB.
+_ACC_FLOATS = 6144
+
+
+@njit(inline="always", **_INLINE)
+def _whole_vectors(m):
+    return -(-m // _LANES) * _LANES
 
 
 @njit(inline="always", **_INLINE)
@@ -46,22 +58,31 @@ def _wide_geometry(oh_n, ow_n, kh, kw, sh, sw, dh, dw):
 @njit(inline="always", **_INLINE)
 def _fill_planes(x, n, xp, rows, width, plane, sh, sw, pt, pl):
     """Image ``n`` into ``xp`` (zeroed): padded pixel ``(r, q)`` of channel ``c`` goes to phase
-    ``(r % sh, q % sw)`` at ``(r // sh, q // sw)``."""
+    ``(r % sh, q % sw)`` at ``(r // sh, q // sw)``. Phases are stepped, not divided: a division
+    per pixel cost more than LeNet's whole first conv."""
     h, w, c_n = x.shape[1], x.shape[2], x.shape[3]
+    i, a = pt // sh, pt % sh
+    j0, b0 = pl // sw, pl % sw
     for ih in range(h):
-        r = ih + pt
-        i, a = r // sh, r % sh
         if i >= rows:
             break
+        j, b = j0, b0
+        row = (a * sw) * plane + i * width
         for iw in range(w):
-            q = iw + pl
-            j, b = q // sw, q % sw
             if j >= width:
                 break
             src = x[n, ih, iw]
-            base = i * width + j
+            base = row + b * plane + j
             for c in range(c_n):
-                xp[((c * sh + a) * sw + b) * plane + base] = src[c]
+                xp[c * sh * sw * plane + base] = src[c]
+            b += 1
+            if b == sw:
+                b = 0
+                j += 1
+        a += 1
+        if a == sh:
+            a = 0
+            i += 1
 
 
 @njit(inline="always", **_INLINE)
@@ -73,6 +94,43 @@ def _tap_offsets(offs, c_n, kh, kw, sh, sw, dh, dw, width, plane):
             for kx in range(kw):
                 b, j = (kx * dw) % sw, (kx * dw) // sw
                 offs[(c * kh + ky) * kw + kx] = ((c * sh + a) * sw + b) * plane + i * width + j
+
+
+@njit(inline="always", **_INLINE)
+def _accumulate_quad(xp, offs, t0, p0, w, o, acc, r):
+    """Rows ``r..r+3`` of ``acc`` += filters ``o..o+3`` of ``w`` (the packed filter) . taps
+    ``t0..`` for wide positions ``p0..p0 + acc.shape[1]``: sixteen multiply-adds per four window
+    loads and four accumulator stores (a pair managed eight)."""
+    taps = w.shape[1]
+    m = acc.shape[1]
+    r0, r1, r2, r3 = acc[r], acc[r + 1], acc[r + 2], acc[r + 3]
+    t = 0
+    while t + 4 <= taps:
+        f0, f1, f2, f3 = (offs[t0 + t] + p0, offs[t0 + t + 1] + p0, offs[t0 + t + 2] + p0,
+                          offs[t0 + t + 3] + p0)
+        x0, x1, x2, x3 = xp[f0:f0 + m], xp[f1:f1 + m], xp[f2:f2 + m], xp[f3:f3 + m]
+        a0, a1, a2, a3 = w[o, t], w[o, t + 1], w[o, t + 2], w[o, t + 3]
+        b0, b1, b2, b3 = w[o + 1, t], w[o + 1, t + 1], w[o + 1, t + 2], w[o + 1, t + 3]
+        c0, c1, c2, c3 = w[o + 2, t], w[o + 2, t + 1], w[o + 2, t + 2], w[o + 2, t + 3]
+        d0, d1, d2, d3 = w[o + 3, t], w[o + 3, t + 1], w[o + 3, t + 2], w[o + 3, t + 3]
+        for p in range(m):
+            v0, v1, v2, v3 = x0[p], x1[p], x2[p], x3[p]
+            r0[p] += a0 * v0 + a1 * v1 + a2 * v2 + a3 * v3
+            r1[p] += b0 * v0 + b1 * v1 + b2 * v2 + b3 * v3
+            r2[p] += c0 * v0 + c1 * v1 + c2 * v2 + c3 * v3
+            r3[p] += d0 * v0 + d1 * v1 + d2 * v2 + d3 * v3
+        t += 4
+    while t < taps:
+        f0 = offs[t0 + t] + p0
+        x0 = xp[f0:f0 + m]
+        a0, b0, c0, d0 = w[o, t], w[o + 1, t], w[o + 2, t], w[o + 3, t]
+        for p in range(m):
+            v0 = x0[p]
+            r0[p] += a0 * v0
+            r1[p] += b0 * v0
+            r2[p] += c0 * v0
+            r3[p] += d0 * v0
+        t += 1
 
 
 @njit(inline="always", **_INLINE)
@@ -105,23 +163,40 @@ def _accumulate_pair(xp, offs, t0, p0, w, o0, o1, acc0, acc1):
 
 
 @njit(inline="always", **_INLINE)
-def _store(acc, p0, o, width, out, res, n, bias, code, alpha):
-    """``out[n, :, :, o] = act(acc + bias + residual)`` for wide positions ``p0..`` (the
-    discarded columns skipped)."""
-    ow_n = out.shape[2]
-    b = bias[o] if bias.shape[0] > 0 else 0.0
-    has_res = res.shape[0] > 0
-    oh, ow = p0 // width, p0 % width
-    for i in range(acc.shape[0]):
-        if ow < ow_n:
-            v = acc[i] + b
-            if has_res:
-                v += res[n, oh, ow, o]
-            out[n, oh, ow, o] = _act(v, code, alpha)
-        ow += 1
-        if ow == width:
-            ow = 0
-            oh += 1
+def _store_rows(acc, n_rows, row0, o_lo, width, out, res, n, code, alpha):
+    """``out[n, row0 + i, :, o_lo + r] = act(acc[r, i*width : i*width + ow] + residual)`` for
+    ``i < n_rows`` (the bias is already in ``acc``): the discarded columns skipped.
+
+    Without a residual the activation runs along ``acc``'s contiguous rows first (a select
+    that vectorises, NaN kept), leaving a plain transposing copy; the store was most of the
+    kernel's time when it called the activation per element between branches."""
+    o_k, ow_n = acc.shape[0], out.shape[2]
+    if res.shape[0] == 0:
+        if code == RELU:
+            for r in range(o_k):
+                row = acc[r]
+                for p in range(row.shape[0]):
+                    v = row[p]
+                    row[p] = 0.0 if v < 0 else v
+        elif code != LINEAR:
+            for r in range(o_k):
+                row = acc[r]
+                for p in range(row.shape[0]):
+                    row[p] = _act(row[p], code, alpha)
+        for i in range(n_rows):
+            dst = out[n, row0 + i]
+            for ow in range(ow_n):
+                p = i * width + ow
+                for r in range(o_k):
+                    dst[ow, o_lo + r] = acc[r, p]
+        return
+    for i in range(n_rows):
+        oh = row0 + i
+        for ow in range(ow_n):
+            p = i * width + ow
+            for r in range(o_k):
+                out[n, oh, ow, o_lo + r] = _act(acc[r, p] + res[n, oh, ow, o_lo + r], code,
+                                                alpha)
 
 
 # Called, not inlined, by both drivers (numba's parfor passes then only see a call).
@@ -132,30 +207,44 @@ def _direct_item(x, prepared, bias, res, out, n, o_lo, o_hi, kh, kw, sh, sw, pt,
     c_n = x.shape[3]
     oh_n, ow_n, o_n = out.shape[1], out.shape[2], out.shape[3]
     rows, width, plane = _wide_geometry(oh_n, ow_n, kh, kw, sh, sw, dh, dw)
-    xp = np.zeros(c_n * sh * sw * plane, dtype=x.dtype)
+    # _LANES - 1 floats of slack: a pass's last vector may run past its positions
+    xp = np.zeros(c_n * sh * sw * plane + _LANES - 1, dtype=x.dtype)
     _fill_planes(x, n, xp, rows, width, plane, sh, sw, pt, pl)
     offs = np.empty(c_n * kh * kw, dtype=np.int64)
     _tap_offsets(offs, c_n, kh, kw, sh, sw, dh, dw, width, plane)
-    m = oh_n * width
-    buf0 = np.empty(min(m, _CHUNK), dtype=x.dtype)
-    buf1 = np.empty(min(m, _CHUNK), dtype=x.dtype)
     og = o_n // groups
     taps = prepared.shape[1]
-    for p0 in range(0, m, _CHUNK):  # a chunk's accumulators and windows stay in L1
-        acc0, acc1 = buf0[:min(_CHUNK, m - p0)], buf1[:min(_CHUNK, m - p0)]
-        o0 = o_lo
-        while o0 < o_hi:
-            # pairs stay inside a group; an unpaired channel is paired with itself (computed
-            # twice into two accumulators, stored once)
-            g = o0 // og
-            o1 = o0 + 1 if (o0 + 1 < o_hi and (o0 + 1) // og == g) else o0
-            acc0[:] = 0
-            acc1[:] = 0
-            _accumulate_pair(xp, offs, g * taps, p0, prepared, o0, o1, acc0, acc1)
-            _store(acc0, p0, o0, width, out, res, n, bias, code, alpha)
-            if o1 != o0:
-                _store(acc1, p0, o1, width, out, res, n, bias, code, alpha)
-            o0 = o1 + 1
+    # whole output rows per pass: their accumulators and windows stay in L1
+    rows_per = max(1, min(_CHUNK, _ACC_FLOATS // (o_hi - o_lo)) // width)
+    m_max = _whole_vectors(min(oh_n, rows_per) * width)
+    buf = np.empty((o_hi - o_lo) * m_max, dtype=x.dtype)
+    spare = np.zeros(m_max, dtype=x.dtype)
+    for oh0 in range(0, oh_n, rows_per):
+        n_rows = min(rows_per, oh_n - oh0)
+        # whole vectors: no scalar remainder loop (LeNet's second conv has 140 positions)
+        m = _whole_vectors(n_rows * width)
+        p0 = oh0 * width
+        acc = buf[:(o_hi - o_lo) * m].reshape((o_hi - o_lo, m))
+        for r in range(o_hi - o_lo):
+            b = bias[o_lo + r] if bias.shape[0] > 0 else 0.0
+            for p in range(m):
+                acc[r, p] = b
+        o = o_lo
+        while o < o_hi:
+            # blocks stay inside a group; an unpaired channel gets a throwaway partner row
+            g = o // og
+            if o + 3 < o_hi and (o + 3) // og == g:
+                _accumulate_quad(xp, offs, g * taps, p0, prepared, o, acc, o - o_lo)
+                o += 4
+            elif o + 1 < o_hi and (o + 1) // og == g:
+                _accumulate_pair(xp, offs, g * taps, p0, prepared, o, o + 1, acc[o - o_lo],
+                                 acc[o + 1 - o_lo])
+                o += 2
+            else:
+                _accumulate_pair(xp, offs, g * taps, p0, prepared, o, o, acc[o - o_lo],
+                                 spare[:m])
+                o += 1
+        _store_rows(acc, n_rows, oh0, o_lo, width, out, res, n, code, alpha)
 
 
 @njit(parallel=True, **JIT)
