@@ -80,3 +80,31 @@ def test_an_unknown_kernel_name_still_says_what_exists(monkeypatch):
     monkeypatch.setattr(registry, "_index", {"no_such_kernel": "runtime.kernels.pooling"})
     with pytest.raises(KeyError, match="no runtime kernel named 'no_such_kernel'; have"):
         registry.get_kernel("no_such_kernel")
+
+
+def test_saving_the_index_never_waits_for_a_compilation_holding_the_lock(tmp_path, monkeypatch):
+    import threading
+
+    import runtime.cache
+
+    monkeypatch.setattr(registry, "_index", registry._index)  # restored afterwards
+    monkeypatch.setattr(runtime.cache, "cache_dir", lambda: tmp_path)
+    held, release = threading.Event(), threading.Event()
+
+    def compiling():
+        with runtime.cache.compile_lock():
+            held.set()
+            release.wait(60)
+    worker = threading.Thread(target=compiling)
+    worker.start()
+    held.wait(60)
+    saver = threading.Thread(target=registry._save_index, args=({"add": "runtime.kernels.merge"},))
+    saver.start()
+    saver.join(30)
+    finished = not saver.is_alive()
+    release.set()
+    worker.join()
+    saver.join()
+    assert finished and not (tmp_path / registry.INDEX).exists()  # skipped, not waited
+    registry._save_index({"add": "runtime.kernels.merge"})  # the lock is free: written
+    assert json.loads((tmp_path / registry.INDEX).read_text()) == {"add": "runtime.kernels.merge"}

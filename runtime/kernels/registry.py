@@ -120,7 +120,7 @@ def _load_from_index(name: str) -> bool:
     """Import only the module that registers ``name``, as a previous process recorded it.
 
     Importing every kernel module (and creating each numba dispatcher) took ~0.7 s of a warm
-    ResNet-18 start that needs six of them. The index lives in the cache directory, which is
+    ResNet-18 start that needs a handful of them. The index lives in the cache directory, which is
     named by a digest of every kernel source, so an edited kernel file never meets a stale
     index; a name it does not know (or a module that no longer registers it) means the full
     import. ``False``: not found that way.
@@ -159,10 +159,15 @@ def _save_index(index: dict) -> None:
     """Best effort: a read-only or missing cache directory only costs the next process time."""
     global _index
     _index = index
-    from ..cache import cache_dir, ensure_trusted, write_atomically
+    from ..cache import cache_dir, ensure_trusted, try_compile_lock, write_atomically
 
     try:
-        ensure_trusted()  # creates the directory; never writes into another environment's
-        write_atomically(cache_dir() / INDEX, json.dumps(index, indent=0, sort_keys=True))
+        # never waits: a background compilation may hold the lock for minutes, and a plan
+        # being built must not wait for it just to save this file
+        with try_compile_lock() as held:
+            if held:
+                ensure_trusted()  # creates the directory; never writes into another's
+                write_atomically(cache_dir() / INDEX, json.dumps(index, indent=0,
+                                                                 sort_keys=True))
     except OSError:
         pass
