@@ -158,6 +158,10 @@ class WeightStore(Mapping):
     def version(self, key: str) -> int:
         return self._vars[key].version
 
+    def versions(self) -> dict[str, int]:
+        """Every weight's version now: what a compiled graph's values were read at."""
+        return {key: var.version for key, var in self._vars.items()}
+
 
 class PendingWeights:
     """The weights one pipeline run sees: those it created (pending) over the model's store.

@@ -263,6 +263,11 @@ class Plan:
         self._watched = sorted(k for k in watched if k in store)
         for key in self._watched:
             store[key].watch(self)
+        if all(v is not None and v.dtype == self.dtype for v in self._values.values()):
+            # the graph's values were computed from the store at these versions (``compile``):
+            # only weights changed since then are re-read (derived ones recomputed)
+            compiled_at = g.graph.get("weight_versions", {})
+            self._versions = {k: compiled_at[k] for k in self._watched if k in compiled_at}
         self._sync_weights()
 
     def weights_changed(self) -> None:

@@ -231,3 +231,33 @@ def test_set_weights_while_other_threads_call_the_plan_settles_on_the_last_weigh
         t.join(timeout=120)
     assert not errors, errors
     np.testing.assert_allclose(plan(x), reference(net, x), rtol=1e-5, atol=1e-5)
+
+
+def test_a_new_plan_takes_the_weights_compile_derived_and_rereads_later_changes(monkeypatch):
+    import compiler.driver
+    import runtime.plan
+    from runtime import Plan
+
+    net = Sequential([Input((6, 6, 2)), layers.Conv2D(3, 3), layers.BatchNormalization(),
+                      layers.Flatten(), layers.Dense(2)])
+    x = np.random.default_rng(4).normal(size=(2, 6, 6, 2)).astype(np.float32)
+    calls = []
+
+    def counting(spec, get):
+        calls.append(spec.kind)
+        return derive(spec, get)
+
+    derive = runtime.plan.derive
+    monkeypatch.setattr(runtime.plan, "derive", counting)
+    plan = compile(net, executor="steps")
+    assert calls == []  # the folded kernel and bias come from compile, not computed again
+    assert_close(plan(x), reference(net, x), rtol=1e-4, atol=1e-5)
+
+    def changed_before_the_plan(graph, *args, **kwargs):  # a set_weights racing compile
+        randomize_batch_norms(net, seed=5)
+        return Plan(graph, *args, **kwargs)
+
+    monkeypatch.setattr(compiler.driver, "runtime_factory", lambda: changed_before_the_plan)
+    plan = compile(net, executor="steps")
+    assert "fold_batch_norm" in calls  # the changed BatchNorm is folded again
+    assert_close(plan(x), reference(net, x), rtol=1e-4, atol=1e-5)

@@ -41,10 +41,13 @@ def _fold(sources: dict, attrs: dict) -> np.ndarray:
     scale = (1.0 if gamma is None else gamma.astype(np.float64)) / np.sqrt(var + attrs["epsilon"])
     dtype = np.dtype(attrs["dtype"])
     if attrs["part"] == "kernel":
-        k = sources["kernel"].astype(np.float64)
+        k = sources["kernel"]
         if attrs["op"] == "depthwise_conv2d":
             scale = np.broadcast_to(scale, k.shape[2] * k.shape[3]).reshape(k.shape[2:])
-        return (k * scale).astype(dtype)
+        # the per-channel scale is computed in float64; the kernel is scaled in its own dtype
+        # (one rounding more than a float64 round trip of the whole kernel, at a third of the
+        # CPU: ResNet-18 folds 11M weights per compile)
+        return np.multiply(k, scale.astype(dtype), dtype=dtype)
     shift = (0.0 if beta is None else beta.astype(np.float64)) - \
         sources["moving_mean"].astype(np.float64) * scale
     b = sources.get("bias")

@@ -191,7 +191,7 @@ def try_compile_lock() -> contextlib.AbstractContextManager:
 _checked = False
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         f.write(text)
@@ -218,7 +218,7 @@ def ensure_trusted() -> Path:
             for entry in directory.iterdir():
                 if entry.name != ".compile.lock":
                     shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-            _write_atomically(manifest, json.dumps(ENVIRONMENT, indent=1, sort_keys=True))
+            write_atomically(manifest, json.dumps(ENVIRONMENT, indent=1, sort_keys=True))
         _checked = True
     return directory
 
