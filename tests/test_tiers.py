@@ -290,8 +290,11 @@ def test_heavy_steps_switch_one_by_one_without_waiting_for_the_lock(gated):
     assert plan.last_tier == tiers.JIT
 
 
-def test_background_build_compiles_the_variant_the_first_call_needs(gated):
+def test_background_build_compiles_the_variant_the_first_call_needs(gated, monkeypatch):
     from runtime.kernels.flags import PARALLEL_MIN_ELEMENTS
+
+    # Other processes' load would (rightly) send the warm-up call to the serial variant too.
+    monkeypatch.setattr("runtime.threads._DYNAMIC", False)
 
     net = Sequential([Input((64,)), layers.Dense(64, activation="relu"), layers.Dense(8)])
     plan = compile(net, tier="auto")
