@@ -139,6 +139,12 @@ def _segment(steps: Sequence, start: int, stop: int, outputs: Sequence[int]) -> 
     return Segment(start, stop, tuple(reads), writes)
 
 
+
+def _one_line(text: str) -> str:
+    """User text (layer names) made safe for a source comment: a newline in a name would end
+    the comment and leave the rest as code (found by the long fuzz profile)."""
+    return text.encode("unicode_escape").decode("ascii")
+
 def generate(steps: Sequence, input_nodes: Sequence[int], outputs: Sequence[int],
              fresh: Collection[int], param_shapes, parallel: bool = False,
              segment: Segment | None = None, weight_base: int = 0) -> GeneratedPlan | None:
@@ -179,7 +185,7 @@ def generate(steps: Sequence, input_nodes: Sequence[int], outputs: Sequence[int]
         dim_base += rank
         shape = "(" + "".join(d + ", " for d in dims) + ")"
         var = names[step.node] = f"v{step.node}"
-        body.append(f"    # {step.where}: {step.kernel}")
+        body.append(f"    # {_one_line(step.where)}: {step.kernel}")
         if step.alias:
             body.append(f"    {var} = {names[step.inputs[0]]}.reshape({shape})")
             continue

@@ -130,3 +130,14 @@ def test_whole_plan_stays_one_function():
     plan = compile(MODELS["seed"](), TensorSpec((None, 20)))
     assert plan.segments == (1, 0) and plan.source.count("def forward(") == 1
     assert plan._program is None and "def forward(i0, wbuf, layout)" in plan.source
+
+
+def test_layer_names_with_newlines_do_not_break_generated_code():
+    """Names go into the generated source's comments (regression: the long fuzz profile's
+    ``Activation(name="\\n")`` left the rest of the comment as code, a SyntaxError)."""
+    net = Sequential([layers.Dense(4, name="first\nline"),
+                      layers.Activation("relu", name="\r\n'\\"), layers.Dense(2, name="ünï")])
+    x = np.random.default_rng(0).standard_normal((3, 5)).astype(np.float32)
+    plan = compile(net, TensorSpec((None, 5)), executor="codegen")
+    assert plan.executor == "codegen"
+    np.testing.assert_allclose(plan(x), run_reference(plan.graph, x), rtol=1e-5, atol=1e-6)
