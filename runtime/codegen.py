@@ -139,11 +139,11 @@ def _segment(steps: Sequence, start: int, stop: int, outputs: Sequence[int]) -> 
     return Segment(start, stop, tuple(reads), writes)
 
 
-
 def _one_line(text: str) -> str:
     """User text (layer names) made safe for a source comment: a newline in a name would end
     the comment and leave the rest as code (found by the long fuzz profile)."""
     return text.encode("unicode_escape").decode("ascii")
+
 
 def generate(steps: Sequence, input_nodes: Sequence[int], outputs: Sequence[int],
              fresh: Collection[int], param_shapes, parallel: bool = False,

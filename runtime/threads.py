@@ -62,9 +62,9 @@ class _LoadWatch:
         self.busy = False
         self.lock = threading.Lock()
         try:
-            self.cpus = sorted(os.sched_getaffinity(0))
+            self.cpus = frozenset(os.sched_getaffinity(0))
         except (AttributeError, OSError):
-            self.cpus = list(range(os.cpu_count() or 1))
+            self.cpus = frozenset(range(os.cpu_count() or 1))
         self.tick = float(os.sysconf("SC_CLK_TCK")) if hasattr(os, "sysconf") else 100.0
         self.wall, self.idle, self.own = time.monotonic(), self.idle_seconds(), time.process_time()
 
@@ -75,13 +75,12 @@ class _LoadWatch:
                 text = f.read().decode("ascii", "replace")
         except OSError:
             return None
-        wanted = set(self.cpus)
         ticks = 0
         for line in text.splitlines():
             if not line.startswith("cpu") or line.startswith("cpu "):
                 continue
             name, *fields = line.split()
-            if name[3:].isdigit() and int(name[3:]) in wanted and len(fields) >= 5:
+            if name[3:].isdigit() and int(name[3:]) in self.cpus and len(fields) >= 5:
                 ticks += int(fields[3]) + int(fields[4])
         return ticks / self.tick
 
