@@ -369,3 +369,24 @@ def test_conv_transpose_and_reduce_prod_export_round_trip(tmp_path):
     session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
     np.testing.assert_allclose(session.run(None, {session.get_inputs()[0].name: x})[0], net(x),
                                rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind,direction", [("LSTM", "forward"), ("LSTM", "reverse"),
+                                            ("GRU", "forward")])
+def test_an_rnn_whose_outputs_are_all_read_runs_its_recurrence_once(kind, direction):
+    from compiler import TensorSpec, compile
+
+    gates, hidden, steps, batch, features = {"LSTM": 4, "GRU": 3}[kind], 5, 6, 2, 3
+    outputs = ["Y", "Y_h", "Y_c"] if kind == "LSTM" else ["Y", "Y_h"]
+    inits = {"W": 0.5 * rand(1, gates * hidden, features, seed=1),
+             "R": 0.5 * rand(1, gates * hidden, hidden, seed=2),
+             "B": 0.1 * rand(1, 2 * gates * hidden, seed=3)}
+    rnn = node(kind, ["x", "W", "R", "B"], outputs, hidden_size=hidden, direction=direction)
+    x = rand(steps, batch, features, seed=4)
+    net = check([rnn], {"x": x}, outputs, inits, dims={"x": ("T", "N", features)})
+    plan = compile(net, TensorSpec((None, None, features)))
+    ops = [plan.graph.nodes[n]["op"] for n in plan.graph]
+    assert ops.count(kind.lower()) == 1, ops
+    # the one plan serves another length and batch
+    y = plan(rand(steps + 3, batch + 1, features, seed=5))
+    assert [a.shape for a in y][:2] == [(steps + 3, 1, batch + 1, hidden), (1, batch + 1, hidden)]

@@ -103,14 +103,27 @@ def _recurrent(imp: Importer, node: Any, attrs: dict) -> list:
         base.update(masked=True, zero_output_for_mask=True)
     if kind == "GRU":
         base["reset_after"] = reset_after
+    used = [bool(name) and name in getattr(imp, "consumed", {name}) for name in node.output]
+    packed = None
+    if sum(used) > 1:  # one run for every output read: ``output="all"`` sliced (ops.recurrent)
+        packed = imp.emit(_OP[kind], [x] + states,
+                          {**base, "output": "all", "return_sequences": used[0]}, params)
+    states_count = 2 if kind == "LSTM" else 1
     outs = []
-    for slot, name in enumerate(node.output):
-        if not name or name not in getattr(imp, "consumed", {name}):
+    for slot, needed in enumerate(used):
+        if not needed:
             outs.append(None)  # an unused output: no node (the IR allows none dangling)
             continue
-        which = ("sequence", "h", "c")[slot]
-        y = imp.emit(_OP[kind], [x] + states, {**base, "output": which,
-                                               "return_sequences": slot == 0}, params)
+        if packed is None:
+            y = imp.emit(_OP[kind], [x] + states,
+                         {**base, "output": ("sequence", "h", "c")[slot],
+                          "return_sequences": slot == 0}, params)
+        elif slot == 0:
+            y = imp.emit("slice", [packed], {"start": (0, states_count, 0),
+                                             "shape": (-1, -1, -1)})
+        else:
+            y = imp.emit("squeeze", [imp.emit("slice", [packed], {
+                "start": (0, slot - 1, 0), "shape": (-1, 1, -1)})], {"axis": 1})
         if slot == 0:  # (N, T, u) -> (T, 1, N, u)
             y = imp.emit("transpose", [y], {"axes": (1, 0, 2)})
             y = imp.emit("expand_dims", [y], {"axis": 1})
