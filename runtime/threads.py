@@ -18,6 +18,8 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 
@@ -114,6 +116,50 @@ def machine_busy() -> bool:
     """True when other processes load the cores enough that waking our worker threads costs
     more than it saves: plans and kernels then run serially (re-checked twice a second)."""
     return _DYNAMIC and _load_watch()
+
+
+class _Pool:
+    """One process-wide pool of Python threads for ``split_work``, rebuilt after a fork (a
+    forked child inherits the executor but not its threads, and would wait forever)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.executor: ThreadPoolExecutor | None = None
+        self.workers = 0
+        self.pid = 0
+
+    def get(self, workers: int) -> ThreadPoolExecutor:
+        with self.lock:
+            if self.executor is None or self.pid != os.getpid() or self.workers < workers:
+                self.executor = ThreadPoolExecutor(workers, thread_name_prefix="deferc")
+                self.workers, self.pid = workers, os.getpid()
+            return self.executor
+
+
+_pool = _Pool()
+
+
+def split_work(run: Callable, items: int, *args, threads: int) -> None:
+    """``run(*args, lo, hi)`` over ``[0, items)`` in ``threads`` contiguous ranges at once: the
+    first on the calling thread, the others on pool threads (``run`` is a ``nogil`` jitted
+    function, so they run in parallel).
+
+    A serial jitted driver called like this replaces a ``parallel=True`` twin: numba compiles a
+    ``prange`` region several times slower (the Winograd conv driver ~15 s of CPU against
+    ~3.5 s serially), and every cold process and test pays that.
+    """
+    threads = max(1, min(threads, items))
+    if threads == 1:
+        run(*args, 0, items)
+        return
+    bounds = [items * t // threads for t in range(threads + 1)]
+    pool = _pool.get(threads - 1)
+    futures = [pool.submit(run, *args, bounds[t], bounds[t + 1]) for t in range(1, threads)]
+    try:
+        run(*args, bounds[0], bounds[1])
+    finally:
+        for future in futures:
+            future.result()
 
 
 if os.environ.get("DEFERC_NUM_THREADS"):

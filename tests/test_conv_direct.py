@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from op_harness import infer, params_for, reference
 
+import runtime.threads
 from compiler import Input, Sequential, TensorSpec, compile, layers
 from compiler.applications import lenet5
 from compiler.passes.prepare_conv import DIRECT_KERNEL, _winograd_filter, conv_algorithm
@@ -47,16 +48,22 @@ def run_direct(inputs, params, attrs, prepared: bool):
     ((1, 40, 40, 2), conv_attrs(33, padding="same")),                    # 1 image: filter blocks
 ])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_direct_matches_reference(shape, attrs, dtype):
+def test_direct_matches_reference(shape, attrs, dtype, monkeypatch):
+    monkeypatch.setattr(runtime.threads, "_DYNAMIC", False)  # threads even on a loaded machine
     rng = np.random.default_rng(sum(shape))
     x = rng.standard_normal(shape).astype(dtype)
     params = params_for("conv2d", [x], attrs, rng)
     want = reference("conv2d", [x], params, attrs)
     tol = 1e-4 if dtype == np.float32 else 1e-10
-    for prepared in (False, True):
-        got = run_direct([x], params, attrs, prepared)
-        assert got.dtype == want.dtype
-        np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+    threads = runtime.threads.get_num_threads()
+    try:
+        for count, prepared in ((1, False), (threads, False), (threads, True)):
+            runtime.threads.set_num_threads(count)
+            got = run_direct([x], params, attrs, prepared)
+            assert got.dtype == want.dtype
+            np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+    finally:
+        runtime.threads.set_num_threads(threads)
 
 
 def test_direct_residual_and_nan_like_reference():

@@ -170,7 +170,12 @@ def test_conv2d_nan_and_inf_propagate_like_reference(k, s, padding):
     assert np.isnan(got).any() and np.isinf(got).any()
 
 
-def test_conv2d_large_parallel_paths():
+def test_conv2d_large_parallel_paths(monkeypatch):
+    """Winograd, im2col and 1x1 layers big enough for threads, which they get even when other
+    processes (a parallel test run) load the machine."""
+    import runtime.threads
+
+    monkeypatch.setattr(runtime.threads, "_DYNAMIC", False)
     rng = np.random.default_rng(5)
     for k, s in ((3, 1), (3, 2), (1, 1), (1, 2), (7, 2)):
         attrs = conv_attrs(filters=64, k=k, s=s, padding="same", activation="relu")

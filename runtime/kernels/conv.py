@@ -17,11 +17,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from compiler.ops.conv import pair, window_pads
 
-from ..threads import machine_busy
+from ..threads import get_num_threads, machine_busy, split_work
 from .activations import (
     LINEAR,
     RELU,
@@ -31,7 +31,6 @@ from .activations import (
     scalar_activation,
 )
 from .blas import gemm
-from .dense import _BLOCKS as _THREADS
 from .dense import PARALLEL_MIN_MACS
 from .flags import JIT
 from .registry import Kernel, register_kernel
@@ -113,8 +112,8 @@ def _fill_patch_row(x, prow, n, oh, ow, c0, cg, kh, kw, sh, sw, pt, pl, dh, dw):
             col += cg
 
 
-# Called, not inlined, by both drivers: compiled once and shared; inlined into a ``prange`` body
-# it made numba's parfor passes run over the whole block (the largest share of a cold start).
+# Called, not inlined, by the driver: compiled once; inlined into a former ``prange`` body it
+# made numba's parfor passes run over the whole block (the largest share of a cold start).
 @njit(**_INLINE)
 def _im2col_block(x, kmats, bias, res2d, out2d, r0, r1, j0, j1, oh_n, ow_n, sh, sw, pt, pl,
                   dh, dw, kh, kw, direct, code, alpha):
@@ -150,26 +149,18 @@ def _im2col_block(x, kmats, bias, res2d, out2d, r0, r1, j0, j1, oh_n, ow_n, sh, 
     _finish_block(out2d, bias, res2d, r0, r1, j0, j1, code, alpha)
 
 
-@njit(parallel=True, **JIT)
-def _conv_gemm_parallel(x, kmats, bias, res2d, out2d, block, panel, oh_n, ow_n, sh, sw, pt, pl,
-                        dh, dw, kh, kw, direct, code, alpha):
-    """Work items are (row block, column panel): small images still spread over threads."""
+@njit(**JIT)
+def _conv_gemm_items(x, kmats, bias, res2d, out2d, block, panel, oh_n, ow_n, sh, sw, pt, pl,
+                     dh, dw, kh, kw, direct, code, alpha, lo, hi):
+    """Work items ``lo:hi`` of (row block, column panel): small images still spread over
+    threads (``split_work``)."""
     rows, cols = out2d.shape
     panels = (cols + panel - 1) // panel
-    for item in prange(((rows + block - 1) // block) * panels):
+    for item in range(lo, hi):
         b, p = item // panels, item % panels
         _im2col_block(x, kmats, bias, res2d, out2d, b * block, min(rows, (b + 1) * block),
                       p * panel, min(cols, (p + 1) * panel), oh_n, ow_n, sh, sw, pt, pl, dh, dw,
                       kh, kw, direct, code, alpha)
-
-
-@njit(**JIT)
-def _conv_gemm_serial(x, kmats, bias, res2d, out2d, block, panel, oh_n, ow_n, sh, sw, pt, pl,
-                      dh, dw, kh, kw, direct, code, alpha):
-    rows, cols = out2d.shape
-    for b in range((rows + block - 1) // block):
-        _im2col_block(x, kmats, bias, res2d, out2d, b * block, min(rows, (b + 1) * block),
-                      0, cols, oh_n, ow_n, sh, sw, pt, pl, dh, dw, kh, kw, direct, code, alpha)
 
 
 # -- Winograd F(2x2, 3x3) ------------------------------------------------------------------------
@@ -362,22 +353,12 @@ def _winograd_block(x, kernel, u, bias, res, out, row0, row1, tiles_h, tiles_w, 
                                       code, alpha)
 
 
-@njit(parallel=True, **JIT)
-def _conv_winograd_parallel(x, kernel, u, bias, res, out, block, pt, pl, code, alpha):
-    tiles_h, tiles_w = (out.shape[1] + 1) // 2, (out.shape[2] + 1) // 2
-    rows = x.shape[0] * tiles_h
-    per = max(1, block // tiles_w)  # tile rows per block
-    for b in prange((rows + per - 1) // per):
-        _winograd_block(x, kernel, u, bias, res, out, b * per, min(rows, (b + 1) * per),
-                        tiles_h, tiles_w, pt, pl, code, alpha)
-
-
 @njit(**JIT)
-def _conv_winograd_serial(x, kernel, u, bias, res, out, block, pt, pl, code, alpha):
+def _conv_winograd_blocks(x, kernel, u, bias, res, out, per, pt, pl, code, alpha, lo, hi):
+    """Blocks ``lo:hi`` of ``per`` tile rows each (``split_work`` spreads them over threads)."""
     tiles_h, tiles_w = (out.shape[1] + 1) // 2, (out.shape[2] + 1) // 2
     rows = x.shape[0] * tiles_h
-    per = max(1, block // tiles_w)
-    for b in range((rows + per - 1) // per):
+    for b in range(lo, hi):
         _winograd_block(x, kernel, u, bias, res, out, b * per, min(rows, (b + 1) * per),
                         tiles_h, tiles_w, pt, pl, code, alpha)
 
@@ -418,6 +399,7 @@ def conv2d_nhwc(x, kernel, bias, residual, out, sh, sw, pt, pl, dh, dw, groups, 
     # threads pay off by work (multiply-adds), not by output size: a 7x7x512 output is small
     # but each of its pixels costs 4608 multiply-adds
     parallel = out.size * kh * kw * cg >= PARALLEL_MIN_MACS and not machine_busy()
+    threads = get_num_threads() if parallel else 1
     winograd = conv_algorithm(kernel.shape, out.shape, (sh, sw), (dh, dw), groups) == "winograd"
     if winograd and prepared is not None and prepared.size:
         u = prepared.reshape(16, cg, o_n)
@@ -427,22 +409,28 @@ def conv2d_nhwc(x, kernel, bias, residual, out, sh, sw, pt, pl, dh, dw, groups, 
         u = _winograd_weights(kernel) if winograd else None
     if winograd:
         res4 = residual if residual.size else _empty(out.dtype, 4)
-        run = _conv_winograd_parallel if parallel else _conv_winograd_serial
-        run(x, kernel, u, bias, res4, out, _WINOGRAD_TILES, pt, pl, code, alpha)
+        tiles_w = (out.shape[2] + 1) // 2
+        per = max(1, _WINOGRAD_TILES // tiles_w)  # tile rows per block
+        blocks = -(-x.shape[0] * ((out.shape[1] + 1) // 2) // per)
+        split_work(_conv_winograd_blocks, blocks, x, kernel, u, bias, res4, out, per, pt, pl,
+                   code, alpha, threads=threads)
         return
     og = o_n // groups
     kmats = np.ascontiguousarray(kernel.reshape(kh * kw * cg, groups, og).transpose(1, 0, 2))
     direct = (kh == 1 and kw == 1 and sh == 1 and sw == 1 and pt == 0 and pl == 0
               and groups == 1 and x.shape[1:3] == out.shape[1:3])
     # Row-wise softmax needs whole rows; grouped GEMMs already split the columns.
-    panel = o_n if (groups > 1 or code == SOFTMAX) else _GEMM_PANEL
+    # one thread takes whole rows (one GEMM per row block)
+    panel = o_n if (groups > 1 or code == SOFTMAX or threads == 1) else _GEMM_PANEL
     rows = out.size // o_n
-    if panel == _GEMM_PANEL and (rows + _GEMM_ROWS - 1) // _GEMM_ROWS < _THREADS:
+    row_blocks = (rows + _GEMM_ROWS - 1) // _GEMM_ROWS
+    if panel == _GEMM_PANEL and row_blocks < threads:
         # few row blocks (small images): split the columns so every thread gets work
-        panel = max(32, -(-o_n // _THREADS))
-    run = _conv_gemm_parallel if parallel else _conv_gemm_serial
-    run(x, kmats, bias, _res2d(residual, o_n), out.reshape(-1, o_n), _GEMM_ROWS, panel,
-        out.shape[1], out.shape[2], sh, sw, pt, pl, dh, dw, kh, kw, direct, code, alpha)
+        panel = max(32, -(-o_n // threads))
+    split_work(_conv_gemm_items, row_blocks * ((o_n + panel - 1) // panel), x, kmats, bias,
+               _res2d(residual, o_n), out.reshape(-1, o_n), _GEMM_ROWS, panel, out.shape[1],
+               out.shape[2], sh, sw, pt, pl, dh, dw, kh, kw, direct, code, alpha,
+               threads=threads)
 
 
 def _res2d(residual: np.ndarray, channels: int) -> np.ndarray:

@@ -20,12 +20,11 @@ single image over its filters.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from ..threads import machine_busy
+from ..threads import get_num_threads, machine_busy, split_work
 from .activations import LINEAR, RELU, SOFTMAX
 from .conv import _act, conv2d_nhwc, conv_operands
-from .dense import _BLOCKS as _THREADS
 from .dense import PARALLEL_MIN_MACS
 from .flags import JIT
 from .registry import Kernel, register_kernel
@@ -247,26 +246,19 @@ def _direct_item(x, prepared, bias, res, out, n, o_lo, o_hi, kh, kw, sh, sw, pt,
         _store_rows(acc, n_rows, oh0, o_lo, width, out, res, n, code, alpha)
 
 
-@njit(parallel=True, **JIT)
-def _direct_parallel(x, prepared, bias, res, out, blocks, kh, kw, sh, sw, pt, pl, dh, dw, groups,
-                     code, alpha):
+@njit(**JIT)
+def _direct_items(x, prepared, bias, res, out, blocks, kh, kw, sh, sw, pt, pl, dh, dw, groups,
+                  code, alpha, lo, hi):
+    """Work items ``lo:hi`` of (image, block of filters); ``split_work`` spreads them."""
     o_n = out.shape[3]
     per = -(-o_n // blocks)
     per += per % 2  # whole pairs per block
-    for item in prange(out.shape[0] * blocks):
+    for item in range(lo, hi):
         n, b = item // blocks, item % blocks
-        lo = b * per
-        if lo < o_n:
-            _direct_item(x, prepared, bias, res, out, n, lo, min(o_n, lo + per), kh, kw, sh, sw,
-                         pt, pl, dh, dw, groups, code, alpha)
-
-
-@njit(**JIT)
-def _direct_serial(x, prepared, bias, res, out, blocks, kh, kw, sh, sw, pt, pl, dh, dw, groups,
-                   code, alpha):
-    for n in range(out.shape[0]):
-        _direct_item(x, prepared, bias, res, out, n, 0, out.shape[3], kh, kw, sh, sw, pt, pl, dh,
-                     dw, groups, code, alpha)
+        first = b * per
+        if first < o_n:
+            _direct_item(x, prepared, bias, res, out, n, first, min(o_n, first + per), kh, kw,
+                         sh, sw, pt, pl, dh, dw, groups, code, alpha)
 
 
 def pack_direct(kernel: np.ndarray) -> np.ndarray:
@@ -291,14 +283,13 @@ def conv2d_direct_nhwc(x, kernel, bias, residual, prepared, out, sh, sw, pt, pl,
     prepared = prepared.reshape(o_n, cg * kh * kw)
     res = residual if residual.size else np.zeros((0, 0, 0, 0), dtype=out.dtype)
     n = out.shape[0]
+    threads = 1
     if out.size * kh * kw * cg >= PARALLEL_MIN_MACS and not machine_busy():
-        # images spread over threads; too few images and the filters are split as well
-        blocks = 1 if n >= 2 * _THREADS else min(-(-o_n // 2), -(-2 * _THREADS // n))
-        _direct_parallel(x, prepared, bias, res, out, blocks, kh, kw, sh, sw, pt, pl, dh, dw,
-                         groups, code, float(alpha))
-    else:
-        _direct_serial(x, prepared, bias, res, out, 1, kh, kw, sh, sw, pt, pl, dh, dw, groups,
-                       code, float(alpha))
+        threads = get_num_threads()
+    # images spread over threads; too few images and the filters are split as well
+    blocks = 1 if threads == 1 or n >= 2 * threads else min(-(-o_n // 2), -(-2 * threads // n))
+    split_work(_direct_items, n * blocks, x, prepared, bias, res, out, blocks, kh, kw, sh, sw,
+               pt, pl, dh, dw, groups, code, float(alpha), threads=threads)
 
 
 def conv2d_direct(*args):
