@@ -127,3 +127,18 @@ def test_a_start_known_only_at_run_time_is_refused_at_import():
     proto.graph.node[1].input[1] = "e"  # starts = Shape(u) too
     with pytest.raises(CompilerError, match=r"node 'cut' \(Slice\): start U on axis 1"):
         conx.load(proto)
+
+
+def test_an_imported_clamped_slice_exports_back_and_onnx_runtime_agrees():
+    ort = pytest.importorskip("onnxruntime")
+    proto = slice_model([-1], None, [1], [-1], end_from_shape=True)
+    model = conx.load(proto)
+    exported = conx.export(model, None)
+    session = ort.InferenceSession(exported.SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    for t, u in ((5, 2), (2, 7)):
+        feeds = {**x_of(t), "u": np.zeros(u, np.float32)}
+        want = ReferenceEvaluator(proto).run(None, feeds)[0]
+        got = session.run(None, dict(zip(names, feeds.values())))[0]
+        np.testing.assert_array_equal(got, want)
