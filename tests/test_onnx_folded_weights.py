@@ -150,3 +150,25 @@ def test_set_weights_behind_arithmetic_reaches_compiled_plans():
     np.testing.assert_allclose(model(x), want, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(compile(model)(x), want, rtol=1e-4, atol=1e-4)
     assert not np.allclose(want, before, rtol=1e-3)
+
+
+@pytest.mark.parametrize("scaled", [False, True])
+def test_a_1d_conv_kernel_is_a_weight_by_its_name_also_behind_arithmetic(scaled):
+    w = RNG.standard_normal((4, 3, 3)).astype(np.float32)
+    nodes = [constant_node("half", 0.5),
+             helper.make_node("Mul", ["W", "half"], ["Wk"], name="scale_w"),
+             helper.make_node("Conv", ["x", "Wk" if scaled else "W"], ["y"], name="conv1d",
+                              pads=[1, 1])]
+    graph = helper.make_graph(
+        nodes, "c1", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 7])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(w, "W")])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model = conx.load(proto)
+    assert [v.name for v in model.weights] == ["W"]
+    plan = compile(model)
+    x = RNG.standard_normal((2, 3, 7)).astype(np.float32)
+    np.testing.assert_allclose(plan(x), reference_with(proto, x, {}), rtol=1e-4, atol=1e-4)
+    model.set_weights([3.0 * v for v in model.get_weights()])
+    np.testing.assert_allclose(plan(x), reference_with(proto, x, {"W": 3.0 * w}),
+                               rtol=1e-4, atol=1e-4)

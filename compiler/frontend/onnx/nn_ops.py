@@ -17,7 +17,7 @@ import numpy as np
 
 from ...symbolic import is_concrete
 from .converters import _ew, _fail, _input, converter
-from .graph import Importer, Tensor
+from .graph import Alias, Importer, Tensor
 
 
 def _pads2d(imp: Importer, attrs: dict, x_shape: tuple, k: tuple, strides: tuple,
@@ -124,6 +124,13 @@ def _conv1d(imp: Importer, node: Any, attrs: dict, w: np.ndarray) -> Tensor:
     imp.values[name + "#2d"] = x4
     w_name = node.input[1] + "#2d"
     imp.values[w_name] = w[:, :, None, :]
+    alias = imp.alias(node.input[1])
+    if alias is not None:  # the (O, I, 1, k) view of a weight is still that weight
+
+        def to_2d(a: Any) -> Any:
+            return a if a is None or np.ndim(a) == 0 else np.asarray(a)[:, :, None, :]
+        imp.aliases[w_name] = Alias(alias.source, to_2d(alias.base),
+                                    tuple((op, side, to_2d(c)) for op, side, c in alias.steps))
     inputs = [name + "#2d", w_name] + list(node.input[2:3])
     attrs2 = dict(attrs)
     for key in ("strides", "dilations"):
