@@ -23,25 +23,34 @@ from .registry import INJECTIVE, OpDef, register
 BEYOND = 2 ** 31 - 1
 
 
-def _bound(v, d, step: int):
-    """A start or end clamped like Python's ``slice.indices`` (``d`` may be symbolic)."""
-    lo, hi = (0, d) if step > 0 else (-1, add(d, -1))
+def _bound(v, d, step: int, start: bool):
+    """A start or end clamped as ONNX says (``d`` may be symbolic): into ``[0, d]`` for positive
+    steps; a start into ``[0, d-1]``, an end into ``[-1, d-1]`` for negative steps. (Python's
+    slicing, and so ``onnx.reference``, sends a start before the axis to -1 instead: empty
+    where ONNX Runtime and the spec take element 0.)"""
+    lo, hi = (0, d) if step > 0 else (0 if start else -1, add(d, -1))
     if is_concrete(v) and v >= BEYOND:
-        return hi
-    if is_concrete(v) and v <= -BEYOND:
-        return lo
-    if is_concrete(v) and v < 0:
-        return maximum(add(d, v), lo)
-    return minimum(v, hi)
+        out = hi
+    elif is_concrete(v) and v <= -BEYOND:
+        out = lo
+    elif is_concrete(v) and v < 0:
+        out = maximum(add(d, v), lo)
+    else:
+        out = minimum(v, hi)
+    return minimum(out, hi) if step < 0 and start else out  # d = 0: nothing to start from
+
+
+def slice_range(d, start: int, end, step: int) -> tuple:
+    """``(first, length)`` of ONNX's ``start:end:step`` on an axis of size ``d`` (ints or
+    Dims): the picked indices are ``first + step * i`` for ``i < length``."""
+    s, e = _bound(start, d, step, True), _bound(end, d, step, False)
+    span = add(e, -1 * s) if step > 0 else add(s, -1 * e)
+    return s, ceildiv(maximum(span, 0), abs(step))
 
 
 def clamped_length(d, start: int, end, step: int):
-    """How many elements ``x[start:end:step]`` has on an axis of size ``d`` (int or Dim)."""
-    if is_concrete(d) and is_concrete(end):
-        return len(range(*slice(start, end, step).indices(d)))
-    s, e = _bound(start, d, step), _bound(end, d, step)
-    span = add(e, -1 * s) if step > 0 else add(s, -1 * e)
-    return ceildiv(maximum(span, 0), abs(step))
+    """How many elements ONNX's ``start:end:step`` picks on an axis of size ``d``."""
+    return slice_range(d, start, end, step)[1]
 
 
 def _rule(inputs, params, attrs, unify) -> TensorType:
@@ -64,21 +73,18 @@ def _rule(inputs, params, attrs, unify) -> TensorType:
 
 
 def run_time_bounds(attrs: dict, x_shape: tuple, like_shape: tuple) -> tuple[int, int, int]:
-    """``(first, step, length)`` on the sliced axis for concrete shapes (Python's clamping)."""
+    """``(first, step, length)`` on the sliced axis for concrete shapes."""
     e = attrs["end"]
     e = like_shape[attrs["like_axis"]] if e is None else e
-    bounds = slice(int(attrs["start"]), int(e), int(attrs["step"])).indices(
-        int(x_shape[attrs["axis"]]))
-    n = len(range(*bounds))
-    return (bounds[0] if n else 0), bounds[2], n
+    step = int(attrs["step"])
+    first, n = slice_range(int(x_shape[attrs["axis"]]), int(attrs["start"]), int(e), step)
+    return (first if n else 0), step, n
 
 
 def _reference(inputs, params, attrs) -> np.ndarray:
     x, like = np.asarray(inputs[0]), np.asarray(inputs[1])
-    e = like.shape[attrs["like_axis"]] if attrs["end"] is None else attrs["end"]
-    index = [slice(None)] * x.ndim
-    index[attrs["axis"]] = slice(attrs["start"], e, attrs["step"])
-    return x[tuple(index)]
+    first, step, n = run_time_bounds(attrs, x.shape, like.shape)
+    return np.take(x, first + step * np.arange(n, dtype=np.int64), axis=attrs["axis"])
 
 
 register(OpDef(

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ...ops.clamped_slice import BEYOND
+from ...ops.clamped_slice import BEYOND, slice_range
 from ...symbolic import Dim, definitely_equal, is_concrete
 from .converters import _broadcast, _fail, _input, _same_layout, converter
 from .graph import TO_NCHW, TO_NHWC, Importer, Tensor
@@ -249,11 +249,11 @@ def _slice(imp: Importer, node: Any, attrs: dict) -> list:
             raise _fail(imp, f"start {s} on axis {a} is known only at run time; deferc needs "
                              f"Slice starts known at import")
         if is_concrete(d) and is_concrete(e):
+            first, n = slice_range(int(d), int(s), int(e), int(st))
             if st != 1:
-                gathers.append((a, imp.constant(np.arange(*slice(s, e, st).indices(int(d))))))
+                gathers.append((a, imp.constant(first + st * np.arange(n, dtype=np.int64))))
             else:
-                lo, hi, _ = slice(s, e).indices(int(d))
-                begin[a], size[a] = lo, max(hi - lo, 0)
+                begin[a], size[a] = first, n
         elif not (st == 1 and s == 0 and (is_concrete(e) and e >= BEYOND
                                           or definitely_equal(e, d) is True)):
             clamped[a] = (int(s), e, int(st))  # else the whole axis: nothing to do
