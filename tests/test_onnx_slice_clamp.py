@@ -165,3 +165,18 @@ def test_an_imported_clamped_slice_exports_back_and_onnx_runtime_agrees():
         want = ReferenceEvaluator(proto).run(None, feeds)[0]
         got = session.run(None, dict(zip(names, feeds.values())))[0]
         np.testing.assert_array_equal(got, want)
+
+
+def test_slice_range_clamps_like_onnx_runtime():
+    """The one clamping rule (known and run-time sizes) against ONNX Runtime, empty axes too."""
+    import itertools
+
+    from compiler.ops.clamped_slice import slice_range
+
+    values = (-10, -1, 0, 3, BIG, -BIG)
+    for start, end, step in itertools.product(values, values, (1, 2, -1, -2)):
+        proto = slice_model([start], [end], [0], [step], x_dims=("T",))
+        for d in (0, 1, 4):
+            want = onnx_runtime(proto, {"x": np.arange(d, dtype=np.float32)}).astype(int)
+            first, n = slice_range(d, start, end, step)
+            assert [first + step * i for i in range(n)] == list(want), (d, start, end, step)
