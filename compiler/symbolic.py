@@ -1,7 +1,8 @@
 """Symbolic dimensions: sizes such as the batch ``N`` that stay unknown until run time.
 
-A dimension is a plain ``int`` when known, or a ``Dim``: an integer polynomial over symbols and
-floor-division atoms (enough for ``H - 2``, ``(H + 1) // 2``, ``H * W * 16``). Expressions are kept
+A dimension is a plain ``int`` when known, or a ``Dim``: an integer polynomial over symbols,
+floor-division atoms and min/max atoms (enough for ``H - 2``, ``(H + 1) // 2``, ``H * W * 16``,
+and ``min(T, 5)``: the length of a slice clamped to its axis). Expressions are kept
 in a canonical form, so structural equality means "definitely equal". A hand-written module
 rather than sympy: shape propagation of a 10,000-layer model must stay well under a second.
 """
@@ -203,7 +204,41 @@ class _FloorDiv:
         return self.key
 
 
-_Atom = _Symbol | _FloorDiv
+class _Extreme:
+    """``min(a, b)`` or ``max(a, b)`` that depends on the symbols' values (a clamped slice)."""
+
+    __slots__ = ("kind", "args", "key")
+
+    def __init__(self, kind: str, a: DimLike, b: DimLike):
+        self.kind = kind
+        self.args = tuple(sorted((a, b), key=str))  # min(a, b) == min(b, a)
+        self.key = f"{kind}({self.args[0]}, {self.args[1]})"
+
+    @property
+    def sort_key(self) -> tuple:
+        return (2, self.key)
+
+    @property
+    def free_symbols(self) -> frozenset[str]:
+        names: set[str] = set()
+        for a in self.args:
+            if isinstance(a, Dim):
+                names |= a.free_symbols
+        return frozenset(names)
+
+    def evaluate(self, bindings: Mapping[str, int]) -> int:
+        values = [a.evaluate(bindings) if isinstance(a, Dim) else a for a in self.args]
+        return min(values) if self.kind == "min" else max(values)
+
+    def substitute(self, mapping: Mapping[str, DimLike]) -> DimLike:
+        a, b = (x.substitute(mapping) if isinstance(x, Dim) else x for x in self.args)
+        return minimum(a, b) if self.kind == "min" else maximum(a, b)
+
+    def render(self, _: bool) -> str:
+        return self.key
+
+
+_Atom = _Symbol | _FloorDiv | _Extreme
 
 
 def _as_terms(value: DimLike) -> tuple[dict, dict]:
@@ -276,6 +311,24 @@ def floordiv(a: DimLike, divisor: int) -> DimLike:
 def ceildiv(a: DimLike, divisor: int) -> DimLike:
     """``ceil(a / divisor)``."""
     return floordiv(add(a, divisor - 1), divisor)
+
+
+def _extreme(kind: str, a: DimLike, b: DimLike) -> DimLike:
+    diff = add(a, mul(b, -1))
+    if isinstance(diff, int):  # provable (both ints, or a and b differ by a constant)
+        return (a if diff <= 0 else b) if kind == "min" else (a if diff >= 0 else b)
+    atom = _Extreme(kind, a, b)
+    return Dim({(atom.key,): 1}, {atom.key: atom})
+
+
+def minimum(a: DimLike, b: DimLike) -> DimLike:
+    """``min(a, b)`` for ints and Dims (an atom when it depends on the symbols)."""
+    return _extreme("min", a, b)
+
+
+def maximum(a: DimLike, b: DimLike) -> DimLike:
+    """``max(a, b)`` for ints and Dims (an atom when it depends on the symbols)."""
+    return _extreme("max", a, b)
 
 
 def is_concrete(dim: object) -> bool:

@@ -229,9 +229,35 @@ def register_derivation(kind: str, fn: Callable[..., np.ndarray]) -> None:
     DERIVATIONS[kind] = fn
 
 
+#: ufuncs an ``"elementwise"`` derivation may apply (ONNX Add/Sub/Mul/Div of a weight)
+ELEMENTWISE_UFUNCS = {"add": np.add, "subtract": np.subtract, "multiply": np.multiply,
+                      "divide": np.divide}
+
+
+def pack_constant(value: np.ndarray) -> tuple:
+    """An array as hashable plain data for ``Derived.attrs``: ``(bytes, shape, dtype)``."""
+    value = np.ascontiguousarray(value)
+    return value.tobytes(), tuple(value.shape), value.dtype.str
+
+
+def _elementwise(sources: dict, attrs: dict) -> np.ndarray:
+    """The weight ``value`` through ``steps``: ``(ufunc name, side, packed constant)``, the
+    weight on ``side`` 0 (left) or 1 (right) of each."""
+    x = np.asarray(sources["value"])
+    dtype = x.dtype
+    for name, side, (data, shape, cdtype) in attrs["steps"]:
+        c = np.frombuffer(data, dtype=np.dtype(cdtype)).reshape(shape).astype(dtype)
+        fn = ELEMENTWISE_UFUNCS[name]
+        x = fn(x, c) if side == 0 else fn(c, x)
+    return np.asarray(x, dtype=dtype)
+
+
 def derive(spec: Derived, get: Callable[[str], np.ndarray | None]) -> np.ndarray:
     """Compute a derived weight, reading its sources through ``get(key)``."""
     sources = {role: (derive(source, get) if isinstance(source, Derived) else
                       None if source is None else get(source))
                for role, source in spec.sources}
     return DERIVATIONS[spec.kind](sources, dict(spec.attrs))
+
+
+register_derivation("elementwise", _elementwise)

@@ -346,12 +346,14 @@ def test_reshape_back_to_two_leading_run_time_sizes():
         check(nodes, {"x": rand(batch, t, 3)}, initializers=inits, dims={"x": ("N", "T", 3)})
 
 
-def test_a_run_time_slice_no_tensor_carries_is_refused():
-    nodes = [node("Slice", ["x", "starts", "ends", "axes"], ["y"])]
-    inits = {"starts": np.array([-3], np.int64), "ends": np.array([INT64_MAX], np.int64),
+def test_a_run_time_slice_end_no_tensor_carries_is_refused():
+    """An end computed from a run-time size (``U - 1``) that no tensor has as a dim."""
+    nodes = [node("Shape", ["u"], ["s"]), node("Sub", ["s", "one"], ["e"]),
+             node("Slice", ["x", "zero", "e", "axes"], ["y"])]
+    inits = {"zero": np.array([0], np.int64), "one": np.array([1], np.int64),
              "axes": np.array([1], np.int64)}
-    refused(nodes, {"x": rand(2, 5)}, "slice_node.*start -3.*run time", inits,
-            dims={"x": ("N", "T")})
+    refused(nodes, {"x": rand(2, 5), "u": rand(4)}, r"slice_node.*\(Slice\).*end U-1.*axis 1",
+            inits, dims={"x": ("N", "T"), "u": ("U",)})
 
 
 def test_conv_transpose_and_reduce_prod_export_round_trip(tmp_path):

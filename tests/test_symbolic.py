@@ -62,3 +62,17 @@ def test_expressions_evaluate_like_python_ints(h, w, k, s, c):
         value = symbolic.evaluate({"H": h, "W": w}) if isinstance(symbolic, Dim) else symbolic
         assert value == f(h, w)
     assert ceildiv(H, s).evaluate({"H": h}) == -(-h // s)
+
+
+def test_min_and_max_of_dims_simplify_when_provable_and_evaluate_when_bound():
+    from compiler.symbolic import maximum, minimum
+
+    t, u = Dim.symbol("T"), Dim.symbol("U")
+    assert minimum(3, 5) == 3 and maximum(3, 5) == 5
+    assert minimum(t, t + 2) == t and maximum(t - 1, t) == t  # the difference is a constant
+    clamped = maximum(minimum(t, 5) - 2, 0)  # length of x[2:5] on an axis of size T
+    assert [clamped.evaluate({"T": n}) for n in (1, 3, 9)] == [0, 1, 3]
+    assert minimum(t, u) == minimum(u, t)
+    assert minimum(t, u).free_symbols == {"T", "U"}
+    assert minimum(t, u).substitute({"T": 4, "U": 7}) == 4
+    assert str(minimum(t, 5)) == "min(5, T)"

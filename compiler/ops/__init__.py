@@ -30,7 +30,7 @@ from . import add_norm, attention, attention_parts, position, sequence1d  # noqa
 
 # isort: split
 # ops of the ONNX importer
-from . import conv_transpose, reduce_prod  # noqa: E402,F401
+from . import clamped_slice, conv_transpose, reduce_prod  # noqa: E402,F401
 
 
 def __getattr__(name: str):

@@ -12,6 +12,8 @@ after each gains a size-1 axis, which changes no element's position.
 import numpy as np
 from numba import njit
 
+from compiler.ops.clamped_slice import run_time_bounds
+
 from .flags import JIT, PARALLEL_MIN_ELEMENTS
 from .merge import concatenate
 from .registry import Kernel, register_kernel
@@ -86,6 +88,38 @@ def slice_parallel(x, out, start):
 
 def _slice_scalars(attrs, input_shapes, out_shape) -> tuple:
     return (_dims(attrs["start"]),)
+
+
+# -- clamped slice (ONNX Slice on run-time sizes) --------------------------------------------
+@njit(inline="always", **_INLINE)
+def _clamped_slice(x, out, axis, start, step, parallel):
+    xstr = natural_strides(shape_of(x))
+    box = shape_of(out)
+    sstr = xstr.copy()
+    sstr[axis] = step * xstr[axis]
+    _copy(x.ravel(), start * xstr[axis], sstr, out.reshape(-1), 0, natural_strides(box), box,
+          parallel)
+
+
+@njit(**JIT)
+def clamped_slice(x, like, out, axis, start, step):
+    """``out = x[..., start::step, ...]`` on ``axis`` (``start``, ``step`` already clamped to
+    ``x``: the scalars below)."""
+    _clamped_slice(x, out, axis, start, step, False)
+
+
+@njit(**JIT)
+def clamped_slice_parallel(x, like, out, axis, start, step):
+    _clamped_slice(x, out, axis, start, step, True)
+
+
+def _clamped_slice_scalars(attrs, input_shapes, out_shape) -> tuple:
+    first, step, n = run_time_bounds(attrs, input_shapes[0], input_shapes[1])
+    axis = attrs["axis"]
+    if n != out_shape[axis] or len(out_shape) != len(input_shapes[0]):  # never read outside x
+        raise ValueError(f"clamped_slice: output shape {tuple(out_shape)} is not the clamped "
+                         f"slice ({n} on axis {axis}) of {tuple(input_shapes[0])}")
+    return axis, first, step
 
 
 # -- pad --------------------------------------------------------------------------------------
@@ -193,6 +227,8 @@ def _stack_scalars(attrs, input_shapes, out_shape) -> tuple:
 register_kernel(Kernel("transpose", transpose, _transpose_scalars,
                        parallel_fn=transpose_parallel))
 register_kernel(Kernel("slice", slice_, _slice_scalars, parallel_fn=slice_parallel))
+register_kernel(Kernel("clamped_slice", clamped_slice, _clamped_slice_scalars,
+                       parallel_fn=clamped_slice_parallel))
 register_kernel(Kernel("pad", pad, _pad_scalars, parallel_fn=pad_parallel))
 register_kernel(Kernel("cast", cast, _cast_scalars))
 register_kernel(Kernel("constant", constant, _constant_scalars))

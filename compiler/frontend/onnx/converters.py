@@ -71,8 +71,10 @@ def _same_layout(imp: Importer, names: list[str]) -> tuple[list[Tensor], bool]:
         if isinstance(v, Tensor):
             out.append(imp.tensor(name, nhwc if v.type.rank == 4 else None))
         elif nhwc and np.ndim(v) > 1:
-            c = np.asarray(v).reshape((1,) * (4 - np.ndim(v)) + np.shape(v))
-            out.append(imp.constant(c.transpose(TO_NHWC), name))  # a weight stays one
+            def layout(a: np.ndarray) -> np.ndarray:
+                return np.asarray(a).reshape((1,) * (4 - np.ndim(a)) + np.shape(a)).transpose(
+                    TO_NHWC)
+            out.append(imp.constant(layout(v), name, layout))  # a weight stays one
         else:
             out.append(imp.tensor(name))
     return out, nhwc

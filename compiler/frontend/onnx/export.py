@@ -707,6 +707,19 @@ def _emit_slice(em, node, ins, params, attrs, hint, dtype):
                             em.ints(range(len(starts)), f"{hint}/axes")], hint, dtype)
 
 
+@_emits("clamped_slice")
+def _emit_clamped_slice(em, node, ins, params, attrs, hint, dtype):
+    """ONNX Slice clamps as the op does; an end read off ``like`` is ``Shape`` of it."""
+    if attrs["end"] is None:
+        la = int(attrs["like_axis"])
+        end = em.add("Shape", [ins[1]], f"{hint}/ends", np.dtype(np.int64), start=la, end=la + 1)
+    else:
+        end = em.ints([int(np.clip(attrs["end"], -2 ** 63, 2 ** 63 - 1))], f"{hint}/ends")
+    return em.add("Slice", [ins[0], em.ints([attrs["start"]], f"{hint}/starts"), end,
+                            em.ints([attrs["axis"]], f"{hint}/axes"),
+                            em.ints([attrs["step"]], f"{hint}/steps")], hint, dtype)
+
+
 @_emits("take")
 def _emit_take(em, node, ins, params, attrs, hint, dtype):
     x, idx = ins

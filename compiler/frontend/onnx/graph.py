@@ -20,13 +20,30 @@ from ...errors import CompilerError, ShapeError
 from ...ir import Origin, add_node
 from ...ops import Unifier, get_op
 from ...types import TensorType
-from ...weights import ParamInit
+from ...weights import Derived, ParamInit, derive, pack_constant
 
-#: ops whose folded output holds its first input's values in the same order
-VALUE_PRESERVING = frozenset({"Identity", "Cast", "Reshape", "Squeeze", "Unsqueeze", "Flatten"})
+#: ops whose folded output holds its first input's values, re-shaped or re-ordered (a weight
+#: is stored in the layout its kernel reads anyway: a Conv kernel as (kh, kw, in, out))
+VALUE_PRESERVING = frozenset({"Identity", "Cast", "Reshape", "Squeeze", "Unsqueeze", "Flatten",
+                              "Transpose"})
+#: element-wise ops of a weight and a constant, folded at import but redone from the weight's
+#: current value (``weights.Derived`` "elementwise"), by their NumPy ufunc
+ARITHMETIC = {"Add": "add", "Sub": "subtract", "Mul": "multiply", "Div": "divide"}
 
 TO_NHWC = (0, 2, 3, 1)
 TO_NCHW = (0, 3, 1, 2)
+
+
+@dataclass(frozen=True)
+class Alias:
+    """A folded value computed from float initializer ``source`` alone: ``steps`` (ufunc name,
+    side of the weight, constant) applied to ``base`` (the initializer re-laid out to this
+    value's shape, in the ONNX layout); no steps: the value *is* the initializer, re-laid out
+    (``base`` then unused). Constants are scalars or arrays of the value's shape."""
+
+    source: str
+    base: Any = None
+    steps: tuple = ()
 
 
 @dataclass
@@ -88,10 +105,11 @@ class Importer:
         #: itself at top level, ``"outer/onnx_weights/name"`` when nested in another model)
         self.key_of = key_of or (lambda name: name)
         self.values: dict[str, Any] = dict(initializers)
-        #: folded values that are a float initializer under another name or shape (Identity,
-        #: Cast, Reshape, (Un)Squeeze, Flatten of it): value name -> initializer name, so the
-        #: op reading them still reads a weight ``set_weights`` reaches
-        self.aliases: dict[str, str] = {}
+        #: folded values computed from one float initializer: under another name, shape or
+        #: order (Identity, Cast, Reshape, (Un)Squeeze, Flatten, Transpose of it), or through
+        #: arithmetic with constants (Mul(W, 0.5)): value name -> ``Alias``, so the op reading
+        #: them still reads a weight ``set_weights`` reaches
+        self.aliases: dict[str, Alias] = {}
         self.unify = Unifier()
         #: weights the conversion asked for: key -> array in our layout (read after a dry run)
         self.used_weights: dict[str, np.ndarray] = {}
@@ -120,13 +138,9 @@ class Importer:
     def param(self, key: str, role: str, array: np.ndarray) -> tuple[int, TensorType] | None:
         """A param node reading weight ``key`` (our layout ``array``), or ``None`` when the
         model holds no such weight (then the caller uses a constant)."""
-        # the first import takes each weight in the first layout asked for; a use wanting
-        # another layout of the same initializer gets a constant
-        stored = (self.used_weights if self.weights is None else self.weights).get(key)
-        if (stored is None and self.weights is not None) or (
-                stored is not None and stored.shape != array.shape):
+        # a use wanting another layout of an initializer already taken gets a constant
+        if not self.claim(key, array):
             return None
-        self.used_weights.setdefault(key, array)
         if (key, role) not in self._params:
             t = TensorType(tuple(array.shape), self.dtype)
             self._params[(key, role)] = add_node(
@@ -134,9 +148,25 @@ class Importer:
                 init=ParamInit(StoredValue(key), self.dtype), type=t)
         return self._params[(key, role)], TensorType(tuple(array.shape), self.dtype)
 
-    def weight_param(self, name: str, role: str, array: np.ndarray) -> tuple[int, TensorType]:
-        """A param for a kernel's weight: the initializer's name when ``name`` is one, else a
-        constant-valued param keyed after the ONNX node."""
+    def claim(self, key: str, array: np.ndarray) -> bool:
+        """Whether weight ``key`` may be read as ``array``'s shape (the first import takes each
+        weight in the first layout asked for)."""
+        stored = (self.used_weights if self.weights is None else self.weights).get(key)
+        if (stored is None and self.weights is not None) or (
+                stored is not None and stored.shape != array.shape):
+            return False
+        self.used_weights.setdefault(key, array)
+        return True
+
+    def weight_param(self, name: str, role: str, array: np.ndarray,
+                     layout: Any = None) -> tuple[int, TensorType]:
+        """A param for a kernel's weight: the initializer's name when ``name`` is one, or is
+        computed from one (``layout``: how the kernel lays out ``name``'s ONNX value, which an
+        initializer behind arithmetic needs), else a constant-valued param keyed after the ONNX
+        node."""
+        got = self.derived_param(name, role, array, layout)
+        if got is not None:
+            return got
         source = self.weight_name(name)
         if source is not None:
             got = self.param(source, role, array.astype(self.dtype))
@@ -150,22 +180,28 @@ class Importer:
                                 f"imported weights do not hold")
         return got
 
-    def constant(self, value: np.ndarray, name: str | None = None) -> Tensor:
+    def constant(self, value: np.ndarray, name: str | None = None,
+                 layout: Any = None) -> Tensor:
         """A run-time operand from a value known at import: a weight read (``variable``) when it
-        is a float initializer, else a ``constant`` node."""
+        is a float initializer or computed from one (``value`` is ``layout`` of ``name``'s ONNX
+        value; ``None``: that value itself), else a ``constant`` node."""
         value = np.asarray(value)
         if value.dtype == object:
             raise CompilerError(f"ONNX node '{self.origin.name}' ({self.origin.kind}): value "
                                 f"'{name}' is a shape that depends on a dynamic dim, and is "
                                 f"used as run-time data; deferc needs it as a constant")
         source = self.weight_name(name)
-        if source is not None and value.dtype.kind == "f" and value.ndim:
-            got = self.param(source, "value", value.astype(self.dtype))
-            if got is not None:
-                node = add_node(self.graph, "variable", [got[0]],
-                                attrs={"weight": source, "shape": tuple(value.shape)},
-                                origin=self.origin)
-                return Tensor(node, got[1])
+        got = None
+        if value.dtype.kind == "f" and value.ndim:
+            got = self.derived_param(name, "value", value, layout or (lambda a: a))
+            if got is None and source is not None:
+                got = self.param(source, "value", value.astype(self.dtype))
+        if got is not None:
+            node = add_node(self.graph, "variable", [got[0]],
+                            attrs={"weight": source or self.aliases[name].source,
+                                   "shape": tuple(value.shape)},
+                            origin=self.origin)
+            return Tensor(node, got[1])
         # floats compute in the model dtype; integers and booleans keep an integer/bool dtype
         # (indices for ``take``, conditions for ``where``), as ONNX typed them
         kind = value.dtype.kind
@@ -180,18 +216,92 @@ class Importer:
     def weight_name(self, name: str | None) -> str | None:
         """The float initializer ``name`` is (itself, or folded from it without changing a
         value), or ``None``."""
-        name = self.aliases.get(name, name)
+        alias = self.aliases.get(name)
+        if alias is not None:
+            return None if alias.steps else alias.source
         if name in self.initializers and self.initializers[name].dtype.kind == "f":
             return name
         return None
 
+    def alias(self, name: str) -> Alias | None:
+        """``name`` as computed from one float initializer (see ``Alias``), or ``None``."""
+        source = self.weight_name(name)
+        return Alias(source) if source is not None else self.aliases.get(name)
+
     def note_folded(self, node: Any, outs: list) -> None:
-        """Record a folded ``node``'s output as an alias of the weight it only re-shapes."""
-        source = self.weight_name(node.input[0]) if node.input else None
-        if source is None or node.op_type not in VALUE_PRESERVING or len(outs) != 1:
+        """Record a folded ``node``'s output as an alias of the weight it re-shapes, or combines
+        with a constant."""
+        if len(outs) != 1 or not node.output[0] or np.asarray(outs[0]).dtype.kind != "f":
             return
-        if np.asarray(outs[0]).dtype.kind == "f" and node.output[0]:
-            self.aliases[node.output[0]] = source
+        out = np.asarray(outs[0])
+        alias = None
+        if node.op_type in VALUE_PRESERVING and node.input:
+            alias = self.alias(node.input[0])
+            if alias is not None and alias.steps:
+                alias = self._relaid(node, alias)
+        elif node.op_type in ARITHMETIC and len(node.input) == 2:
+            alias = self._combined(node, out)
+        if alias is not None:
+            self.aliases[node.output[0]] = alias
+
+    def _relaid(self, node: Any, alias: Alias) -> Alias | None:
+        """``alias`` after re-layout ``node``: its base and array constants re-laid out too."""
+        try:
+            steps = tuple((op, side, c if np.ndim(c) == 0 else self._rerun(node, c))
+                          for op, side, c in alias.steps)
+            return Alias(alias.source, self._rerun(node, alias.base), steps)
+        except Exception:  # e.g. a shape known only symbolically: the value stays a constant
+            return None
+
+    def _rerun(self, node: Any, first: np.ndarray) -> np.ndarray:
+        from onnx.reference import ReferenceEvaluator
+
+        feeds = {n: np.asarray(self.known(n)) for n in node.input[1:] if n}
+        feeds[node.input[0]] = first
+        if any(v.dtype == object for v in feeds.values()):
+            raise ValueError("symbolic shape")
+        return np.asarray(ReferenceEvaluator(node, opsets={"": self.opset}).run(None, feeds)[0])
+
+    def _combined(self, node: Any, out: np.ndarray) -> Alias | None:
+        """An element-wise op of a weight (not broadcast) and a numeric constant."""
+        for side in (0, 1):
+            name, other = node.input[side], self.known(node.input[1 - side])
+            alias = self.alias(name)
+            if alias is None or other is None or np.shape(self.known(name)) != out.shape:
+                continue
+            other = np.asarray(other)
+            if other.dtype == object or other.dtype.kind not in "fiu":
+                return None
+            flat = other.reshape(-1)
+            # a uniform constant (Mul(W, 0.5)) stays a scalar: it commutes with any layout
+            c = (flat[0] if flat.size and (flat == flat[0]).all() else
+                 np.ascontiguousarray(np.broadcast_to(other, out.shape)))
+            base = alias.base if alias.steps else np.asarray(self.known(name))
+            return Alias(alias.source, base, alias.steps + ((ARITHMETIC[node.op_type], side,
+                                                             np.asarray(c)),))
+        return None
+
+    def derived_param(self, name: str | None, role: str, array: np.ndarray,
+                      layout: Any) -> tuple[int, TensorType] | None:
+        """A param computed from the weight behind arithmetic alias ``name`` (``Derived``
+        "elementwise", so ``set_weights`` reaches it), read as ``layout`` of its ONNX value;
+        ``None`` when ``name`` is no such alias or the weight cannot be read this way."""
+        alias = self.aliases.get(name)
+        if alias is None or not alias.steps or layout is None:
+            return None
+        stored = np.ascontiguousarray(layout(alias.base)).astype(self.dtype)
+        if stored.shape != np.shape(array) or not self.claim(alias.source, stored):
+            return None
+        current = stored if self.weights is None else self.weights[alias.source]
+        steps = tuple((op, side, pack_constant(c if c.ndim == 0 else layout(c)))
+                      for op, side, c in alias.steps)
+        key = self.key_of(alias.source)
+        spec = Derived("elementwise", (("value", key),), (("steps", steps),))
+        value = derive(spec, lambda _: np.asarray(current, dtype=self.dtype))
+        t = TensorType(tuple(value.shape), self.dtype)
+        node = add_node(self.graph, "param", origin=self.origin, param=role,
+                        key=f"{key}+{self.origin.name}/{role}", type=t, value=value, derived=spec)
+        return node, t
 
     # -- values -----------------------------------------------------------------------------
     def known(self, name: str) -> Any:

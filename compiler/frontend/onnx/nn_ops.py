@@ -17,7 +17,7 @@ import numpy as np
 
 from ...symbolic import is_concrete
 from .converters import _ew, _fail, _input, converter
-from .graph import Importer, Tensor
+from .graph import Alias, Importer, Tensor
 
 
 def _pads2d(imp: Importer, attrs: dict, x_shape: tuple, k: tuple, strides: tuple,
@@ -100,14 +100,19 @@ def _conv(imp: Importer, node: Any, attrs: dict) -> list:
               "activation": "linear", "use_bias": bias is not None}
     if group > 1 and cin_g == 1 and out_c % group == 0 and shape[1] == group:
         mult = out_c // group
-        kernel = w.reshape(group, mult, *k).transpose(2, 3, 0, 1)
+
+        def layout(a: np.ndarray) -> np.ndarray:
+            return a.reshape(group, mult, *k).transpose(2, 3, 0, 1)
         op, attrs_ = "depthwise_conv2d", {**common, "depth_multiplier": mult}
     else:
-        kernel = w.transpose(2, 3, 1, 0)
+        def layout(a: np.ndarray) -> np.ndarray:
+            return a.transpose(2, 3, 1, 0)
         op, attrs_ = "conv2d", {**common, "filters": out_c, "groups": group}
-    params = {"kernel": imp.weight_param(node.input[1], "kernel", np.ascontiguousarray(kernel))}
+    params = {"kernel": imp.weight_param(node.input[1], "kernel",
+                                         np.ascontiguousarray(layout(w)), layout)}
     if bias is not None:
-        params["bias"] = imp.weight_param(node.input[2], "bias", np.asarray(bias).reshape(-1))
+        params["bias"] = imp.weight_param(node.input[2], "bias", np.asarray(bias).reshape(-1),
+                                          lambda a: np.asarray(a).reshape(-1))
     return [imp.emit(op, [x], attrs_, params, nhwc=True)]
 
 
@@ -119,6 +124,13 @@ def _conv1d(imp: Importer, node: Any, attrs: dict, w: np.ndarray) -> Tensor:
     imp.values[name + "#2d"] = x4
     w_name = node.input[1] + "#2d"
     imp.values[w_name] = w[:, :, None, :]
+    alias = imp.alias(node.input[1])
+    if alias is not None:  # the (O, I, 1, k) view of a weight is still that weight
+
+        def to_2d(a: Any) -> Any:
+            return a if a is None or np.ndim(a) == 0 else np.asarray(a)[:, :, None, :]
+        imp.aliases[w_name] = Alias(alias.source, to_2d(alias.base),
+                                    tuple((op, side, to_2d(c)) for op, side, c in alias.steps))
     inputs = [name + "#2d", w_name] + list(node.input[2:3])
     attrs2 = dict(attrs)
     for key in ("strides", "dilations"):
@@ -305,10 +317,13 @@ def _layer_norm(imp: Importer, node: Any, attrs: dict) -> list:
 
 # -- matrix products -------------------------------------------------------------------------------
 def _dense(imp: Importer, x: Tensor, kernel: np.ndarray, kernel_name: str | None,
-           bias: np.ndarray | None, bias_name: str | None) -> Tensor:
-    params = {"kernel": imp.weight_param(kernel_name or "", "kernel", kernel.astype(imp.dtype))}
+           bias: np.ndarray | None, bias_name: str | None, transposed: bool = False) -> Tensor:
+    """``transposed``: ``kernel`` is the transpose of ``kernel_name``'s value (Gemm transB)."""
+    params = {"kernel": imp.weight_param(kernel_name or "", "kernel", kernel.astype(imp.dtype),
+                                         (lambda a: a.T) if transposed else (lambda a: a))}
     if bias is not None:
-        params["bias"] = imp.weight_param(bias_name or "", "bias", bias.astype(imp.dtype))
+        params["bias"] = imp.weight_param(bias_name or "", "bias", bias.astype(imp.dtype),
+                                          lambda a: np.asarray(a).reshape(-1))
     attrs = {"units": int(kernel.shape[1]), "activation": "linear", "use_bias": bias is not None}
     return imp.emit("dense", [x], attrs, params)
 
@@ -332,7 +347,7 @@ def _gemm(imp: Importer, node: Any, attrs: dict) -> list:
         if c is not None and np.size(c) in (1, units) and (np.ndim(c) <= 1 or np.shape(c)[0] == 1):
             bias = np.broadcast_to(np.asarray(c).reshape(-1), (units,)) * beta
             bname = c_name if beta == 1.0 and np.shape(c) == (units,) else None
-        y = _dense(imp, a, np.ascontiguousarray(kernel), kname, bias, bname)
+        y = _dense(imp, a, np.ascontiguousarray(kernel), kname, bias, bname, bool(trans_b))
         if c_name and bias is None:
             y = _ew(imp, "add", y, _ew(imp, "multiply", imp.tensor(c_name), beta))
         return [y]

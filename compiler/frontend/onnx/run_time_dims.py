@@ -1,8 +1,9 @@
-"""Values built from sizes known only at run time: positions ``0..T-1``, reversal, targets
-with several run-time dims.
+"""Values built from sizes known only at run time: positions ``0..T-1``, the tensor carrying
+a size, targets with several run-time dims.
 
 ONNX graphs exported with dynamic lengths compute these from ``Shape(x)`` (``Range`` over a
-length, a ``Slice`` up to it, a ``Reshape`` to ``(N, T, C)``). Our IR has no ``range`` op, so
+length, a ``Slice`` up to it: ``clamped_slice`` reads the length off its carrier, a ``Reshape``
+to ``(N, T, C)``). Our IR has no ``range`` op, so
 the importer finds a run-time tensor that carries the symbolic dim and derives the value from
 it: positions are row sums of the ``causal_mask`` triangle of that axis (``sum_j [j <= i]`` is
 ``i + 1``), a few small ops whose cost is ``T**2`` booleans, once per call.
@@ -55,14 +56,13 @@ def _length_row(imp: Importer, dim: Any) -> Tensor | None:
     return imp.emit("reshape_dims", [x], {"shape": (1, -1)})
 
 
-def positions(imp: Importer, dim: Any, reverse: bool = False) -> Tensor | None:
-    """int64 ``[0, 1, ..., dim-1]`` (``reverse``: ``[dim-1, ..., 0]``) for a run-time ``dim``,
-    or ``None`` when no tensor in the graph carries it."""
+def positions(imp: Importer, dim: Any) -> Tensor | None:
+    """int64 ``[0, 1, ..., dim-1]`` for a run-time ``dim``, or ``None`` when no tensor in the
+    graph carries it."""
     row = _length_row(imp, dim)
     if row is None:
         return None
     triangle = imp.emit("causal_mask", [row, row])  # [i, j] = j <= i
-    # row i holds i + 1 trues; column j holds dim - j
-    counts = imp.emit("sum", [triangle], {"axis": (0 if reverse else 1,), "keepdims": False})
+    counts = imp.emit("sum", [triangle], {"axis": (1,), "keepdims": False})  # row i: i + 1
     one = imp.constant(np.asarray(1, dtype=np.int64))
     return imp.emit("subtract", [counts, one])

@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from ...ops.clamped_slice import BEYOND, slice_range
 from ...symbolic import Dim, definitely_equal, is_concrete
 from .converters import _broadcast, _fail, _input, _same_layout, converter
 from .graph import TO_NCHW, TO_NHWC, Importer, Tensor
-from .run_time_dims import carrier_of_shape, positions
+from .run_time_dims import carrier, carrier_of_shape
 
 
 def _norm_axis(imp: Importer, axis: int, rank: int) -> int:
@@ -208,10 +209,6 @@ def _gather(imp: Importer, node: Any, attrs: dict) -> list:
     return [imp.emit("take", [x, indices], {"axis": axis})]
 
 
-#: a Slice end at least this large runs to the end of the axis (exporters write INT32/64 max)
-_TO_THE_END = 2 ** 31 - 1
-
-
 def _entries(imp: Importer, node: Any, i: int, what: str) -> list | None:
     """A Slice operand's entries: ints, or symbolic dims (a length known at run time)."""
     name = _input(imp, node, i)
@@ -223,6 +220,8 @@ def _entries(imp: Importer, node: Any, i: int, what: str) -> list | None:
 
 @converter("Slice")
 def _slice(imp: Importer, node: Any, attrs: dict) -> list:
+    """Axes of known size slice (or gather, for steps) now; an axis whose size or end is only
+    known at run time gets a ``clamped_slice``, which clamps its bounds as ONNX does."""
     if imp.opset < 10:
         starts, ends = list(attrs["starts"]), list(attrs["ends"])
         axes, steps = attrs.get("axes"), None
@@ -240,27 +239,24 @@ def _slice(imp: Importer, node: Any, attrs: dict) -> list:
         raise _fail(imp, "starts, ends, axes and steps must have one entry per sliced axis")
     begin, size = [0] * rank, [-1] * rank
     gathers = []  # (axis, indices): picks the slice op cannot express
+    clamped = {}  # axis -> (start, end, step): bounds clamped at run time
     for s, e, a, st in zip(starts, ends, axes, steps):
         a = _norm_axis(imp, a, rank)
         d = shape[a]
         if st == 0:
             raise _fail(imp, f"step 0 on axis {a}")
         if not is_concrete(s):
-            raise _fail(imp, f"start {s} on axis {a} is known only at run time")
+            raise _fail(imp, f"start {s} on axis {a} is known only at run time; deferc needs "
+                             f"Slice starts known at import")
         if is_concrete(d) and is_concrete(e):
+            first, n = slice_range(int(d), int(s), int(e), int(st))
             if st != 1:
-                gathers.append((a, imp.constant(np.arange(*slice(s, e, st).indices(int(d))))))
+                gathers.append((a, imp.constant(first + st * np.arange(n, dtype=np.int64))))
             else:
-                lo, hi, _ = slice(s, e).indices(int(d))
-                begin[a], size[a] = lo, max(hi - lo, 0)
-        elif st == 1 and s >= 0 and is_concrete(e) and e >= _TO_THE_END:
-            begin[a] = s
-        elif st == 1 and s >= 0 and is_concrete(e) and e >= 0:
-            begin[a], size[a] = s, max(e - s, 0)
-        elif st == 1 and s >= 0 and definitely_equal(e, d) is True:
-            begin[a] = s
-        else:
-            gathers.append((a, _run_time_pick(imp, a, d, s, e, st)))
+                begin[a], size[a] = first, n
+        elif not (st == 1 and s == 0 and (is_concrete(e) and e >= BEYOND
+                                          or definitely_equal(e, d) is True)):
+            clamped[a] = (int(s), e, int(st))  # else the whole axis: nothing to do
     nhwc = value.nhwc
     if nhwc:
         begin = [begin[TO_NHWC[j]] for j in range(4)]
@@ -270,31 +266,27 @@ def _slice(imp: Importer, node: Any, attrs: dict) -> list:
         x = imp.emit("slice", [x], {"start": tuple(begin), "shape": tuple(size)}, nhwc=nhwc)
     for a, idx in gathers:
         x = imp.emit("take", [x, idx], {"axis": TO_NCHW[a] if nhwc else a}, nhwc=nhwc)
+    if clamped:
+        x = _clamped(imp, x, clamped)
     return [x]
 
 
-def _run_time_pick(imp: Importer, axis: int, d: Any, s: int, e: Any, step: int) -> Tensor:
-    """Indices of ``s:e:step`` on an axis of run-time size ``d`` (or ending at a run-time
-    ``e``): the whole axis reversed, a prefix up to ``e``, or ``s`` to ``d - r`` (``e = -r``)."""
-    def need(found: Tensor | None, dim: Any) -> Tensor:
-        if found is None:
-            raise _fail(imp, f"slicing axis {axis} needs the run-time size {dim}, which no "
-                             f"tensor in the graph carries")
-        return found
-
-    if step == -1 and (s == -1 or s >= _TO_THE_END) and is_concrete(e) and e <= -_TO_THE_END:
-        return need(positions(imp, d, reverse=True), d)
-    if step == 1 and s >= 0 and not is_concrete(e):
-        idx = need(positions(imp, e), e)  # ONNX would clamp e to d; take refuses e > d
-        return idx if not s else imp.emit("slice", [idx], {"start": (s,), "shape": (-1,)})
-    elif step == 1 and s >= 0 and is_concrete(e) and e < 0:
-        idx = need(positions(imp, d), d)
-        idx = imp.emit("reshape_dims", [idx], {"shape": (1, -1, 1)})
-        idx = imp.emit("cropping1d", [idx], {"cropping": (s, -e)})
-        return imp.emit("reshape_dims", [idx], {"shape": (-1,)})
-    raise _fail(imp, f"start {s}, end {e}, step {step} on axis {axis}, whose size is known "
-                     f"only at run time (supported there: a start >= 0 up to the end, to a "
-                     f"length some tensor carries, or to -r; the whole axis reversed)")
+def _clamped(imp: Importer, x: Tensor, bounds: dict) -> Tensor:
+    """``x`` sliced on the axes of ``bounds`` (ONNX axes) with run-time clamping; an end that is
+    a run-time size is read off a tensor that carries it."""
+    for a, (s, e, st) in bounds.items():
+        like, like_axis = x, 0
+        if not is_concrete(e):
+            found = carrier(imp, e)
+            if found is None:
+                raise _fail(imp, f"end {e} on axis {a} is a size known only at run time that no "
+                                 f"tensor in the graph carries; deferc needs it as an input's "
+                                 f"dim")
+            (like, like_axis), e = found, None
+        attrs = {"axis": TO_NHWC.index(a) if x.nhwc else a, "start": s, "end": e, "step": st,
+                 "like_axis": like_axis}
+        x = imp.emit("clamped_slice", [x, like], attrs, nhwc=x.nhwc)
+    return x
 
 
 @converter("Split")
