@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import runtime.threads
 from compiler.ops.recurrent import recurrent_reference
 from runtime.kernels import recurrent as rk
 from runtime.kernels.fastmath import sigmoid_array, tanh_array
@@ -64,6 +65,7 @@ def test_kernel_matches_reference(monkeypatch, op, n, t, f, u, seqs, back, rever
     monkeypatch.setattr(rk, "PARALLEL_MIN_WORK", 0)
     monkeypatch.setattr(rk, "PARALLEL_MIN_ROWS", 1)
     monkeypatch.setattr(rk, "MAX_COLUMNS", 3)
+    monkeypatch.setattr(runtime.threads, "_DYNAMIC", False)  # threads even on a loaded machine
     attrs = {"units": u, "return_sequences": seqs, "go_backwards": back,
              "reverse_output": reverse, "zero_output_for_mask": zero_out, "use_bias": bias,
              "reset_after": reset_after, "masked": masked, "output": output,
@@ -84,6 +86,7 @@ def test_benchmark_shape_threaded_matches_serial_and_reference(monkeypatch, op):
     rng = np.random.default_rng(3)
     inputs, params = _case(rng, op, 40, 30, 16, 24, attrs, 0, False, np.float32)
     monkeypatch.setattr(rk, "PARALLEL_MIN_WORK", 1)
+    monkeypatch.setattr(runtime.threads, "_DYNAMIC", False)
     threaded, want = _run_kernel(op, inputs, params, attrs, True)
     serial, _ = _run_kernel(op, inputs, params, attrs, False)
     np.testing.assert_allclose(threaded, want, rtol=1e-4, atol=2e-5)

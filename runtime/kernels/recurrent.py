@@ -8,18 +8,19 @@ branch-free approximations of ``fastmath`` and vectorize (AVX2: 8 gates per inst
 activations and float64 go through the scalar ``scalar_activation``. No allocation per step.
 
 Rows of the batch are independent through the whole recurrence, so ``recurrent_parallel``
-gives each thread a block of rows for every step (input projection included): one parallel
-region per call and no barrier per step, unlike splitting each step's product over threads.
+gives each thread blocks of rows for every step (input projection included), through
+``runtime.threads.split_work``: one hand-off per call and no barrier per step, unlike splitting
+each step's product over threads, and no ``parallel=True`` twin to compile.
 """
 
 import math
 
-import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from compiler.ops.activations import LEAKY_RELU_DEFAULT_SLOPE
 
+from ..threads import get_num_threads, machine_busy, split_work
 from .activations import CODES, SIGMOID, TANH, scalar_activation
 from .blas import gemm
 from .fastmath import sigmoid32, tanh32
@@ -39,7 +40,6 @@ PARALLEL_MIN_ROWS = 4
 MAX_COLUMNS = 64
 #: rows * units * steps from which threads pay for their start-up
 PARALLEL_MIN_WORK = 1 << 16
-_BLOCKS = max(1, numba.config.NUMBA_NUM_THREADS)
 
 
 @njit(inline="always", **_INLINE)
@@ -177,20 +177,12 @@ def _columns(i0, i1, xt, wt, ut, h, c, mask, has_mask, seq, ret_seq, backwards,
 
 
 @njit(**JIT)
-def _recur_serial(xt, wt, ut, h, c, mask, has_mask, seq, ret_seq, backwards,
-                  reverse, zero_out, cell, act, ract, alpha, reset_after, fast, prev, cols):
+def _recur_blocks(xt, wt, ut, h, c, mask, has_mask, seq, ret_seq, backwards, reverse, zero_out,
+                  cell, act, ract, alpha, reset_after, fast, prev, cols, lo, hi):
+    """Blocks ``lo:hi`` of ``cols`` batch rows, each through its whole recurrence
+    (``split_work`` gives each thread a range of blocks)."""
     n = h.shape[0]
-    for i0 in range(0, n, cols):
-        _columns(i0, min(n, i0 + cols), xt, wt, ut, h, c, mask, has_mask, seq,
-                 ret_seq, backwards, reverse, zero_out, cell, act, ract, alpha, reset_after,
-                 fast, prev)
-
-
-@njit(parallel=True, **JIT)
-def _recur_parallel(xt, wt, ut, h, c, mask, has_mask, seq, ret_seq, backwards,
-                    reverse, zero_out, cell, act, ract, alpha, reset_after, fast, prev, cols):
-    n = h.shape[0]
-    for b in prange((n + cols - 1) // cols):
+    for b in range(lo, hi):
         i0 = b * cols
         _columns(i0, min(n, i0 + cols), xt, wt, ut, h, c, mask, has_mask, seq,
                  ret_seq, backwards, reverse, zero_out, cell, act, ract, alpha, reset_after,
@@ -239,12 +231,13 @@ def _run(args, parallel: bool) -> None:
         seq = out
     prev = np.zeros((n, u), dtype)
     fast = dtype == np.float32  # float64 models keep libm's precision
-    threads = min(_BLOCKS, n // PARALLEL_MIN_ROWS)
-    use_threads = parallel and threads > 1 and n * u * steps >= PARALLEL_MIN_WORK
+    threads = min(get_num_threads(), n // PARALLEL_MIN_ROWS)
+    use_threads = (parallel and threads > 1 and n * u * steps >= PARALLEL_MIN_WORK
+                   and not machine_busy())
     cols = min(MAX_COLUMNS, -(-n // threads) if use_threads else n) if n else 1
-    run = _recur_parallel if use_threads else _recur_serial
-    run(xt, wt, ut, h, c, m, mask is not None, seq, seq_out, backwards, reverse,
-        zero_out, cell, act, ract, LEAKY_RELU_DEFAULT_SLOPE, reset_after, fast, prev, cols)
+    split_work(_recur_blocks, -(-n // cols), xt, wt, ut, h, c, m, mask is not None, seq,
+               seq_out, backwards, reverse, zero_out, cell, act, ract, LEAKY_RELU_DEFAULT_SLOPE,
+               reset_after, fast, prev, cols, threads=threads if use_threads else 1)
     if which == ALL:
         _pack(out, h, c, seq if seq_out else (h if mask is None or steps == 0 else prev), cell)
         return
