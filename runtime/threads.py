@@ -22,6 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
+from numba.core.compiler_lock import global_compiler_lock
 
 numba.config.THREADING_LAYER = os.environ.get("NUMBA_THREADING_LAYER", "threadsafe")
 numba.get_num_threads()  # starts the threading layer (public API; ~10 ms)
@@ -147,9 +148,13 @@ def split_work(run: Callable, items: int, *args, threads: int) -> None:
     A serial jitted driver called like this replaces a ``parallel=True`` twin: numba compiles a
     ``prange`` region several times slower (the Winograd conv driver ~15 s of CPU against
     ~3.5 s serially), and every cold process and test pays that.
+
+    A caller holding numba's compiler lock (the lower tier probing whether code is compiled,
+    the warm-up of launchers) runs every range itself: a pool thread that had to compile would
+    wait for that lock while the caller waits for it.
     """
     threads = max(1, min(threads, items))
-    if threads == 1:
+    if threads == 1 or global_compiler_lock.is_locked():
         run(*args, 0, items)
         return
     bounds = [items * t // threads for t in range(threads + 1)]

@@ -309,3 +309,39 @@ def test_background_build_compiles_the_variant_the_first_call_needs(gated, monke
     np.testing.assert_allclose(plan(small), run_reference(plan.graph, small), rtol=RTOL,
                                atol=ATOL)  # the serial variant, compiled on demand
     assert not isinstance(plan._forward, tiers.SerialOnDemand) and plan.last_tier == tiers.JIT
+
+
+_COLD_THREADED_CONVS = """
+import numpy as np
+from compiler import Input, Sequential, TensorSpec, compile, layers
+net = Sequential([Input((48, 48, 3)), layers.Conv2D(32, 3, padding="same", activation="relu"),
+                  layers.Conv2D(32, 3, padding="same"), layers.GlobalAveragePooling2D()])
+x = np.random.default_rng(0).standard_normal((4, 48, 48, 3)).astype(np.float32)
+plan = compile(net, TensorSpec((None, 48, 48, 3)), tier="auto")
+first, tier = plan(x), plan.last_tier
+assert plan.wait()
+np.testing.assert_allclose(first, plan(x), rtol=1e-4, atol=1e-4)
+print(tier, plan.last_tier, sep="|")
+"""
+
+
+def test_a_cold_process_runs_threaded_convs_on_both_tiers(tmp_path):
+    """Fresh cache, threads forced: the lower tier probes the conv launchers while holding
+    numba's compiler lock, so a pool thread that had to compile a driver deadlocked the first
+    call (``split_work`` now runs the ranges itself then); the jit tier then threads them."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "DEFERC_TIER"}
+    env.update(DEFERC_CACHE_DIR=str(tmp_path), DEFERC_DYNAMIC_THREADS="0", DEFERC_QUIET="1",
+               NUMBA_NUM_THREADS="2")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        done = subprocess.run([sys.executable, "-c", _COLD_THREADED_CONVS], cwd=root, env=env,
+                              capture_output=True, text=True, timeout=480)
+    except subprocess.TimeoutExpired:
+        pytest.fail("a cold tiered plan with threaded convs did not answer in 8 minutes")
+    assert done.returncode == 0, done.stderr[-3000:]
+    first, then = done.stdout.strip().split("|")
+    assert first.startswith("lower") and then == "jit", done.stdout
