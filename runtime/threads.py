@@ -132,6 +132,8 @@ class _Pool:
     def get(self, workers: int) -> ThreadPoolExecutor:
         with self.lock:
             if self.executor is None or self.pid != os.getpid() or self.workers < workers:
+                if self.executor is not None and self.pid == os.getpid():
+                    self.executor.shutdown(wait=False)  # its queued work still runs
                 self.executor = ThreadPoolExecutor(workers, thread_name_prefix="deferc")
                 self.workers, self.pid = workers, os.getpid()
             return self.executor
