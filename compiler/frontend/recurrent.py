@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import CompilerError
 from ..ir import add_node
 from ..ops.activations import canonical_activation
-from ..ops.recurrent import GATES, STATES
+from ..ops.recurrent import GATES, STATES, packed_part
 from ..types import TensorType
 from . import initializers
 from .layers import Layer, _flag, _positive_int
@@ -175,12 +175,10 @@ class _RNN(_MultiOutput):
     def _unpack(self, builder: Any, packed: int, which: str, origin: Any) -> int:
         """``which`` out of the ``(N, S + T, units)`` packed output (``compiler/ops/recurrent``)."""
         origin = origin or builder.origin(self)
-        states = STATES[self.op]
-        first = {"h": 0, "c": 1}.get(which, states)
-        whole = which == "sequence" and self.return_sequences
+        start, shape, squeeze = packed_part(self.op, which, self.return_sequences)
         part = add_node(builder.graph, "slice", [packed], origin=origin,
-                        attrs={"start": (0, first, 0), "shape": (-1, -1 if whole else 1, -1)})
-        if whole:
+                        attrs={"start": start, "shape": shape})
+        if not squeeze:
             return part
         return add_node(builder.graph, "squeeze", [part], attrs={"axis": 1}, origin=origin)
 

@@ -31,6 +31,15 @@ STATES = {"simple_rnn": 1, "lstm": 2, "gru": 1}
 KIND = {"simple_rnn": "SimpleRNN", "lstm": "LSTM", "gru": "GRU"}
 
 
+def packed_part(op: str, which: str, return_sequences: bool) -> tuple[tuple, tuple, bool]:
+    """Where ``which`` ("sequence", "h" or "c") lies in an ``output="all"`` pack: the ``slice``
+    start and shape, and whether axis 1 is then squeezed away. One place for the pack's layout,
+    so the layers and the ONNX importer read it alike."""
+    first = {"h": 0, "c": 1}.get(which, STATES[op])
+    whole = which == "sequence" and return_sequences
+    return (0, first, 0), (-1, -1 if whole else 1, -1), not whole
+
+
 def split_operands(op: str, inputs: list, attrs) -> tuple:
     """``(x, initial states, mask or None)`` from a node's data operands."""
     masked = bool(attrs.get("masked", False))

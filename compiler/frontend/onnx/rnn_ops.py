@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ...ops.recurrent import packed_part
 from ...symbolic import is_concrete
 from .converters import _fail, _input, converter
 from .graph import Importer, Tensor
@@ -108,7 +109,6 @@ def _recurrent(imp: Importer, node: Any, attrs: dict) -> list:
     if sum(used) > 1:  # one run for every output read: ``output="all"`` sliced (ops.recurrent)
         packed = imp.emit(_OP[kind], [x] + states,
                           {**base, "output": "all", "return_sequences": used[0]}, params)
-    states_count = 2 if kind == "LSTM" else 1
     outs = []
     for slot, needed in enumerate(used):
         if not needed:
@@ -118,12 +118,11 @@ def _recurrent(imp: Importer, node: Any, attrs: dict) -> list:
             y = imp.emit(_OP[kind], [x] + states,
                          {**base, "output": ("sequence", "h", "c")[slot],
                           "return_sequences": slot == 0}, params)
-        elif slot == 0:
-            y = imp.emit("slice", [packed], {"start": (0, states_count, 0),
-                                             "shape": (-1, -1, -1)})
         else:
-            y = imp.emit("squeeze", [imp.emit("slice", [packed], {
-                "start": (0, slot - 1, 0), "shape": (-1, 1, -1)})], {"axis": 1})
+            start, shape, squeeze = packed_part(_OP[kind], ("sequence", "h", "c")[slot], used[0])
+            y = imp.emit("slice", [packed], {"start": start, "shape": shape})
+            if squeeze:
+                y = imp.emit("squeeze", [y], {"axis": 1})
         if slot == 0:  # (N, T, u) -> (T, 1, N, u)
             y = imp.emit("transpose", [y], {"axes": (1, 0, 2)})
             y = imp.emit("expand_dims", [y], {"axis": 1})
