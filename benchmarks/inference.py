@@ -23,8 +23,10 @@ from .peers import numpy_peer
 from .records import Row, Target
 from .timing import Timing, measure_rounds
 
-#: Pause between timing blocks so the previous library's spinning threads go to sleep.
-SETTLE_S = 0.05
+#: Pause between timing blocks so the previous library's spinning threads go to sleep: numpy's
+#: OpenBLAS threads spin for ~0.1-0.2 s after a product (a threaded conv timed right after a
+#: numpy matmul ran 1.8 ms instead of 1.0 ms until they stopped).
+SETTLE_S = 0.3
 OURS = "ours"
 
 

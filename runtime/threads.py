@@ -10,20 +10,42 @@ when the callee itself came from the cache that note is lost on the way into the
 (``_rebuild`` runs the callee's reload hooks without keeping them on its library), so a fresh
 process loading only the caller jumps to a null symbol (issue 8: SIGSEGV). Starting the layer
 ourselves makes every cached entry safe to load, whatever numba recorded in it.
+TBB comes first when it loads: unlike GNU OpenMP it survives ``fork`` (a child of a process
+that ran an OpenMP region aborts at its own first region: "fork() called from a process
+already using GNU OpenMP"), and multiprocessing forks by default on Linux.
 ``DEFERC_NUM_THREADS`` sets the default thread count.
 """
 
 from __future__ import annotations
 
+import ctypes
+import glob
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import numba
 from numba.core.compiler_lock import global_compiler_lock
 
+
+
+def _preload_tbb() -> None:
+    """Load ``libtbb.so.12`` from the environment's ``lib`` folder, where pip's ``tbb`` wheel
+    puts it and the dynamic loader does not look; numba's TBB layer then finds it loaded."""
+    if not sys.platform.startswith("linux"):
+        return
+    for prefix in dict.fromkeys((sys.prefix, sys.base_prefix)):
+        for path in sorted(glob.glob(os.path.join(prefix, "lib", "libtbb.so.12*"))):
+            try:
+                ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+                return
+            except OSError:
+                continue
+
+
+_preload_tbb()
 numba.config.THREADING_LAYER = os.environ.get("NUMBA_THREADING_LAYER", "threadsafe")
 numba.get_num_threads()  # starts the threading layer (public API; ~10 ms)
 
@@ -119,54 +141,28 @@ def machine_busy() -> bool:
     return _DYNAMIC and _load_watch()
 
 
-class _Pool:
-    """One process-wide pool of Python threads for ``split_work``, rebuilt after a fork (a
-    forked child inherits the executor but not its threads, and would wait forever)."""
+def split_work(run: Callable, run_threaded: Callable, items: int, *args, threads: int) -> None:
+    """``run(*args, lo, hi)`` over ``[0, items)``, on ``threads`` threads when that is > 1.
 
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.executor: ThreadPoolExecutor | None = None
-        self.workers = 0
-        self.pid = 0
+    ``run`` is a serial jitted driver; ``run_threaded(*args, items, threads)`` its twin, a
+    ``parallel=True`` function whose ``prange(threads)`` body only calls ``run`` on the t-th
+    contiguous range. numba compiles a ``prange`` region over a whole kernel several times
+    slower (the Winograd conv driver ~15 s of CPU against ~3.5 s serially); over one call it
+    costs about a second, and the kernel itself compiles once, for both.
 
-    def get(self, workers: int) -> ThreadPoolExecutor:
-        with self.lock:
-            if self.executor is None or self.pid != os.getpid() or self.workers < workers:
-                if self.executor is not None and self.pid == os.getpid():
-                    self.executor.shutdown(wait=False)  # its queued work still runs
-                self.executor = ThreadPoolExecutor(workers, thread_name_prefix="deferc")
-                self.workers, self.pid = workers, os.getpid()
-            return self.executor
-
-
-_pool = _Pool()
-
-
-def split_work(run: Callable, items: int, *args, threads: int) -> None:
-    """``run(*args, lo, hi)`` over ``[0, items)`` in ``threads`` contiguous ranges at once: the
-    first on the calling thread, the others on pool threads (``run`` is a ``nogil`` jitted
-    function, so they run in parallel).
-
-    A serial jitted driver called like this replaces a ``parallel=True`` twin: numba compiles a
-    ``prange`` region several times slower (the Winograd conv driver ~15 s of CPU against
-    ~3.5 s serially), and every cold process and test pays that.
+    Why not a pool of Python threads (tried in stop 22): on a VM, once the process has idled
+    for ~0.2 s the guest scheduler wakes a pool thread on the caller's vCPU (an idle vCPU looks
+    preempted) and the two ranges then share one core: a 14x14x256 conv took 1.9 ms with
+    "two" threads against 1.1 ms fresh. numba's TBB/OpenMP workers keep their cores.
 
     A caller holding numba's compiler lock (the lower tier probing whether code is compiled,
-    the warm-up of launchers) runs every range itself: a pool thread that had to compile would
-    wait for that lock while the caller waits for it.
+    the warm-up of launchers) runs every range itself: it must need only the serial driver.
     """
     threads = max(1, min(threads, items))
     if threads == 1 or global_compiler_lock.is_locked():
         run(*args, 0, items)
-        return
-    bounds = [items * t // threads for t in range(threads + 1)]
-    pool = _pool.get(threads - 1)
-    futures = [pool.submit(run, *args, bounds[t], bounds[t + 1]) for t in range(1, threads)]
-    try:
-        run(*args, bounds[0], bounds[1])
-    finally:
-        for future in futures:
-            future.result()
+    else:
+        run_threaded(*args, items, threads)
 
 
 if os.environ.get("DEFERC_NUM_THREADS"):
