@@ -25,10 +25,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 from numba.core.compiler_lock import global_compiler_lock
-
 
 
 def _preload_tbb() -> None:
@@ -141,28 +141,93 @@ def machine_busy() -> bool:
     return _DYNAMIC and _load_watch()
 
 
-def split_work(run: Callable, run_threaded: Callable, items: int, *args, threads: int) -> None:
-    """``run(*args, lo, hi)`` over ``[0, items)``, on ``threads`` threads when that is > 1.
+def _current_cpu() -> Callable[[], int]:
+    """glibc's ``sched_getcpu`` (about a microsecond), or a stand-in answering -1."""
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).sched_getcpu
+    except (OSError, AttributeError):
+        return lambda: -1
+    fn.restype = ctypes.c_int
+    fn.argtypes = []
+    return fn
 
-    ``run`` is a serial jitted driver; ``run_threaded(*args, items, threads)`` its twin, a
-    ``parallel=True`` function whose ``prange(threads)`` body only calls ``run`` on the t-th
-    contiguous range. numba compiles a ``prange`` region over a whole kernel several times
-    slower (the Winograd conv driver ~15 s of CPU against ~3.5 s serially); over one call it
-    costs about a second, and the kernel itself compiles once, for both.
 
-    Why not a pool of Python threads (tried in stop 22): on a VM, once the process has idled
-    for ~0.2 s the guest scheduler wakes a pool thread on the caller's vCPU (an idle vCPU looks
-    preempted) and the two ranges then share one core: a 14x14x256 conv took 1.9 ms with
-    "two" threads against 1.1 ms fresh. numba's TBB/OpenMP workers keep their cores.
+current_cpu = _current_cpu()
+
+
+def _pin(cpu: int) -> None:
+    if hasattr(os, "sched_setaffinity"):
+        try:
+            os.sched_setaffinity(0, {cpu})  # 0: the calling thread
+        except OSError:
+            pass  # the CPU left our set: the thread stays unpinned
+
+
+class _Pool:
+    """Worker threads for ``split_work``, at most one per CPU and pinned to it, made when first
+    needed.
+
+    Pinned because of how a guest kernel places a woken thread: on a VM, once the process has
+    idled for ~0.2 s, an unpinned pool thread was woken on the caller's vCPU (the idle vCPU
+    looks preempted to the guest scheduler) and the two ranges shared one core — a 14x14x256
+    conv ran 1.9 ms with "two" threads against 1.0 ms, ResNet-18 (C3) 33 ms against 27.
+    Rebuilt after a fork: a forked child inherits the executors but not their threads.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.workers: dict[int, ThreadPoolExecutor] = {}
+        self.pid = 0
+        self.cpus = sorted(_load_watch.cpus)
+
+    def for_ranges(self, count: int) -> list[ThreadPoolExecutor]:
+        """Workers for ``count`` ranges besides the caller's, on CPUs other than the caller's
+        (cycling when there are fewer CPUs than ranges)."""
+        here = current_cpu()
+        cpus = [cpu for cpu in self.cpus if cpu != here] or self.cpus
+        chosen = [cpus[i % len(cpus)] for i in range(count)]
+        with self.lock:
+            if self.pid != os.getpid():
+                self.workers, self.pid = {}, os.getpid()
+            for cpu in chosen:
+                if cpu not in self.workers:
+                    worker = ThreadPoolExecutor(1, thread_name_prefix=f"deferc-cpu{cpu}")
+                    worker.submit(_pin, cpu).result()
+                    self.workers[cpu] = worker
+            return [self.workers[cpu] for cpu in chosen]
+
+
+_pool = _Pool()
+
+
+def split_work(run: Callable, items: int, *args, threads: int) -> None:
+    """``run(*args, lo, hi)`` over ``[0, items)`` in ``threads`` contiguous ranges at once: the
+    first on the calling thread, the others on the pool threads pinned to the other CPUs
+    (``run`` is a ``nogil`` jitted function, so they run in parallel).
+
+    A serial jitted driver called like this replaces a ``parallel=True`` twin: numba compiles a
+    ``prange`` region several times slower (the Winograd conv driver ~15 s of CPU against
+    ~3.5 s serially); even a twin whose ``prange`` body only calls the serial driver costs as
+    much again as the driver (numba links and re-optimizes the callee: 6.8 s for Winograd),
+    which took a cold ResNet-18 (T3) from 21 s to 34 s for ~10% of run time.
 
     A caller holding numba's compiler lock (the lower tier probing whether code is compiled,
-    the warm-up of launchers) runs every range itself: it must need only the serial driver.
+    the warm-up of launchers) runs every range itself: a pool thread that had to compile would
+    wait for that lock while the caller waits for it.
     """
     threads = max(1, min(threads, items))
     if threads == 1 or global_compiler_lock.is_locked():
         run(*args, 0, items)
-    else:
-        run_threaded(*args, items, threads)
+        return
+    bounds = [items * t // threads for t in range(threads + 1)]
+    workers = _pool.for_ranges(threads - 1)
+    futures = [worker.submit(run, *args, bounds[t], bounds[t + 1])
+               for t, worker in enumerate(workers, start=1)]
+    try:
+        run(*args, bounds[0], bounds[1])
+    finally:
+        for future in futures:
+            future.result()
 
 
 if os.environ.get("DEFERC_NUM_THREADS"):

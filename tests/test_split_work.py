@@ -1,73 +1,91 @@
-"""``runtime.threads.split_work``: a serial jitted driver over ranges of work items, run on
-several threads through its ``prange`` twin; and the threading layer behind it (TBB where
-installed, because it survives ``fork``)."""
+"""``runtime.threads.split_work``: serial jitted drivers spread over pinned worker threads (what
+replaced the ``parallel=True`` conv drivers, which cost ~5x more to compile), and the threading
+layer behind the rest of the kernels (TBB where installed, because it survives ``fork``)."""
 
 from __future__ import annotations
 
 import importlib.metadata
 import os
 import signal
+import threading
 
 import numpy as np
 import pytest
-from numba import njit, prange
-from numba.core.compiler_lock import global_compiler_lock
 
 import runtime.threads
 from runtime.kernels.conv import conv2d_nhwc
 from runtime.threads import split_work
 
 
-@njit(nogil=True, cache=True)
-def _count(out, lo, hi):
-    for i in range(lo, hi):
-        out[i] += 1
-
-
-@njit(parallel=True, nogil=True, cache=True)
-def _count_threaded(out, items, threads):
-    for t in prange(threads):
-        _count(out, items * t // threads, items * (t + 1) // threads)
-
-
-class _Calls:
-    """Stand-ins for a driver and its twin that record how split_work called them."""
-
-    def __init__(self):
-        self.serial, self.threaded = [], []
-
-    def run(self, tag, lo, hi):
-        self.serial.append((tag, lo, hi))
-
-    def run_threaded(self, tag, items, threads):
-        self.threaded.append((tag, items, threads))
-
-
 @pytest.mark.parametrize("threads", [1, 2, 3, 5])
 @pytest.mark.parametrize("items", [0, 1, 2, 7, 64])
-def test_the_twin_runs_when_more_than_one_thread_has_work(threads, items):
-    calls = _Calls()
-    split_work(calls.run, calls.run_threaded, items, "args pass through", threads=threads)
-    used = max(1, min(threads, items))
-    if used == 1:
-        assert calls.serial == [("args pass through", 0, items)] and not calls.threaded
-    else:
-        assert calls.threaded == [("args pass through", items, used)] and not calls.serial
+def test_every_item_runs_once_in_contiguous_ranges(threads, items):
+    seen, lock = [], threading.Lock()
+
+    def run(tag, lo, hi):
+        assert tag == "args pass through"
+        with lock:
+            seen.append((lo, hi, threading.get_ident()))
+
+    split_work(run, items, "args pass through", threads=threads)
+    ranges = sorted((lo, hi) for lo, hi, _ in seen)
+    covered = [i for lo, hi in ranges for i in range(lo, hi)]
+    assert covered == list(range(items))
+    assert len(ranges) == max(1, min(threads, items))
+    assert any(ident == threading.get_ident() for *_, ident in seen)  # the caller works too
 
 
-def test_a_caller_holding_the_compiler_lock_runs_every_range_itself():
-    calls = _Calls()
-    with global_compiler_lock:
-        split_work(calls.run, calls.run_threaded, 10, "x", threads=2)
-    assert calls.serial == [("x", 0, 10)] and not calls.threaded
+def test_an_error_in_a_pool_thread_reaches_the_caller_after_every_range_ended():
+    ended = []
+
+    def run(lo, hi):
+        if lo > 0:
+            raise ValueError(f"range {lo}:{hi} failed")
+        ended.append((lo, hi))
+
+    with pytest.raises(ValueError, match="range 5:10 failed"):
+        split_work(run, 10, threads=2)
+    assert ended == [(0, 5)]
 
 
-@pytest.mark.parametrize("items", [1, 2, 7, 64, 1001])
-def test_a_jitted_twin_covers_every_item_once(items, monkeypatch):
-    monkeypatch.setattr(runtime.threads, "_DYNAMIC", False)
-    out = np.zeros(items, np.int64)
-    split_work(_count, _count_threaded, items, out, threads=2)
-    assert (out == 1).all()
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="needs CPU affinity")
+def test_each_worker_is_pinned_to_its_own_cpu_and_ranges_avoid_the_callers_cpu():
+    """Unpinned, a worker woken on a VM landed on the caller's vCPU and shared it (README,
+    Threads); the pool keeps one worker per CPU and hands ranges to the others."""
+    placed, lock = [], threading.Lock()
+
+    def run(lo, hi):
+        with lock:
+            placed.append((threading.get_ident(), os.sched_getaffinity(0),
+                           runtime.threads.current_cpu()))
+
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        pytest.skip("needs two CPUs")
+    split_work(run, 2 * len(cpus), threads=len(cpus))
+    caller_cpu = [cpu for ident, _, cpu in placed if ident == threading.get_ident()]
+    workers = [(mask, cpu) for ident, mask, cpu in placed if ident != threading.get_ident()]
+    assert len(caller_cpu) == 1 and len(workers) == len(cpus) - 1
+    for mask, cpu in workers:
+        assert len(mask) == 1 and cpu in mask  # a worker runs on the one CPU it is pinned to
+    assert len({cpu for _, cpu in workers}) == len(workers)  # one worker per CPU
+    assert set(runtime.threads._pool.workers) <= set(cpus)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_gets_its_own_pool():
+    split_work(lambda lo, hi: None, 4, threads=2)  # the parent's pool exists
+    pid = os.fork()
+    if pid == 0:  # child: the inherited executors have no threads; a new pool must serve it
+        signal.alarm(60)  # a hang ends the child (SIGALRM) instead of the test run
+        try:
+            out = []
+            split_work(lambda lo, hi: out.append((lo, hi)), 4, threads=2)
+            os._exit(0 if sorted(out) == [(0, 2), (2, 4)] else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
 
 
 def test_tbb_is_the_threading_layer_where_it_is_installed():
@@ -82,29 +100,36 @@ def test_tbb_is_the_threading_layer_where_it_is_installed():
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-def test_a_forked_child_runs_threaded_kernels_after_its_parent_did(monkeypatch):
+def test_a_forked_child_runs_parallel_kernels_after_its_parent_did(monkeypatch):
     """multiprocessing forks by default on Linux; a child of a process that ran a GNU OpenMP
-    region aborts at its own first region, a TBB one does not."""
+    region aborts at its own first region ("fork() called from a process already using GNU
+    OpenMP"), a TBB one does not. The dense kernel's threaded variant is a prange region."""
     if runtime.threads.threading_layer() != "tbb":
         pytest.skip("needs the TBB threading layer (GNU OpenMP is not fork-safe)")
     monkeypatch.setattr(runtime.threads, "_DYNAMIC", False)
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((2, 12, 12, 32)).astype(np.float32)
+    from compiler import Sequential, TensorSpec, compile, layers
+
+    model = Sequential([layers.Dense(512, activation="relu"), layers.Dense(512)])
+    plan = compile(model, TensorSpec((None, 256)), tier="jit")
+    x = np.random.default_rng(0).standard_normal((2048, 256)).astype(np.float32)
+    rng = np.random.default_rng(1)
+    image = rng.standard_normal((2, 12, 12, 32)).astype(np.float32)
     kernel = rng.standard_normal((3, 3, 32, 32)).astype(np.float32)
-    bias = np.zeros(32, np.float32)
-    none = np.zeros((0, 0, 0, 0), np.float32)
 
-    def conv() -> np.ndarray:
+    def run() -> list:
         out = np.empty((2, 12, 12, 32), np.float32)
-        conv2d_nhwc(x, kernel, bias, none, out, 1, 1, 1, 1, 1, 1, 1, 0, 0.0)
-        return out
+        conv2d_nhwc(image, kernel, np.zeros(32, np.float32), np.zeros((0, 0, 0, 0), np.float32),
+                    out, 1, 1, 1, 1, 1, 1, 1, 0, 0.0)
+        return [plan(x), out]
 
-    expected = conv()  # the parent has run threaded regions
+    expected = run()  # the parent has run parallel regions and split_work
+    assert plan.layout(x).parallel  # the threaded variant ran, not only the serial one
     pid = os.fork()
     if pid == 0:
         signal.alarm(120)  # a hang ends the child (SIGALRM) instead of the test run
         try:
-            os._exit(0 if np.array_equal(conv(), expected) else 1)
+            got = run()
+            os._exit(0 if all(np.array_equal(a, b) for a, b in zip(got, expected)) else 1)
         except BaseException:
             os._exit(2)
     _, status = os.waitpid(pid, 0)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from compiler.ops.conv import pair, window_pads
 
@@ -161,16 +161,6 @@ def _conv_gemm_items(x, kmats, bias, res2d, out2d, block, panel, oh_n, ow_n, sh,
         _im2col_block(x, kmats, bias, res2d, out2d, b * block, min(rows, (b + 1) * block),
                       p * panel, min(cols, (p + 1) * panel), oh_n, ow_n, sh, sw, pt, pl, dh, dw,
                       kh, kw, direct, code, alpha)
-
-
-@njit(parallel=True, **JIT)
-def _conv_gemm_threaded(x, kmats, bias, res2d, out2d, block, panel, oh_n, ow_n, sh, sw, pt, pl,
-                        dh, dw, kh, kw, direct, code, alpha, items, threads):
-    """``_conv_gemm_items`` over ``threads`` ranges at once (``split_work``'s twin)."""
-    for t in prange(threads):
-        _conv_gemm_items(x, kmats, bias, res2d, out2d, block, panel, oh_n, ow_n, sh, sw, pt, pl,
-                         dh, dw, kh, kw, direct, code, alpha, items * t // threads,
-                         items * (t + 1) // threads)
 
 
 # -- Winograd F(2x2, 3x3) ------------------------------------------------------------------------
@@ -373,15 +363,6 @@ def _conv_winograd_blocks(x, kernel, u, bias, res, out, per, pt, pl, code, alpha
                         tiles_h, tiles_w, pt, pl, code, alpha)
 
 
-@njit(parallel=True, **JIT)
-def _conv_winograd_threaded(x, kernel, u, bias, res, out, per, pt, pl, code, alpha, items,
-                            threads):
-    """``_conv_winograd_blocks`` over ``threads`` ranges at once (``split_work``'s twin)."""
-    for t in prange(threads):
-        _conv_winograd_blocks(x, kernel, u, bias, res, out, per, pt, pl, code, alpha,
-                              items * t // threads, items * (t + 1) // threads)
-
-
 # -- launchers -----------------------------------------------------------------------------------
 def _empty(dtype, ndim: int) -> np.ndarray:
     return np.zeros((0,) * ndim, dtype=dtype)
@@ -431,8 +412,8 @@ def conv2d_nhwc(x, kernel, bias, residual, out, sh, sw, pt, pl, dh, dw, groups, 
         tiles_w = (out.shape[2] + 1) // 2
         per = max(1, _WINOGRAD_TILES // tiles_w)  # tile rows per block
         blocks = -(-x.shape[0] * ((out.shape[1] + 1) // 2) // per)
-        split_work(_conv_winograd_blocks, _conv_winograd_threaded, blocks, x, kernel, u, bias,
-                   res4, out, per, pt, pl, code, alpha, threads=threads)
+        split_work(_conv_winograd_blocks, blocks, x, kernel, u, bias, res4, out, per, pt, pl,
+                   code, alpha, threads=threads)
         return
     og = o_n // groups
     kmats = np.ascontiguousarray(kernel.reshape(kh * kw * cg, groups, og).transpose(1, 0, 2))
@@ -446,9 +427,9 @@ def conv2d_nhwc(x, kernel, bias, residual, out, sh, sw, pt, pl, dh, dw, groups, 
     if panel == _GEMM_PANEL and row_blocks < threads:
         # few row blocks (small images): split the columns so every thread gets work
         panel = max(32, -(-o_n // threads))
-    split_work(_conv_gemm_items, _conv_gemm_threaded, row_blocks * ((o_n + panel - 1) // panel),
-               x, kmats, bias, _res2d(residual, o_n), out.reshape(-1, o_n), _GEMM_ROWS, panel,
-               out.shape[1], out.shape[2], sh, sw, pt, pl, dh, dw, kh, kw, direct, code, alpha,
+    split_work(_conv_gemm_items, row_blocks * ((o_n + panel - 1) // panel), x, kmats, bias,
+               _res2d(residual, o_n), out.reshape(-1, o_n), _GEMM_ROWS, panel, out.shape[1],
+               out.shape[2], sh, sw, pt, pl, dh, dw, kh, kw, direct, code, alpha,
                threads=threads)
 
 

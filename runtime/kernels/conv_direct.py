@@ -20,7 +20,7 @@ single image over its filters.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ..threads import get_num_threads, machine_busy, split_work
 from .activations import LINEAR, RELU, SOFTMAX
@@ -261,15 +261,6 @@ def _direct_items(x, prepared, bias, res, out, blocks, kh, kw, sh, sw, pt, pl, d
                          sh, sw, pt, pl, dh, dw, groups, code, alpha)
 
 
-@njit(parallel=True, **JIT)
-def _direct_threaded(x, prepared, bias, res, out, blocks, kh, kw, sh, sw, pt, pl, dh, dw, groups,
-                     code, alpha, items, threads):
-    """``_direct_items`` over ``threads`` ranges at once (``split_work``'s twin)."""
-    for t in prange(threads):
-        _direct_items(x, prepared, bias, res, out, blocks, kh, kw, sh, sw, pt, pl, dh, dw, groups,
-                      code, alpha, items * t // threads, items * (t + 1) // threads)
-
-
 def pack_direct(kernel: np.ndarray) -> np.ndarray:
     """``(kh, kw, cg, filters)`` -> ``(filters, cg*kh*kw)``, taps ordered channel, ky, kx (the
     compiler prepares the same array once per weights version: ``prepare_conv``)."""
@@ -297,8 +288,8 @@ def conv2d_direct_nhwc(x, kernel, bias, residual, prepared, out, sh, sw, pt, pl,
         threads = get_num_threads()
     # images spread over threads; too few images and the filters are split as well
     blocks = 1 if threads == 1 or n >= 2 * threads else min(-(-o_n // 2), -(-2 * threads // n))
-    split_work(_direct_items, _direct_threaded, n * blocks, x, prepared, bias, res, out, blocks,
-               kh, kw, sh, sw, pt, pl, dh, dw, groups, code, float(alpha), threads=threads)
+    split_work(_direct_items, n * blocks, x, prepared, bias, res, out, blocks, kh, kw, sh, sw,
+               pt, pl, dh, dw, groups, code, float(alpha), threads=threads)
 
 
 def conv2d_direct(*args):

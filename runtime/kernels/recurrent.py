@@ -9,15 +9,14 @@ activations and float64 go through the scalar ``scalar_activation``. No allocati
 
 Rows of the batch are independent through the whole recurrence, so ``recurrent_parallel``
 gives each thread blocks of rows for every step (input projection included), through
-``runtime.threads.split_work``: one parallel region per call and no barrier per step, unlike
-splitting each step's product over threads; the region's body only calls the serial driver,
-so the kernel compiles once.
+``runtime.threads.split_work``: one hand-off per call and no barrier per step, unlike splitting
+each step's product over threads, and no ``parallel=True`` twin to compile.
 """
 
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from compiler.ops.activations import LEAKY_RELU_DEFAULT_SLOPE
 
@@ -190,16 +189,6 @@ def _recur_blocks(xt, wt, ut, h, c, mask, has_mask, seq, ret_seq, backwards, rev
                  fast, prev)
 
 
-@njit(parallel=True, **JIT)
-def _recur_threaded(xt, wt, ut, h, c, mask, has_mask, seq, ret_seq, backwards, reverse, zero_out,
-                    cell, act, ract, alpha, reset_after, fast, prev, cols, items, threads):
-    """``_recur_blocks`` over ``threads`` ranges at once (``split_work``'s twin)."""
-    for t in prange(threads):
-        _recur_blocks(xt, wt, ut, h, c, mask, has_mask, seq, ret_seq, backwards, reverse,
-                      zero_out, cell, act, ract, alpha, reset_after, fast, prev, cols,
-                      items * t // threads, items * (t + 1) // threads)
-
-
 def _run(args, parallel: bool) -> None:
     (cell, units, act, ract, ret_seq, backwards, reverse, zero_out, which, n_states, masked,
      reset_after) = args[-12:]
@@ -246,10 +235,9 @@ def _run(args, parallel: bool) -> None:
     use_threads = (parallel and threads > 1 and n * u * steps >= PARALLEL_MIN_WORK
                    and not machine_busy())
     cols = min(MAX_COLUMNS, -(-n // threads) if use_threads else n) if n else 1
-    split_work(_recur_blocks, _recur_threaded, -(-n // cols), xt, wt, ut, h, c, m,
-               mask is not None, seq, seq_out, backwards, reverse, zero_out, cell, act, ract,
-               LEAKY_RELU_DEFAULT_SLOPE, reset_after, fast, prev, cols,
-               threads=threads if use_threads else 1)
+    split_work(_recur_blocks, -(-n // cols), xt, wt, ut, h, c, m, mask is not None, seq,
+               seq_out, backwards, reverse, zero_out, cell, act, ract, LEAKY_RELU_DEFAULT_SLOPE,
+               reset_after, fast, prev, cols, threads=threads if use_threads else 1)
     if which == ALL:
         _pack(out, h, c, seq if seq_out else (h if mask is None or steps == 0 else prev), cell)
         return
