@@ -99,7 +99,7 @@ def test_depthwise_shape_rule():
 
 
 # -- kernels vs reference ------------------------------------------------------------------------
-ACTIVATIONS = st.sampled_from(["linear", "relu", "leaky_relu", "tanh", "sigmoid"])
+ACTIVATIONS = st.sampled_from(["linear", "relu", "relu6", "leaky_relu", "tanh", "sigmoid"])
 
 
 @st.composite
@@ -157,17 +157,21 @@ def test_conv2d_winograd_path(shape, filters, padding, residual):
     assert_kernel_matches("conv2d", inputs, params, attrs)
 
 
+@pytest.mark.parametrize("activation", ["linear", "relu", "relu6", "leaky_relu"])
 @pytest.mark.parametrize("k, s, padding", [(3, 1, "same"), (3, 2, "same"), (1, 1, "valid")])
-def test_conv2d_nan_and_inf_propagate_like_reference(k, s, padding):
+def test_conv2d_nan_and_inf_propagate_like_reference(k, s, padding, activation):
+    """Through every epilogue loop (its clamps are selects over unsigned indices)."""
     rng = np.random.default_rng(3)
-    x = rng.standard_normal((8, 10, 9, 16)).astype(np.float32)
+    x = rng.standard_normal((8, 10, 9, 16)).astype(np.float32) * 4
     x[0, 2, 3, 5] = np.nan
     x[1, 6, 4, 0] = np.inf
     x[1, 0, 0, 1] = -np.inf
-    attrs = conv_attrs(filters=16, k=k, s=s, padding=padding)
+    attrs = conv_attrs(filters=16, k=k, s=s, padding=padding, activation=activation,
+                       use_bias=True)
     params = params_for("conv2d", [x], attrs, rng)
     got = assert_kernel_matches("conv2d", [x], params, attrs)
-    assert np.isnan(got).any() and np.isinf(got).any()
+    assert np.isnan(got).any()
+    assert np.isinf(got).any() == (activation != "relu6")  # ReLU6 clamps inf to 6
 
 
 def test_conv2d_large_parallel_paths(monkeypatch):

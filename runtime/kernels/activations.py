@@ -2,7 +2,7 @@
 
 import math
 
-from numba import njit, prange
+from numba import njit, prange, uint64
 
 from compiler.ops.activations import LEAKY_RELU_DEFAULT_SLOPE
 
@@ -33,6 +33,32 @@ def scalar_activation(v, code, alpha):
     return v
 
 
+@njit(inline="always", **{k: v for k, v in JIT.items() if k != "cache"})
+def activate_span(a, r, j0, j1, code, alpha):
+    """The activation over ``a[r, j0:j1]`` in place (not SOFTMAX), one loop per code, no view.
+
+    Unsigned indices: with signed ones numba wraps negative indices around, LLVM then cannot
+    vectorize and the clamps become unpredictable branches — a 1x1 conv's ReLU6 epilogue ran
+    at ~6 ns per element (7.6 ms of MobileNetV2's 112x112x96 layer), 0.14 ns unsigned.
+    """
+    r = uint64(r)
+    if code == RELU:
+        for j in range(uint64(j0), uint64(j1)):
+            v = a[r, j]
+            a[r, j] = v if (v > 0 or v != v) else 0.0
+    elif code == RELU6:  # NaN fails both tests and passes through, as in np.minimum/maximum
+        for j in range(uint64(j0), uint64(j1)):
+            v = a[r, j]
+            a[r, j] = 0.0 if v < 0 else (6.0 if v > 6 else v)
+    elif code == LEAKY_RELU:
+        for j in range(uint64(j0), uint64(j1)):
+            v = a[r, j]
+            a[r, j] = v if v >= 0 else v * alpha
+    elif code != LINEAR:
+        for j in range(uint64(j0), uint64(j1)):
+            a[r, j] = scalar_activation(a[r, j], code, alpha)
+
+
 @njit(**JIT)
 def activate_row(row, code, alpha):
     """Apply an activation in place to one row (the last axis)."""
@@ -60,8 +86,7 @@ def activate_row(row, code, alpha):
             v = row[j]
             row[j] = v if (v > 0 or v != v) else 0.0
         return
-    for j in range(n):
-        row[j] = scalar_activation(row[j], code, alpha)
+    activate_span(row.reshape((1, n)), 0, 0, n, code, alpha)
 
 
 @njit(parallel=True, **JIT)

@@ -17,16 +17,19 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, uint64
 
 from compiler.ops.conv import pair, window_pads
 
 from ..threads import get_num_threads, machine_busy, split_work
 from .activations import (
+    LEAKY_RELU,
     LINEAR,
     RELU,
+    RELU6,
     SOFTMAX,
     activate_row,
+    activate_span,
     epilogue_scalars,
     scalar_activation,
 )
@@ -76,17 +79,14 @@ def _finish_block(out2d, bias, res2d, r0, r1, j0, j1, code, alpha):
             activate_row(row, code, alpha)
         return
     for r in range(r0, r1):
-        for j in range(j0, j1):
-            v = out2d[r, j]
-            if has_bias:
-                v += bias[j]
-            if has_res:
-                v += res2d[r, j]
-            if code == RELU:
-                v = v if (v > 0 or v != v) else 0.0
-            elif code != LINEAR:
-                v = scalar_activation(v, code, alpha)
-            out2d[r, j] = v
+        ru = uint64(r)  # unsigned: no wraparound check, so the loops vectorize
+        if has_bias:
+            for j in range(uint64(j0), uint64(j1)):
+                out2d[ru, j] += bias[j]
+        if has_res:
+            for j in range(uint64(j0), uint64(j1)):
+                out2d[ru, j] += res2d[ru, j]
+        activate_span(out2d, r, j0, j1, code, alpha)
 
 
 # -- im2col + GEMM -------------------------------------------------------------------------------
@@ -255,6 +255,10 @@ def _act(y, code, alpha):
         return y if (y > 0 or math.isnan(y)) else 0.0
     if code == LINEAR:
         return y
+    if code == RELU6:  # selects, not a call per element (see ``activate_span``)
+        return 0.0 if y < 0 else (6.0 if y > 6 else y)
+    if code == LEAKY_RELU:
+        return y if y >= 0 else y * alpha
     return scalar_activation(y, code, alpha)
 
 

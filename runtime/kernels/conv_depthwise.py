@@ -17,7 +17,7 @@ from numba import njit, prange
 from compiler.ops.conv import pair
 
 from ..threads import machine_busy
-from .activations import LINEAR, RELU, epilogue_scalars, scalar_activation
+from .activations import LINEAR, RELU, activate_span, epilogue_scalars
 from .conv import window_scalars
 from .flags import JIT, PARALLEL_MIN_ELEMENTS
 from .registry import Kernel, register_kernel
@@ -35,8 +35,7 @@ def _finish(row, code, alpha):
             v = row[c]
             row[c] = v if (v > 0 or v != v) else 0.0
         return
-    for c in range(row.shape[0]):
-        row[c] = scalar_activation(row[c], code, alpha)
+    activate_span(row.reshape((1, row.shape[0])), 0, 0, row.shape[0], code, alpha)
 
 
 @njit(inline="always", **_INLINE)
