@@ -8,8 +8,14 @@ import os
 import tempfile
 
 # A fresh compiled-code cache per test session: results never depend on what an earlier run (or
-# another checkout) left in ~/.cache/deferc. Set before compiler/runtime are imported.
+# another checkout) left in ~/.cache/deferc. Set before compiler/runtime are imported. Each
+# pytest-xdist worker gets its own folder under the session's: one cache lock serializes every
+# compilation of the processes sharing a folder, so with one shared folder a worker waited for
+# the other's compiles (the 2-core run used ~1.25 cores).
 os.environ.setdefault("DEFERC_CACHE_DIR", tempfile.mkdtemp(prefix="deferc-test-cache-"))
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["DEFERC_CACHE_DIR"] = os.path.join(os.environ["DEFERC_CACHE_DIR"],
+                                                  os.environ["PYTEST_XDIST_WORKER"])
 # Every pipeline run in the tests checks the IR (``compiler.ir.verify``) after each pass.
 os.environ.setdefault("DEFERC_VERIFY_EACH", "1")
 # The suite tests compiled code against the reference: plans compile before answering. The lower
