@@ -153,6 +153,23 @@ def test_threaded_copies_of_large_arrays():
     np.testing.assert_array_equal(out, x[2:, :, 1:])
 
 
+def test_threaded_copies_with_a_short_last_axis():
+    """A last axis under 16 elements is walked with the one before it (``strided._row_axes``):
+    NCHW -> NHWC of 3-channel images, and pads/slices of such arrays, over many row tasks."""
+    x = np.random.default_rng(2).normal(size=(3, 3, 70, 45)).astype(np.float32)
+    out = np.empty((3, 70, 45, 3), np.float32)
+    movement.transpose_parallel(x, out, (0, 2, 3, 1))
+    np.testing.assert_array_equal(out, np.transpose(x, (0, 2, 3, 1)))
+    y = np.ascontiguousarray(out)
+    padded = np.empty((3, 72, 46, 5), np.float32)
+    movement.pad_parallel(y, padded, (0, 1, 0, 2), -1.0)
+    np.testing.assert_array_equal(padded, np.pad(y, ((0, 0), (1, 1), (0, 1), (2, 0)),
+                                                 constant_values=-1))
+    part = np.empty((3, 60, 40, 2), np.float32)
+    movement.slice_parallel(y, part, (0, 5, 3, 1))
+    np.testing.assert_array_equal(part, y[:, 5:65, 3:43, 1:3])
+
+
 @pytest.mark.parametrize("target", ["float32", "float64", "int32", "int64", "bool"])
 @pytest.mark.parametrize("arena", [np.float32, np.float64])
 def test_cast_stores_the_reference_values_in_the_arena_dtype(target, arena):

@@ -3,7 +3,8 @@
 Each of those ops copies a box of elements from one flat array to another; only the element
 strides and the base offsets differ (a transpose permutes the source strides, a slice offsets
 the source, a pad offsets the destination). ``copy_region`` walks the box row by row (every
-axis but the last), so the parallel variant splits rows over threads. The helpers work on any
+axis but the last, or the last two when the last is short), so the parallel variant splits rows
+over threads. The helpers work on any
 rank (a rank-0 box is one element) and any dtype: numba specializes on the arrays' types.
 """
 
@@ -36,33 +37,58 @@ def natural_strides(shape):
     return st
 
 
+#: A last axis shorter than this is walked together with the one before it (see ``_row_axes``).
+_SHORT_INNER = 16
+
+
+@njit(inline="always", **_INLINE)
+def _row_axes(box):
+    """How many leading axes index the rows: all but the last, or all but the last two when
+    the last is short. An NCHW -> NHWC transpose of a 3-channel image has rows of 3 elements,
+    and the per-row index arithmetic (a division per axis) cost ~4 ns per element (0.58 ms for
+    a 224x224 input); walking (W, C) as two loops leaves that arithmetic once per image row."""
+    rank = box.shape[0]
+    return rank - 2 if rank >= 2 and box[rank - 1] < _SHORT_INNER else rank - 1
+
+
 @njit(inline="always", **_INLINE)
 def _rows(src, sbase, sstr, dst, dbase, dstr, box, r0, r1):
     rank = box.shape[0]
+    outer = _row_axes(box)
     inner = box[rank - 1]
     si, di = sstr[rank - 1], dstr[rank - 1]
+    if outer < rank - 1:  # the axis before the last is walked here too
+        mid, sm, dm = box[rank - 2], sstr[rank - 2], dstr[rank - 2]
+    else:
+        mid, sm, dm = 1, 0, 0
     for r in range(r0, r1):
         rem, so, do = r, sbase, dbase
-        for d in range(rank - 2, -1, -1):
+        for d in range(outer - 1, -1, -1):
             idx = rem % box[d]
             rem //= box[d]
             so += idx * sstr[d]
             do += idx * dstr[d]
-        if si == 1 and di == 1:
-            for j in range(inner):
-                dst[do + j] = src[so + j]
-        else:
-            for j in range(inner):
-                dst[do + j * di] = src[so + j * si]
+        for _ in range(mid):
+            if si == 1 and di == 1:
+                for j in range(inner):
+                    dst[do + j] = src[so + j]
+            else:
+                for j in range(inner):
+                    dst[do + j * di] = src[so + j * si]
+            so += sm
+            do += dm
 
 
 @njit(inline="always", **_INLINE)
 def _row_count(box):
-    """Rows of ``box`` (every axis but the last); 0 when the box is empty."""
+    """Rows of ``box`` (its first ``_row_axes`` axes); 0 when the box is empty."""
     rows = 1
-    for d in range(box.shape[0] - 1):
+    for d in range(_row_axes(box)):
         rows *= box[d]
-    return rows if box[box.shape[0] - 1] > 0 else 0
+    for d in range(box.shape[0]):
+        if box[d] == 0:
+            return 0
+    return rows
 
 
 @njit(**JIT)
