@@ -81,11 +81,6 @@ def activate_row(row, code, alpha):
         for j in range(n):
             row[j] = row[j] * inv
         return
-    if code == RELU:
-        for j in range(n):
-            v = row[j]
-            row[j] = v if (v > 0 or v != v) else 0.0
-        return
     activate_span(row.reshape((1, n)), 0, 0, n, code, alpha)
 
 

@@ -17,7 +17,7 @@ from numba import njit, prange
 from compiler.ops.conv import pair
 
 from ..threads import machine_busy
-from .activations import LINEAR, RELU, activate_span, epilogue_scalars
+from .activations import activate_span, epilogue_scalars
 from .conv import window_scalars
 from .flags import JIT, PARALLEL_MIN_ELEMENTS
 from .registry import Kernel, register_kernel
@@ -28,13 +28,6 @@ _INLINE = {k: v for k, v in JIT.items() if k != "cache"}
 @njit(inline="always", **_INLINE)
 def _finish(row, code, alpha):
     """The activation over one output pixel's channels (``row`` is 1-D)."""
-    if code == LINEAR:
-        return
-    if code == RELU:
-        for c in range(row.shape[0]):
-            v = row[c]
-            row[c] = v if (v > 0 or v != v) else 0.0
-        return
     activate_span(row.reshape((1, row.shape[0])), 0, 0, row.shape[0], code, alpha)
 
 
