@@ -100,6 +100,41 @@ def _blas() -> str | None:
         return None
 
 
+#: OpenBLAS's kernel families that use AVX-512 (``openblas_get_corename``).
+AVX512_BLAS_CORES = frozenset({"SkylakeX", "Cooperlake", "SapphireRapids"})
+_CORENAME_SYMBOLS = ("openblas_get_corename", "scipy_openblas_get_corename",
+                     "scipy_openblas_get_corename64_")
+
+
+def openblas_cores() -> dict[str, str]:
+    """``{library file: kernel family}`` of every OpenBLAS loaded in this process (Linux).
+
+    The family is chosen once, at load, from the CPU or from ``OPENBLAS_CORETYPE``; pinned to
+    "Haswell" on an AVX-512 CPU it halves every GEMM ours (SciPy's OpenBLAS, through numba) and
+    NumPy run, so a run records what it actually ran.
+    """
+    import ctypes
+
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as f:
+            paths = {line.split()[-1] for line in f if "openblas" in line and "/" in line}
+    except OSError:
+        return {}
+    cores = {}
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path)  # already loaded: this only returns its handle
+        except OSError:
+            continue
+        for symbol in _CORENAME_SYMBOLS:
+            function = getattr(lib, symbol, None)
+            if function is not None:
+                function.restype = ctypes.c_char_p
+                cores[os.path.basename(path)] = (function() or b"").decode()
+                break
+    return cores
+
+
 def _git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, check=False,
@@ -130,10 +165,12 @@ def machine_info() -> dict[str, Any]:
         "versions": {m: _version(m) for m in
                      ("numpy", "numba", "torch", "onnxruntime", "onnx", "matplotlib")},
         "numpy_blas": _blas(),
+        "openblas_cores": openblas_cores(),
         "numba": _numba_info(),
         "torch_num_threads": torch_threads,
         "env": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS",
-                                           "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+                                           "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                                           "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
                 if k in os.environ},
         "git_commit": _git_commit(),
         "load_average_end": load_average(),

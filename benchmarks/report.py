@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .machine import AVX512_BLAS_CORES
 from .records import Row
 from .runs import spread_text
 
@@ -80,9 +81,9 @@ def markdown(rows: Sequence[Row], meta: dict[str, Any]) -> str:
             f"{_runs(meta)}"
             f"{' (quick)' if meta['config']['quick'] else ''}. Times are the median per call "
             "± IQR; ours/peer < 1 means ours is faster."), ""]
-    busy = _busy_warning(m)
-    if busy:
-        out += [f"> {busy}", ""]
+    for caveat in (_busy_warning(m), _blas_warning(m)):
+        if caveat:
+            out += [f"> {caveat}", ""]
     out += table_lines(rows)
     out += ["", "## Workloads", ""]
     out += [f"- **{wid}**: {title}" for wid, title in meta["workloads"].items()]
@@ -98,7 +99,8 @@ def markdown(rows: Sequence[Row], meta: dict[str, Any]) -> str:
     caches = ", ".join(f"{k} {v}" for k, v in (m.get("cpu_caches") or {}).items()) or "unknown"
     out += ["", "## Machine", "", f"- {m['cpu_model']}; SIMD: {flags}; caches: {caches}",
             f"- {m['platform']}, Python {m['python']}",
-            f"- {versions}", (f"- NumPy BLAS: {m['numpy_blas']}; numba: {m['numba']}; "
+            f"- {versions}", (f"- NumPy BLAS: {m['numpy_blas']}; OpenBLAS kernels: "
+            f"{m.get('openblas_cores') or 'unknown'}; numba: {m['numba']}; "
             f"torch threads: {m['torch_num_threads']}; env: {m['env'] or 'none'}"),
             f"- git: {m['git_commit']}", ""]
     return "\n".join(out)
@@ -119,6 +121,21 @@ def _busy_warning(machine: dict[str, Any]) -> str | None:
         return None
     return (f"**Busy machine**: 1-min load {' -> '.join(f'{v:.2f}' for v in loads)} on {cpus} "
             "CPUs; other processes competed with this run, so times are noisy.")
+
+
+def _blas_warning(machine: dict[str, Any]) -> str | None:
+    """A caveat when OpenBLAS ran AVX2 kernels on a CPU with AVX-512 (``OPENBLAS_CORETYPE``
+    pinned, or a CPU this OpenBLAS does not recognise): its GEMMs ran at about half speed."""
+    cores = machine.get("openblas_cores") or {}
+    if "avx512f" not in (machine.get("cpu_flags") or []) or not cores:
+        return None
+    slow = sorted({core for core in cores.values() if core not in AVX512_BLAS_CORES})
+    if not slow:
+        return None
+    pinned = machine.get("env", {}).get("OPENBLAS_CORETYPE")
+    cause = f"OPENBLAS_CORETYPE={pinned} in the environment" if pinned else "OpenBLAS's detection"
+    return (f"**BLAS below the CPU**: OpenBLAS ran {', '.join(slow)} kernels ({cause}) on a CPU "
+            "with AVX-512: GEMM-bound rows of ours and NumPy ran at about half speed.")
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -1,4 +1,6 @@
-"""The benchmark harness's reporting: whole-suite repeats and the per-family plot."""
+"""The benchmark harness's reporting: whole-suite repeats, the per-family plot, BLAS caveats."""
+
+import sys
 
 import pytest
 
@@ -59,3 +61,26 @@ def test_profile_takes_sequence_and_onnx_ids_and_builds_what_the_run_times():
     tiny = replace(WORKLOADS["S2"].spec, units=4, steps=3, features=2, batch=2)
     table = profile_workload(tiny, repeat=1)
     assert table.startswith("S2: GRU, batch 2, T=3, 2 inputs") and "gru" in table
+
+
+def test_a_run_on_avx2_blas_kernels_of_an_avx512_cpu_is_flagged():
+    from benchmarks.report import _blas_warning
+
+    machine = {"cpu_flags": ["avx2", "avx512f"], "env": {"OPENBLAS_CORETYPE": "Haswell"},
+               "openblas_cores": {"libscipy_openblas.so": "Haswell"}}
+    assert "OPENBLAS_CORETYPE=Haswell" in _blas_warning(machine)
+    machine["env"] = {}
+    assert "detection" in _blas_warning(machine)
+    machine["openblas_cores"] = {"libscipy_openblas.so": "SkylakeX"}
+    assert _blas_warning(machine) is None
+    assert _blas_warning({"cpu_flags": ["avx2"], "env": {},
+                          "openblas_cores": {"libscipy_openblas.so": "Haswell"}}) is None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
+def test_the_kernels_openblas_is_recorded():
+    import runtime  # noqa: F401  (loads SciPy's OpenBLAS, the one numba's kernels call)
+    from benchmarks.machine import openblas_cores
+
+    cores = openblas_cores()
+    assert any("openblas" in lib and core for lib, core in cores.items()), cores
