@@ -169,9 +169,29 @@ def test_conv2d_nan_and_inf_propagate_like_reference(k, s, padding, activation):
     attrs = conv_attrs(filters=16, k=k, s=s, padding=padding, activation=activation,
                        use_bias=True)
     params = params_for("conv2d", [x], attrs, rng)
-    got = assert_kernel_matches("conv2d", [x], params, attrs)
+    # inputs scaled by 4: outputs reach ~100, and Winograd's float32 rounding ~1e-5 absolute
+    got = assert_kernel_matches("conv2d", [x], params, attrs, rtol=1e-4, atol=1e-4)
     assert np.isnan(got).any()
     assert np.isinf(got).any() == (activation != "relu6")  # ReLU6 clamps inf to 6
+
+
+@pytest.mark.parametrize("shape, k, s, d, padding, groups", [
+    ((2, 23, 21, 3), (7, 7), (2, 2), (1, 1), "same", 1),   # ResNet stem: edges and interior
+    ((1, 13, 12, 4), (3, 5), (1, 2), (2, 1), "same", 1),   # dilated rows only: row copies
+    ((2, 9, 10, 6), (3, 3), (2, 1), (1, 2), "valid", 1),   # dilated columns: tap by tap
+    ((1, 11, 9, 6), (5, 5), (1, 1), (1, 1), "same", 2),    # grouped: tap by tap
+    ((3, 6, 7, 5), (5, 7), (1, 1), (1, 1), "valid", 1),    # window as wide as the image
+])
+def test_conv2d_patch_rows_match_reference(shape, k, s, d, padding, groups):
+    """im2col copies a filter row's taps in one run where the row is inside the image and
+    falls back to tap-by-tap copies elsewhere: both against the reference."""
+    rng = np.random.default_rng(sum(shape))
+    attrs = {"filters": 8, "kernel_size": k, "strides": s, "padding": padding, "dilation": d,
+             "groups": groups, "use_bias": True, "activation": "relu"}
+    for dtype in (np.float32, np.float64):
+        x = rng.standard_normal(shape).astype(dtype)
+        assert_kernel_matches("conv2d", [x], params_for("conv2d", [x], attrs, rng), attrs,
+                              rtol=1e-4, atol=1e-4)
 
 
 def test_conv2d_large_parallel_paths(monkeypatch):
