@@ -1,13 +1,16 @@
 """Choosing each 2-D convolution's algorithm from its filter shape, and preparing its weight.
 
 Everything but the batch and the image size is known here, so the choice is made once per
-layer (a small cost model, measured on Zen 4 with one thread):
+layer (a small cost model, measured):
 
-* **direct** (runtime kernel ``conv2d_direct``): few input channels per group. im2col's reduction
-  axis is then short and filling the patch matrix dominates: LeNet's 1->6 5x5 conv ran 15x faster
-  direct, its 6->16 conv 1.2x, an 8->16 3x3 conv 3x, a 3->64 7x7/2 stem 1.1x. A 3-channel 3x3
-  conv (27 taps) is the exception that stays with im2col (its per-output store costs more than
-  its few multiply-adds): hence the tap threshold. Its weight is packed ``(filters, taps)``.
+* **direct** (runtime kernel ``conv2d_direct``): few input channels per group and a short
+  reduction (taps = channels * kh * kw). im2col then spends its time filling the patch matrix,
+  and a GEMM with K of a few dozen runs far below its peak: LeNet's 1->6 5x5 conv ran 3-6x
+  faster direct, an 8->16 3x3 conv (72 taps) 1.4-2x. A long reduction turns that around once
+  the patches are copied a filter row at a time: a 3->64 7x7/2 stem (147 taps) ran 2.1x, a
+  6->16 5x5 conv (150 taps) 1.4x faster with im2col and AVX-512 BLAS kernels (Zen 5, two
+  threads; about even with AVX2 kernels). A 3-channel 3x3 conv (27 taps) is even and stays
+  with im2col. Its weight is packed ``(filters, taps)``.
 * **Winograd-eligible** (3x3, stride 1, dilation 1, ungrouped, >= 16 channels each way): the
   runtime ``conv2d`` kernel still decides per call from the image size, but the transformed
   filter ``U = G g G^T`` it needs is prepared here rather than recomputed on every call.
@@ -28,9 +31,10 @@ from ..weights import Derived, register_derivation
 DIRECT_KERNEL = "conv2d_direct"
 #: Most input channels per group the direct kernel takes.
 DIRECT_MAX_CHANNELS = 8
-#: With more than ``DIRECT_ALWAYS_CHANNELS`` channels, the direct kernel needs at least this many
-#: taps (channels * kh * kw) to beat im2col.
+#: With more than ``DIRECT_ALWAYS_CHANNELS`` channels, the direct kernel needs at least
+#: ``DIRECT_MIN_TAPS`` taps (channels * kh * kw) to beat im2col, and at most ``DIRECT_MAX_TAPS``.
 DIRECT_MIN_TAPS = 40
+DIRECT_MAX_TAPS = 100
 DIRECT_ALWAYS_CHANNELS = 2
 #: Winograd needs enough channels for its GEMMs to dominate its transforms (runtime ``conv``).
 WINOGRAD_MIN_CHANNELS = 16
@@ -76,7 +80,7 @@ def conv_algorithm(kernel_shape: tuple, strides: tuple, dilation: tuple, groups:
     ``"gemm"`` for a conv2d with this filter ``(kh, kw, in/groups, filters)``."""
     kh, kw, cg, o_n = kernel_shape
     if activation != "softmax" and cg <= DIRECT_MAX_CHANNELS and (
-            cg <= DIRECT_ALWAYS_CHANNELS or cg * kh * kw >= DIRECT_MIN_TAPS):
+            cg <= DIRECT_ALWAYS_CHANNELS or DIRECT_MIN_TAPS <= cg * kh * kw <= DIRECT_MAX_TAPS):
         return "direct"
     if ((kh, kw) == (3, 3) and tuple(strides) == (1, 1) and tuple(dilation) == (1, 1)
             and groups == 1 and cg >= WINOGRAD_MIN_CHANNELS and o_n >= WINOGRAD_MIN_CHANNELS):

@@ -91,9 +91,31 @@ def _finish_block(out2d, bias, res2d, r0, r1, j0, j1, code, alpha):
 
 # -- im2col + GEMM -------------------------------------------------------------------------------
 @njit(inline="always", **_INLINE)
-def _fill_patch_row(x, prow, n, oh, ow, c0, cg, kh, kw, sh, sw, pt, pl, dh, dw):
-    """One im2col row: the receptive field of output pixel (n, oh, ow), channels c0..c0+cg."""
-    h, w = x.shape[1], x.shape[2]
+def _fill_patch_row(x, xrows, prow, n, oh, ow, c0, cg, kh, kw, sh, sw, pt, pl, dh, dw):
+    """One im2col row: the receptive field of output pixel (n, oh, ow), channels c0..c0+cg.
+
+    ``xrows`` is ``x`` viewed as ``(N, H, W*C)``, made once by the caller (a reshape per row
+    calls into numba's runtime: it cost more than the copy)."""
+    h, w, c_n = x.shape[1], x.shape[2], x.shape[3]
+    iw0 = ow * sw - pl
+    if dw == 1 and cg == c_n and iw0 >= 0 and iw0 + kw <= w:
+        # all kx in the image, all channels: each filter row's taps are one contiguous run of
+        # the input row (kw * C floats), copied with unsigned indices so the loop vectorizes
+        # (a 3-channel 7x7 stem filled its patches ~5x faster than tap by tap)
+        span = uint64(kw * c_n)
+        base = uint64(iw0 * c_n)
+        col = uint64(0)
+        for ky in range(kh):
+            ih = oh * sh - pt + ky * dh
+            if 0 <= ih < h:
+                src = xrows[n, ih]
+                for j in range(span):
+                    prow[col + j] = src[base + j]
+            else:
+                for j in range(span):
+                    prow[col + j] = 0.0
+            col += span
+        return
     col = 0
     for ky in range(kh):
         ih = oh * sh - pt + ky * dh
@@ -126,6 +148,7 @@ def _im2col_block(x, kmats, bias, res2d, out2d, r0, r1, j0, j1, oh_n, ow_n, sh, 
         gemm(x.reshape(-1, x.shape[3])[r0:r1], kmats[0][:, j0:j1], out2d[r0:r1, j0:j1], False)
     else:
         patches = np.empty((m, kdim), dtype=x.dtype)
+        xrows = x.reshape(x.shape[0], x.shape[1], x.shape[2] * x.shape[3])
         for g in range(groups):
             # walk (n, oh, ow) incrementally: three integer divisions per row cost more than
             # copying a small receptive field
@@ -133,7 +156,7 @@ def _im2col_block(x, kmats, bias, res2d, out2d, r0, r1, j0, j1, oh_n, ow_n, sh, 
             oh = (r0 // ow_n) % oh_n
             n = r0 // (ow_n * oh_n)
             for i in range(m):
-                _fill_patch_row(x, patches[i], n, oh, ow, g * cg, cg, kh, kw, sh, sw, pt, pl,
+                _fill_patch_row(x, xrows, patches[i], n, oh, ow, g * cg, cg, kh, kw, sh, sw, pt, pl,
                                 dh, dw)
                 ow += 1
                 if ow == ow_n:
