@@ -157,6 +157,23 @@ def test_conv2d_winograd_path(shape, filters, padding, residual):
     assert_kernel_matches("conv2d", inputs, params, attrs)
 
 
+@pytest.mark.parametrize("shape, filters", [((1, 14, 14, 32), 96), ((1, 13, 11, 16), 70),
+                                             ((3, 8, 8, 16), 33)])
+def test_conv2d_winograd_splits_a_small_images_channels(shape, filters, monkeypatch):
+    """One block of tiles: threads take panels of output channels (uneven last panel), with
+    bias, residual and a NaN tile recomputed exactly inside its panel."""
+    import runtime.threads
+
+    monkeypatch.setattr(runtime.threads, "_DYNAMIC", False)
+    attrs = conv_attrs(filters=filters, padding="same", residual=True, activation="relu")
+    inputs, params = _conv_inputs(shape, attrs, np.float32, 11)
+    inputs[0][0, 3, 4, 2] = np.nan
+    out_shape = inputs[1].shape
+    assert conv_algorithm(params["kernel"].shape, out_shape, (1, 1), (1, 1), 1) == "winograd"
+    got = assert_kernel_matches("conv2d", inputs, params, attrs, rtol=1e-4, atol=1e-4)
+    assert np.isnan(got).any()
+
+
 @pytest.mark.parametrize("activation", ["linear", "relu", "relu6", "leaky_relu"])
 @pytest.mark.parametrize("k, s, padding", [(3, 1, "same"), (3, 2, "same"), (1, 1, "valid")])
 def test_conv2d_nan_and_inf_propagate_like_reference(k, s, padding, activation):

@@ -2,9 +2,9 @@
 
 Three algorithms, picked per call from the shapes:
 
-* 3x3, stride 1, dilation 1, ungrouped with enough channels: Winograd F(2x2, 3x3). It does 2.25x
-  fewer multiplications than a direct convolution and turns the rest into 16 BLAS GEMMs, which is
-  what lets a numba runtime match oneDNN/MLAS on the common ResNet/VGG layer.
+* 3x3, stride 1, dilation 1, ungrouped with enough channels and tiles: Winograd F(2x2, 3x3). It
+  does 2.25x fewer multiplications than a direct convolution and turns the rest into 16 BLAS
+  GEMMs. Work items are blocks of tile rows; a small image also splits its output channels.
 * 1x1 stride 1 without padding: the convolution *is* a GEMM over the ``(N*H*W, C)`` view.
 * everything else: im2col over chunks of output rows (patches stay in cache) + one GEMM per chunk
   and group, written straight into ``out``.
@@ -44,9 +44,13 @@ _INLINE = {k: v for k, v in JIT.items() if k != "cache"}
 _GEMM_ROWS = 256
 _GEMM_PANEL = 256
 _WINOGRAD_TILES = 64
-#: Below this many Winograd blocks the layer is too small to keep two threads busy: im2col with
-#: (row block, channel panel) work items spreads better.
-_WINOGRAD_MIN_BLOCKS = 4
+#: Winograd needs this many 2x2 tiles per call: its transformed filter is 16/9 the size of the
+#: plain one and is read once per call, so a small image is bound by that read (Zen 5, batch 1:
+#: ResNet's 7x7x512 layers, 16 tiles, 1.4-1.7x slower than im2col; 14x14x256, 49 tiles, 1.6x
+#: faster on one thread and even on two; 28x28x128, 196 tiles, 1.25x faster on two).
+_WINOGRAD_MIN_TILES = 40
+#: Fewest output channels per Winograd panel when a small image splits its channels over threads.
+_WINOGRAD_MIN_PANEL = 32
 #: Winograd only pays once the GEMMs dominate the transforms.
 _WINOGRAD_MIN_CHANNELS = 16
 
@@ -286,15 +290,18 @@ def _act(y, code, alpha):
 
 
 @njit(inline="always", **_INLINE)
-def _winograd_output_tile(m, k, out, res, bias, n, th, tw, code, alpha):
-    """One 2x2 output tile: ``act(A^T M A + bias + residual)`` (edges clipped)."""
-    oh_n, ow_n, o_n = out.shape[1], out.shape[2], out.shape[3]
+def _winograd_output_tile(m, k, out, res, bias, n, th, tw, j0, code, alpha):
+    """One 2x2 output tile of channels ``j0..j0 + m.shape[2]``: ``act(A^T M A + bias +
+    residual)`` (edges clipped)."""
+    oh_n, ow_n, o_n = out.shape[1], out.shape[2], m.shape[2]
     y0, x0 = 2 * th, 2 * tw
     y1, x1 = min(y0 + 1, oh_n - 1), min(x0 + 1, ow_n - 1)
     has_bias = bias.shape[0] > 0
     has_res = res.shape[0] > 0
-    o00, o01, o10, o11 = out[n, y0, x0], out[n, y0, x1], out[n, y1, x0], out[n, y1, x1]
-    ry = res[n] if has_res else res[0:0].reshape(res.shape[1:])
+    o00, o01, o10, o11 = (out[n, y0, x0, j0:], out[n, y0, x1, j0:], out[n, y1, x0, j0:],
+                          out[n, y1, x1, j0:])
+    ry = res[n, :, :, j0:] if has_res else res[0:0].reshape(res.shape[1:])
+    bp = bias[j0:] if has_bias else bias
     # Clipped cells alias a real one; they are written first, so the real value wins.
     for o in range(o_n):
         s0 = m[0, k, o] + m[4, k, o] + m[8, k, o]
@@ -305,7 +312,7 @@ def _winograd_output_tile(m, k, out, res, bias, n, th, tw, code, alpha):
         p1 = m[5, k, o] - m[9, k, o] - m[13, k, o]
         p2 = m[6, k, o] - m[10, k, o] - m[14, k, o]
         p3 = m[7, k, o] - m[11, k, o] - m[15, k, o]
-        bb = bias[o] if has_bias else 0.0
+        bb = bp[o] if has_bias else 0.0
         y00 = s0 + s1 + s2 + bb
         y01 = s1 - s2 - s3 + bb
         y10 = p0 + p1 + p2 + bb
@@ -322,11 +329,13 @@ def _winograd_output_tile(m, k, out, res, bias, n, th, tw, code, alpha):
 
 
 @njit(inline="always", **_INLINE)
-def _direct_pixel(x, kernel, bias, res, out, n, oy, ox, sh, sw, pt, pl, dh, dw, code, alpha):
-    """Plain convolution of one output pixel (all channels); the exact path for NaN/inf tiles."""
+def _direct_pixel(x, kernel, bias, res, out, n, oy, ox, sh, sw, pt, pl, dh, dw, j0, j1, code,
+                  alpha):
+    """Plain convolution of one output pixel, channels ``j0..j1``; the exact path for NaN/inf
+    tiles."""
     h, w = x.shape[1], x.shape[2]
-    kh, kw, c_n, o_n = kernel.shape
-    for o in range(o_n):
+    kh, kw, c_n = kernel.shape[0], kernel.shape[1], kernel.shape[2]
+    for o in range(j0, j1):
         acc = 0.0
         for ky in range(kh):
             ih = oy * sh - pt + ky * dh
@@ -347,24 +356,24 @@ def _direct_pixel(x, kernel, bias, res, out, n, oy, ox, sh, sw, pt, pl, dh, dw, 
 
 # Called, not inlined (see ``_im2col_block``): the parallel driver compiled in ~20x less time.
 @njit(**_INLINE)
-def _winograd_block(x, kernel, u, bias, res, out, row0, row1, tiles_h, tiles_w, pt, pl, code,
-                    alpha):
-    """Tile rows ``row0..row1`` (over ``n * tiles_h``): transform, 16 GEMMs, inverse + epilogue."""
+def _winograd_block(x, kernel, u, bias, res, out, row0, row1, j0, j1, tiles_h, tiles_w, pt, pl,
+                    code, alpha):
+    """Tile rows ``row0..row1`` (over ``n * tiles_h``), output channels ``j0..j1``: transform,
+    16 GEMMs, inverse + epilogue."""
     n_img, h, w, c_n = x.shape
-    o_n = out.shape[3]
     nb = (row1 - row0) * tiles_w
     x2 = x.reshape(n_img * h, w * c_n)
     t = np.empty((4, max(2 * tiles_w + 2, w + pl) * c_n), dtype=x.dtype)
     edge = np.empty((4, w * c_n), dtype=x.dtype)
     v = np.empty((16, nb, c_n), dtype=x.dtype)
-    m = np.empty((16, nb, o_n), dtype=x.dtype)
+    m = np.empty((16, nb, j1 - j0), dtype=x.dtype)
     bad = np.zeros(row1 - row0, dtype=np.bool_)
     for r in range(row0, row1):
         probe = _winograd_input_row(x2, edge, t, v, (r - row0) * tiles_w, r // tiles_h,
                                     r % tiles_h, h, w, c_n, tiles_w, pt, pl)
         bad[r - row0] = math.isnan(probe)
     for e in range(16):  # [:, :] views: the one gemm specialization (C, A, A) im2col uses
-        gemm(v[e], u[e][:, :], m[e][:, :], False)
+        gemm(v[e], u[e][:, j0:j1], m[e][:, :], False)
     oh_n, ow_n = out.shape[1], out.shape[2]
     for r in range(row0, row1):
         n, th = r // tiles_h, r % tiles_h
@@ -374,20 +383,26 @@ def _winograd_block(x, kernel, u, bias, res, out, row0, row1, tiles_h, tiles_w, 
                 for oy in range(2 * th, min(2 * th + 2, oh_n)):
                     for ox in range(2 * tw, min(2 * tw + 2, ow_n)):
                         _direct_pixel(x, kernel, bias, res, out, n, oy, ox, 1, 1, pt, pl, 1,
-                                      1, code, alpha)
+                                      1, j0, j1, code, alpha)
             else:
                 _winograd_output_tile(m, (r - row0) * tiles_w + tw, out, res, bias, n, th, tw,
-                                      code, alpha)
+                                      j0, code, alpha)
 
 
 @njit(**JIT)
-def _conv_winograd_blocks(x, kernel, u, bias, res, out, per, pt, pl, code, alpha, lo, hi):
-    """Blocks ``lo:hi`` of ``per`` tile rows each (``split_work`` spreads them over threads)."""
+def _conv_winograd_blocks(x, kernel, u, bias, res, out, per, panel, pt, pl, code, alpha, lo,
+                          hi):
+    """Work items ``lo:hi`` of (block of ``per`` tile rows, panel of ``panel`` output channels)
+    (``split_work`` spreads them over threads; a small image splits its channels)."""
     tiles_h, tiles_w = (out.shape[1] + 1) // 2, (out.shape[2] + 1) // 2
     rows = x.shape[0] * tiles_h
-    for b in range(lo, hi):
+    o_n = out.shape[3]
+    panels = (o_n + panel - 1) // panel
+    for item in range(lo, hi):
+        b, p = item // panels, item % panels
         _winograd_block(x, kernel, u, bias, res, out, b * per, min(rows, (b + 1) * per),
-                        tiles_h, tiles_w, pt, pl, code, alpha)
+                        p * panel, min(o_n, (p + 1) * panel), tiles_h, tiles_w, pt, pl, code,
+                        alpha)
 
 
 # -- launchers -----------------------------------------------------------------------------------
@@ -401,12 +416,10 @@ def conv_algorithm(kernel_shape, out_shape, strides, dilation, groups) -> str:
     Non-finite weights also force ``"gemm"`` at run time (Winograd would turn inf into NaN).
     """
     kh, kw, cg, o_n = kernel_shape
-    tiles_w = (out_shape[2] + 1) // 2
-    tile_rows = out_shape[0] * ((out_shape[1] + 1) // 2)
-    blocks = tile_rows // max(1, _WINOGRAD_TILES // max(1, tiles_w))
+    tiles = out_shape[0] * ((out_shape[1] + 1) // 2) * ((out_shape[2] + 1) // 2)
     if (kh == 3 and kw == 3 and tuple(strides) == (1, 1) and tuple(dilation) == (1, 1)
             and groups == 1 and cg >= _WINOGRAD_MIN_CHANNELS and o_n >= _WINOGRAD_MIN_CHANNELS
-            and blocks >= _WINOGRAD_MIN_BLOCKS):
+            and tiles >= _WINOGRAD_MIN_TILES):
         return "winograd"
     return "gemm"
 
@@ -439,8 +452,12 @@ def conv2d_nhwc(x, kernel, bias, residual, out, sh, sw, pt, pl, dh, dw, groups, 
         tiles_w = (out.shape[2] + 1) // 2
         per = max(1, _WINOGRAD_TILES // tiles_w)  # tile rows per block
         blocks = -(-x.shape[0] * ((out.shape[1] + 1) // 2) // per)
-        split_work(_conv_winograd_blocks, blocks, x, kernel, u, bias, res4, out, per, pt, pl,
-                   code, alpha, threads=threads)
+        panel = o_n
+        if blocks < 2 * threads:  # too few blocks to balance: threads split the channels too
+            panel = max(_WINOGRAD_MIN_PANEL, -(-o_n // (2 * threads)))
+        panels = -(-o_n // panel)
+        split_work(_conv_winograd_blocks, blocks * panels, x, kernel, u, bias, res4, out, per,
+                   panel, pt, pl, code, alpha, threads=threads)
         return
     og = o_n // groups
     kmats = np.ascontiguousarray(kernel.reshape(kh * kw * cg, groups, og).transpose(1, 0, 2))
