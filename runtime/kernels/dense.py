@@ -15,8 +15,13 @@ from .activations import activate_row, epilogue_scalars
 from .flags import JIT
 from .registry import Kernel, register_kernel
 
-#: Below this many multiply-adds a product runs serially (threads cost more than they save).
+#: Below this many multiply-adds a product runs serially (threads cost more than they save):
+#: the threshold for kernels that hand work to threads through ``split_work`` (convs, matmul).
 PARALLEL_MIN_MACS = 1 << 21
+#: The same for dense layers, whose ``prange`` region starts in a few microseconds: two threads
+#: broke even at 256k multiply-adds and were 1.1-1.3x faster at 512k, 1.9x at 655k-1.3M (Zen 5,
+#: AVX-512 and AVX2 BLAS kernels alike; the seed MLP's 256x20x256 layer 36 -> 17 us).
+DENSE_PARALLEL_MIN_MACS = 1 << 19
 #: Blocks for the parallel path: one per thread numba may use (a compile-time constant, so the
 #: kernel stays cacheable; with fewer active threads the blocks simply run in turn).
 _BLOCKS = max(1, numba.config.NUMBA_NUM_THREADS)
@@ -67,7 +72,7 @@ def dense_parallel(x, kernel, bias, out, code, alpha):
     x2 = x.reshape((rows, x.shape[-1]))
     out2 = out.reshape((rows, out.shape[-1]))
     if _BLOCKS > 1 and rows >= 2 * _BLOCKS and rows * x2.shape[1] * out2.shape[1] >= \
-            PARALLEL_MIN_MACS:
+            DENSE_PARALLEL_MIN_MACS:
         _blocks_parallel(x2, kernel, bias, out2, code, alpha, _BLOCKS)
     else:
         _rows(x2, kernel, bias, out2, np.int64(0), rows, code, alpha)
