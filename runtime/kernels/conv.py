@@ -45,9 +45,9 @@ _GEMM_ROWS = 256
 _GEMM_PANEL = 256
 _WINOGRAD_TILES = 64
 #: Winograd needs this many 2x2 tiles per call: its transformed filter is 16/9 the size of the
-#: plain one and is read once per call, so a small image is bound by that read (Zen 5, batch 1:
-#: ResNet's 7x7x512 layers, 16 tiles, 1.4-1.7x slower than im2col; 14x14x256, 49 tiles, 1.6x
-#: faster on one thread and even on two; 28x28x128, 196 tiles, 1.25x faster on two).
+#: plain one and is read once per call, so a small image is bound by that read (Zen 5, batch 1,
+#: two threads: ResNet's 7x7x512 layers, 16 tiles, 1.2x slower than im2col; 14x14x256, 49
+#: tiles, 1.5x faster; 28x28x128 and 56x56x64 1.7-1.8x faster).
 _WINOGRAD_MIN_TILES = 40
 #: Fewest output channels per Winograd panel when a small image splits its channels over threads.
 _WINOGRAD_MIN_PANEL = 32
