@@ -12,7 +12,7 @@ explicit or ``same``). Work items are output rows (``n, oh``), spread over threa
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, uint64
 
 from compiler.ops.conv import pair
 
@@ -26,20 +26,20 @@ _INLINE = {k: v for k, v in JIT.items() if k != "cache"}
 
 
 @njit(inline="always", **_INLINE)
-def _finish(row, code, alpha):
-    """The activation over one output pixel's channels (``row`` is 1-D)."""
-    activate_span(row.reshape((1, row.shape[0])), 0, 0, row.shape[0], code, alpha)
-
-
-@njit(inline="always", **_INLINE)
 def _pixel_3x3(dst, r0, r1, r2, i0, dw, k9, bias):
     """All nine taps of one interior pixel in one pass over the channels; ``i0`` is the leftmost
     input column, ``r0..r2`` the three input rows ``(W, C)``."""
     i1, i2 = i0 + dw, i0 + 2 * dw
-    for c in range(dst.shape[0]):
-        acc = bias[c] + r0[i0, c] * k9[0, c] + r0[i1, c] * k9[1, c] + r0[i2, c] * k9[2, c]
-        acc += r1[i0, c] * k9[3, c] + r1[i1, c] * k9[4, c] + r1[i2, c] * k9[5, c]
-        acc += r2[i0, c] * k9[6, c] + r2[i1, c] * k9[7, c] + r2[i2, c] * k9[8, c]
+    # 1-D views indexed from 0 by an unsigned counter: the loop's addresses are then plain
+    # strides from nine bases (see ``conv._winograd_rows``)
+    a0, a1, a2, b0, b1, b2 = r0[i0], r0[i1], r0[i2], r1[i0], r1[i1], r1[i2]
+    c0, c1, c2 = r2[i0], r2[i1], r2[i2]
+    k0, k1, k2, k3, k4, k5, k6, k7, k8 = (k9[0], k9[1], k9[2], k9[3], k9[4], k9[5], k9[6],
+                                          k9[7], k9[8])
+    for c in range(uint64(dst.shape[0])):
+        acc = bias[c] + a0[c] * k0[c] + a1[c] * k1[c] + a2[c] * k2[c]
+        acc += b0[c] * k3[c] + b1[c] * k4[c] + b2[c] * k5[c]
+        acc += c0[c] * k6[c] + c1[c] * k7[c] + c2[c] * k8[c]
         dst[c] = acc
 
 
@@ -95,7 +95,9 @@ def _depthwise_row(x, kflat, bias, out, n, oh, kh, kw, sh, sw, pt, pl, dh, dw, c
         else:
             _pixel_taps(dst, x, kflat, bias, n, oh, ow, kh, kw, sh, sw, pt, pl, dh,
                         dw, mult)
-        _finish(dst, code, alpha)
+        # on the row as it is (2-D): a reshape per pixel calls into numba's runtime and cost
+        # more than the pixel's arithmetic
+        activate_span(orow, ow, 0, orow.shape[1], code, alpha)
 
 
 @njit(parallel=True, **JIT)
