@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 from numba import njit, prange, uint64
 
 from compiler.ops.activations import LEAKY_RELU_DEFAULT_SLOPE
@@ -81,7 +82,9 @@ def activate_row(row, code, alpha):
         for j in range(n):
             row[j] = row[j] * inv
         return
-    activate_span(row.reshape((1, n)), 0, 0, n, code, alpha)
+    # a new axis, not ``reshape``: numba's reshape calls into its runtime (~40 ns, per row of
+    # every dense layer: a 256-row ReLU took 12 us instead of 2)
+    activate_span(row[np.newaxis, :], 0, 0, n, code, alpha)
 
 
 @njit(parallel=True, **JIT)

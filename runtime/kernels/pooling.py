@@ -5,8 +5,6 @@ pooling propagates NaN like ``np.max``; padded cells never take part (TF semanti
 from a window's first cell, so int inputs are pooled in their own dtype.
 """
 
-import math
-
 import numpy as np
 from numba import njit, prange
 
