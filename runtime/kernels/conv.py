@@ -104,8 +104,8 @@ def _fill_patch_row(x, xrows, prow, n, oh, ow, c0, cg, kh, kw, sh, sw, pt, pl, d
     iw0 = ow * sw - pl
     if dw == 1 and cg == c_n and iw0 >= 0 and iw0 + kw <= w:
         # all kx in the image, all channels: each filter row's taps are one contiguous run of
-        # the input row (kw * C floats), copied with unsigned indices so the loop vectorizes
-        # (a 3-channel 7x7 stem filled its patches ~5x faster than tap by tap)
+        # the input row (kw * C floats), one copy loop per filter row instead of one per tap
+        # (a 3-channel 7x7 stem filled its patches ~5x faster; what is left is per-row overhead)
         span = uint64(kw * c_n)
         base = uint64(iw0 * c_n)
         col = uint64(0)
@@ -215,6 +215,20 @@ def _winograd_weights(kernel):
 
 
 @njit(inline="always", **_INLINE)
+def _bt_1d(a, b, c, d, o0, o1, o2, o3, n):
+    """``B^T`` of F(2x2, 3x3) on four length-``n`` vectors: ``(a - c, b + c, c - b, b - d)``;
+    one loop per output (two loads and a store each), views indexed from 0 (see below)."""
+    for j in range(n):
+        o0[j] = a[j] - c[j]
+    for j in range(n):
+        o1[j] = b[j] + c[j]
+    for j in range(n):
+        o2[j] = c[j] - b[j]
+    for j in range(n):
+        o3[j] = b[j] - d[j]
+
+
+@njit(inline="always", **_INLINE)
 def _winograd_rows(src, r0, r1, r2, r3, t, lo, width):
     """``t = B^T d`` along H for one tile row: four contiguous row combinations.
 
@@ -231,14 +245,7 @@ def _winograd_rows(src, r0, r1, r2, r3, t, lo, width):
     a, b, c, d = src[r0][:width], src[r1][:width], src[r2][:width], src[r3][:width]
     t0, t1, t2, t3 = (t[0][lo:lo + width], t[1][lo:lo + width], t[2][lo:lo + width],
                       t[3][lo:lo + width])
-    for j in range(n):
-        t0[j] = a[j] - c[j]
-    for j in range(n):
-        t1[j] = b[j] + c[j]
-    for j in range(n):
-        t2[j] = c[j] - b[j]
-    for j in range(n):
-        t3[j] = b[j] - d[j]
+    _bt_1d(a, b, c, d, t0, t1, t2, t3, n)
     # t0 and t3 read all four rows; (sum) * 0 is NaN iff one was NaN/inf (an overflowing sum
     # only costs a fallback). Not ``v - v``: the reassoc flag folds that to 0.
     probe = t.dtype.type(0)
@@ -259,14 +266,7 @@ def _winograd_cols(t, v, k0, tiles_w, c_n):
             q0, q1 = ti[b:b + c_n], ti[b + c_n:b + 2 * c_n]
             q2, q3 = ti[b + 2 * c_n:b + 3 * c_n], ti[b + 3 * c_n:b + 4 * c_n]
             d0, d1, d2, d3 = v[4 * i, k], v[4 * i + 1, k], v[4 * i + 2, k], v[4 * i + 3, k]
-            for c in range(n):
-                d0[c] = q0[c] - q2[c]
-            for c in range(n):
-                d1[c] = q1[c] + q2[c]
-            for c in range(n):
-                d2[c] = q2[c] - q1[c]
-            for c in range(n):
-                d3[c] = q1[c] - q3[c]
+            _bt_1d(q0, q1, q2, q3, d0, d1, d2, d3, n)
 
 
 @njit(inline="always", **_INLINE)
