@@ -7,10 +7,12 @@ layer (a small cost model, measured):
   reduction (taps = channels * kh * kw). im2col then spends its time filling the patch matrix,
   and a GEMM with K of a few dozen runs far below its peak: LeNet's 1->6 5x5 conv ran 3-6x
   faster direct, an 8->16 3x3 conv (72 taps) 1.4-2x. A long reduction turns that around once
-  the patches are copied a filter row at a time: a 3->64 7x7/2 stem (147 taps) ran 2.1x, a
-  6->16 5x5 conv (150 taps) 1.4x faster with im2col and AVX-512 BLAS kernels (Zen 5, two
-  threads; about even with AVX2 kernels). A 3-channel 3x3 conv (27 taps) is even and stays
-  with im2col. Its weight is packed ``(filters, taps)``.
+  the patches are copied a filter row at a time: a 3->64 7x7/2 stem (147 taps) ran 2.1x faster
+  with im2col and AVX-512 BLAS kernels (Zen 5, two threads; 1.1x with AVX2 kernels), so RGB
+  stems past ``DIRECT_MAX_TAPS`` take im2col. LeNet's 6->16 5x5 conv (150 taps) stays direct:
+  1.4x faster with im2col in one process, but LeNet scored in single-threaded Dask workers (D2)
+  ran 1.3-1.9x slower per chunk with it (not understood yet). A 3-channel 3x3 conv (27 taps) is
+  even and stays with im2col. Its weight is packed ``(filters, taps)``.
 * **Winograd-eligible** (3x3, stride 1, dilation 1, ungrouped, >= 16 channels each way): the
   runtime ``conv2d`` kernel still decides per call from the image size, but the transformed
   filter ``U = G g G^T`` it needs is prepared here rather than recomputed on every call.
@@ -32,10 +34,12 @@ DIRECT_KERNEL = "conv2d_direct"
 #: Most input channels per group the direct kernel takes.
 DIRECT_MAX_CHANNELS = 8
 #: With more than ``DIRECT_ALWAYS_CHANNELS`` channels, the direct kernel needs at least
-#: ``DIRECT_MIN_TAPS`` taps (channels * kh * kw) to beat im2col, and at most ``DIRECT_MAX_TAPS``.
+#: ``DIRECT_MIN_TAPS`` taps (channels * kh * kw) to beat im2col; an RGB stem (at most
+#: ``STEM_CHANNELS``) with more than ``DIRECT_MAX_TAPS`` goes to im2col.
 DIRECT_MIN_TAPS = 40
 DIRECT_MAX_TAPS = 100
 DIRECT_ALWAYS_CHANNELS = 2
+STEM_CHANNELS = 3
 #: Winograd needs enough channels for its GEMMs to dominate its transforms (runtime ``conv``).
 WINOGRAD_MIN_CHANNELS = 16
 
@@ -79,8 +83,10 @@ def conv_algorithm(kernel_shape: tuple, strides: tuple, dilation: tuple, groups:
     """``"direct"``, ``"winograd"`` (chosen per call by the runtime, filter prepared) or
     ``"gemm"`` for a conv2d with this filter ``(kh, kw, in/groups, filters)``."""
     kh, kw, cg, o_n = kernel_shape
-    if activation != "softmax" and cg <= DIRECT_MAX_CHANNELS and (
-            cg <= DIRECT_ALWAYS_CHANNELS or DIRECT_MIN_TAPS <= cg * kh * kw <= DIRECT_MAX_TAPS):
+    taps = cg * kh * kw
+    stem = DIRECT_ALWAYS_CHANNELS < cg <= STEM_CHANNELS and taps > DIRECT_MAX_TAPS
+    if activation != "softmax" and cg <= DIRECT_MAX_CHANNELS and not stem and (
+            cg <= DIRECT_ALWAYS_CHANNELS or taps >= DIRECT_MIN_TAPS):
         return "direct"
     if ((kh, kw) == (3, 3) and tuple(strides) == (1, 1) and tuple(dilation) == (1, 1)
             and groups == 1 and cg >= WINOGRAD_MIN_CHANNELS and o_n >= WINOGRAD_MIN_CHANNELS):
