@@ -174,6 +174,21 @@ def test_conv2d_winograd_splits_a_small_images_channels(shape, filters, monkeypa
     assert np.isnan(got).any()
 
 
+@pytest.mark.parametrize("shape", [(4, 16, 16, 16), (1, 14, 14, 32)])
+def test_conv2d_winograd_softmax_is_row_wise(shape, monkeypatch):
+    """A softmax conv on the Winograd path normalizes each pixel over all its channels (a small
+    image keeps whole rows: no channel panels)."""
+    import runtime.threads
+
+    monkeypatch.setattr(runtime.threads, "_DYNAMIC", False)
+    attrs = conv_attrs(filters=40, padding="same", activation="softmax")
+    inputs, params = _conv_inputs(shape, attrs, np.float32, 13)
+    out_shape = shape[:3] + (40,)
+    assert conv_algorithm(params["kernel"].shape, out_shape, (1, 1), (1, 1), 1) == "winograd"
+    got = assert_kernel_matches("conv2d", inputs, params, attrs, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(got.sum(axis=-1), 1.0, rtol=1e-5)
+
+
 @pytest.mark.parametrize("activation", ["linear", "relu", "relu6", "leaky_relu"])
 @pytest.mark.parametrize("k, s, padding", [(3, 1, "same"), (3, 2, "same"), (1, 1, "valid")])
 def test_conv2d_nan_and_inf_propagate_like_reference(k, s, padding, activation):

@@ -305,24 +305,13 @@ def _act(y, code, alpha):
 
 @njit(inline="always", **_INLINE)
 def _store_pixel(out2, res2, bias, y, q, row, j0, code, alpha):
-    """``out2[row, j0:] = act(y[q] + bias + residual)`` over ``y``'s channels (unsigned indices,
-    one loop per case: each vectorizes)."""
-    n = uint64(y.shape[1])
-    ru, ju, qu = uint64(row), uint64(j0), uint64(q)
-    has_bias, has_res = bias.shape[0] > 0, res2.shape[0] > 0
-    if has_bias and has_res:
-        for o in range(n):
-            out2[ru, ju + o] = y[qu, o] + bias[ju + o] + res2[ru, ju + o]
-    elif has_bias:
-        for o in range(n):
-            out2[ru, ju + o] = y[qu, o] + bias[ju + o]
-    elif has_res:
-        for o in range(n):
-            out2[ru, ju + o] = y[qu, o] + res2[ru, ju + o]
-    else:
-        for o in range(n):
-            out2[ru, ju + o] = y[qu, o]
-    activate_span(out2, row, j0, j0 + y.shape[1], code, alpha)
+    """``out2[row, j0:] = act(y[q] + bias + residual)`` over ``y``'s channels: a copy, then the
+    im2col epilogue (``_finish_block``) on that one row."""
+    dst = out2[row][j0:j0 + y.shape[1]]
+    src = y[q]
+    for o in range(uint64(y.shape[1])):
+        dst[o] = src[o]
+    _finish_block(out2, bias, res2, row, row + 1, j0, j0 + y.shape[1], code, alpha)
 
 
 @njit(inline="always", **_INLINE)
@@ -488,7 +477,8 @@ def conv2d_nhwc(x, kernel, bias, residual, out, sh, sw, pt, pl, dh, dw, groups, 
         per = max(1, _WINOGRAD_TILES // tiles_w)  # tile rows per block
         blocks = -(-x.shape[0] * ((out.shape[1] + 1) // 2) // per)
         panel = o_n
-        if blocks < 2 * threads:  # too few blocks to balance: threads split the channels too
+        # too few blocks to balance: threads split the channels too (not for a row-wise softmax)
+        if blocks < 2 * threads and code != SOFTMAX:
             panel = max(_WINOGRAD_MIN_PANEL, -(-o_n // (2 * threads)))
         panels = -(-o_n // panel)
         split_work(_conv_winograd_blocks, blocks * panels, x, kernel, u, bias, res4, out, per,
